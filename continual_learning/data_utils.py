@@ -1,0 +1,51 @@
+"""Tasks of the continual_learning experiment: MNIST, FMNIST and permuted MNIST.
+
+Other task names of the paper (USPS, animals, vehicles, cifar100-K) belong to the mnist_usps and
+cifar_features experiments; here they are refused with a message saying where to run them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from metaplastic.datasets import load_image_dataset
+from metaplastic.errors import ConfigError
+from metaplastic.tasks import TaskData, draw_permutations, permuted_task, positional_names
+
+TASKS = ("MNIST", "FMNIST", "pMNIST")
+ELSEWHERE = {
+    "USPS": "mnist_usps/main.py",
+    "animals": "cifar_features/main.py",
+    "vehicles": "cifar_features/main.py",
+}
+
+
+def check_task_names(names: list[str]) -> None:
+    """Refuse unknown task names with a message naming what is accepted."""
+    for name in names:
+        if name in TASKS:
+            continue
+        where = ELSEWHERE.get(name) or ("cifar_features/main.py" if name.startswith("cifar100-") else None)
+        if where:
+            raise ConfigError(f"task {name!r} is not part of continual_learning; run it with {where}")
+        raise ConfigError(f"unknown task {name!r}; continual_learning accepts {', '.join(TASKS)}")
+
+
+def build_tasks(names: list[str], data_root: Path | None, device: torch.device,
+                seed: int) -> list[TaskData]:
+    """Load each dataset once and build the tasks in order (pMNIST permutations from ``seed``)."""
+    check_task_names(names)
+    mnist = fmnist = None
+    if any(n in ("MNIST", "pMNIST") for n in names):
+        mnist = load_image_dataset("MNIST", data_root, device)
+    if "FMNIST" in names:
+        fmnist = load_image_dataset("FMNIST", data_root, device)
+    n_permuted = names.count("pMNIST")
+    permutations = iter(draw_permutations(n_permuted, 784, seed))
+    tasks = []
+    for name, label in zip(names, positional_names(names)):
+        source = mnist if name in ("MNIST", "pMNIST") else fmnist
+        base = TaskData(label, source.train_x, source.train_y, source.test_x, source.test_y)
+        tasks.append(permuted_task(label, base, next(permutations)) if name == "pMNIST" else base)
+    return tasks

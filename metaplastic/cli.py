@@ -1,0 +1,129 @@
+"""Command-line plumbing shared by every experiment's main.py.
+
+Expected failures (bad flags, missing data, NaN loss) end with a one-paragraph message on stderr
+and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Sequence
+
+from metaplastic.errors import ConfigError, MetaplasticError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports bad flags as a usage line and exit 2, and accepts 1e-7 style values."""
+
+    def error(self, message: str):  # pragma: no cover - argparse prints and exits
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, experiment: str) -> None:
+    """Flags every experiment has: seed, device, data root, output, resume, dry run."""
+    from metaplastic.data_prep import default_data_root
+
+    g = parser.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    g.add_argument("--device", default="auto",
+                   help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N (default auto)")
+    g.add_argument("--data-root", type=Path, default=None,
+                   help=f"dataset folder (default $METAPLASTIC_DATA or ./data; now {default_data_root()})")
+    g.add_argument("--out-dir", type=Path, default=None,
+                   help=f"run folder for metrics.csv, config.json, checkpoint.pt "
+                        f"(default results/{experiment}/<date>-<time>)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --out-dir from its last checkpoint")
+    g.add_argument("--dry-run", action="store_true",
+                   help="check flags and data, print the configuration, build the model, and exit")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--allow-tf32", action="store_true",
+                   help="allow TF32 matmuls on NVIDIA GPUs (faster, less exact; default off)")
+    g.add_argument("--optimizer-impl", choices=("auto", "compiled", "eager"), default="auto",
+                   help="metaplastic Adam implementation (default auto: compiled if possible)")
+    g.add_argument("--checkpoint-every", type=positive_int, default=1,
+                   help="epochs between checkpoints (default 1; task ends always checkpoint)")
+
+
+def run_directory(out_dir: Path | None, experiment: str, resume: bool) -> Path:
+    """The run folder: --out-dir, or a new results/<experiment>/<timestamp> folder."""
+    if out_dir is not None:
+        return Path(out_dir)
+    if resume:
+        raise ConfigError("--resume needs --out-dir naming the run to continue")
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("results") / experiment / stamp
+
+
+def config_dict(config) -> dict:
+    """A dataclass config as a JSON-friendly dict."""
+    out = {}
+    for key, value in dataclasses.asdict(config).items():
+        out[key] = str(value) if isinstance(value, Path) else value
+    return out
+
+
+def print_config(config, stream=sys.stdout) -> None:
+    print(f"{type(config).__name__}:", file=stream)
+    for key, value in config_dict(config).items():
+        print(f"  {key:24s} {json.dumps(value)}", file=stream)
+
+
+def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
+    """Wrap a main(argv) so expected errors print a message and exit 2 without a traceback."""
+
+    def wrapped(argv: Sequence[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except MetaplasticError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            print("\ninterrupted; the last finished epoch is checkpointed: rerun the same command "
+                  "with --resume --out-dir <run folder> to continue", file=sys.stderr)
+            return EXIT_INTERRUPTED
+
+    wrapped.__wrapped__ = main
+    return wrapped
+
+
+def environment_summary() -> dict:
+    import platform
+
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "platform": platform.platform(), "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "started": datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])}

@@ -1,0 +1,163 @@
+"""Binarized layers whose trainable parameter is the hidden weight W_h.
+
+Forward: W_b = sign(W_h) (torch.sign, so sign(0) = 0). Backward: dL/dW_h = dL/dW_b
+(identity straight-through estimator). The sign activation passes gradients where |x| <= 1.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class _IdentitySign(torch.autograd.Function):
+    """y = sign(x); dy/dx := 1 (identity straight-through estimator)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x):
+        return torch.sign(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output
+
+
+class _ClippedSign(torch.autograd.Function):
+    """y = sign(x); dy/dx := 1 where |x| <= 1, else 0 (hardtanh straight-through estimator)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x):
+        return torch.sign(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        (x,) = inputs
+        ctx.save_for_backward(x.abs() <= 1)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (inside,) = ctx.saved_tensors
+        return grad_output * inside
+
+
+def _records_grad(x: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and x.requires_grad
+
+
+def binarize_ste(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) with the identity straight-through gradient (used for weights and inputs)."""
+    return _IdentitySign.apply(x) if _records_grad(x) else torch.sign(x)
+
+
+def sign_activation(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) with the gradient passed only where |x| <= 1."""
+    return _ClippedSign.apply(x) if _records_grad(x) else torch.sign(x)
+
+
+class SignActivation(nn.Module):
+    """Module form of :func:`sign_activation`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sign_activation(x)
+
+
+class _BinarizedMixin:
+    """Shared behaviour: the binary weight sign(W_h), cached while W_h does not change."""
+
+    hidden_weight: nn.Parameter
+
+    def _init_binarized(self, binarize_input: bool) -> None:
+        self.binarize_input = binarize_input
+        self._binary_cache: torch.Tensor | None = None
+        self._binary_cache_key: tuple | None = None
+
+    def binary_weight(self) -> torch.Tensor:
+        """W_b = sign(W_h); differentiable (identity STE) when gradients are being recorded."""
+        w = self.hidden_weight
+        if torch.is_grad_enabled() and w.requires_grad:
+            return binarize_ste(w)
+        key = (w.data_ptr(), w._version, w.device, w.dtype)
+        if self._binary_cache is None or self._binary_cache_key != key:
+            self._binary_cache = torch.sign(w.detach())
+            self._binary_cache_key = key
+        return self._binary_cache
+
+    def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
+        return binarize_ste(x) if self.binarize_input else x
+
+    def init_hidden_weight(self, init: str = "uniform", width: float = 0.1) -> None:
+        """'uniform': U(-width/2, width/2); 'gauss': N(0, width); 'xavier': Xavier-normal."""
+        init_weight(self.hidden_weight, init, width)
+
+
+def init_weight(weight: torch.Tensor, init: str, width: float) -> None:
+    with torch.no_grad():
+        if init == "uniform":
+            weight.uniform_(-width / 2, width / 2)
+        elif init == "gauss":
+            weight.normal_(0.0, width)
+        elif init == "xavier":
+            nn.init.xavier_normal_(weight)
+        else:
+            raise ValueError(f"unknown init {init!r} (uniform, gauss, xavier)")
+
+
+class BinarizedLinear(_BinarizedMixin, nn.Module):
+    """y = x_in @ sign(W_h)^T, x_in = sign(x) if ``binarize_input`` else x; no bias."""
+
+    def __init__(self, in_features: int, out_features: int, binarize_input: bool = True,
+                 init: str = "uniform", init_width: float = 0.1):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.hidden_weight = nn.Parameter(torch.empty(out_features, in_features))
+        self._init_binarized(binarize_input)
+        self.init_hidden_weight(init, init_width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self._prepare_input(x), self.binary_weight())
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, binarize_input={self.binarize_input}"
+
+
+class BinarizedConv2d(_BinarizedMixin, nn.Module):
+    """2-d convolution with sign(W_h) as kernel, no bias; input binarized when asked."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 stride: int = 1, padding: int = 0, binarize_input: bool = True,
+                 init: str = "uniform", init_width: float = 0.1):
+        super().__init__()
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.hidden_weight = nn.Parameter(
+            torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self._init_binarized(binarize_input)
+        self.init_hidden_weight(init, init_width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(self._prepare_input(x), self.binary_weight(),
+                        stride=self.stride, padding=self.padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"padding={self.padding}, binarize_input={self.binarize_input}")
+
+
+BINARIZED_TYPES = (BinarizedLinear, BinarizedConv2d)
+
+
+def xavier_std(weight: torch.Tensor) -> float:
+    """Standard deviation of Xavier-normal initialisation for ``weight``."""
+    fan_in = weight.shape[1] * math.prod(weight.shape[2:])
+    fan_out = weight.shape[0] * math.prod(weight.shape[2:])
+    return math.sqrt(2.0 / (fan_in + fan_out))

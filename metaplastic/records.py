@@ -1,0 +1,172 @@
+"""Result records: CSV schemas of every experiment, a row writer that never loses a row,
+and a reader that refuses files with the wrong columns.
+
+A run directory holds ``metrics.csv`` (one row per epoch), ``config.json`` (the run's
+hyperparameters) and, depending on the experiment, ``hidden_weight_hist.csv`` (Fig. 2g,h)
+and ``sign_switch.csv`` (Fig. 5c-e).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from metaplastic.errors import MetaplasticError
+
+METRICS_FILE = "metrics.csv"
+CONFIG_FILE = "config.json"
+HIDDEN_HIST_FILE = "hidden_weight_hist.csv"
+SIGN_SWITCH_FILE = "sign_switch.csv"
+
+CONTINUAL_BASE_COLUMNS = (
+    "net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order",
+    "tsk", "epoch", "acc_tr", "loss_tr",
+)
+STREAM_FMNIST_COLUMNS = (
+    "init", "meta", "task_order", "tsk", "epoch", "lr",
+    "acc_tr_sub", "acc_1st_sub", "acc_tr", "acc_test",
+)
+STREAM_CIFAR10_COLUMNS = (
+    "lr", "mbs", "meta", "task_order", "tsk", "epoch", "acc_tr_sub", "acc_tr", "acc_test",
+)
+HIDDEN_HIST_COLUMNS = ("task", "layer", "bin_low", "bin_high", "count")
+SIGN_SWITCH_COLUMNS = (
+    "layer", "bin", "magnitude_mean", "loss_increase_mean", "loss_increase_std",
+    "n_weights", "sample", "runs",
+)
+
+
+class RecordError(MetaplasticError):
+    """A result file is missing or does not have the expected columns."""
+
+
+def continual_columns(n_tasks: int) -> tuple[str, ...]:
+    """Columns of a continual-learning metrics row for a sequence of ``n_tasks`` tasks."""
+    accs = tuple(f"acc_test_tsk_{k}" for k in range(1, n_tasks + 1))
+    losses = tuple(f"loss_test_tsk_{k}" for k in range(1, n_tasks + 1))
+    return CONTINUAL_BASE_COLUMNS + accs + losses
+
+
+def n_tasks_of(columns: Sequence[str]) -> int:
+    """Number of tasks of a continual-learning CSV, read from its ``acc_test_tsk_k`` columns."""
+    return sum(1 for c in columns if c.startswith("acc_test_tsk_"))
+
+
+class CsvRecorder:
+    """Appends rows with a fixed column list; each row is flushed and fsync'ed when written.
+
+    Opening an existing file checks its header, so a resumed run continues the same file.
+    """
+
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str]):
+        self.path = Path(path)
+        self.columns = tuple(columns)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f), [])
+            if tuple(header) != self.columns:
+                raise RecordError(
+                    f"{self.path} has columns {header}, expected {list(self.columns)}; "
+                    "use another output directory")
+        else:
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(self.columns)
+
+    def write(self, row: Mapping[str, object]) -> None:
+        """Write one row; its keys must be exactly the recorder's columns."""
+        missing = [c for c in self.columns if c not in row]
+        extra = [k for k in row if k not in self.columns]
+        if missing or extra:
+            raise RecordError(f"row for {self.path.name}: missing {missing}, unexpected {extra}")
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerow([_format(row[c]) for c in self.columns])
+            f.flush()
+            os.fsync(f.fileno())
+
+    def truncate_rows(self, n_rows: int) -> None:
+        """Keep the header and the first ``n_rows`` rows (used when resuming from a checkpoint)."""
+        with open(self.path, newline="") as f:
+            rows = list(csv.reader(f))
+        if rows and tuple(rows[0]) == self.columns:
+            rows = rows[: n_rows + 1]
+        else:
+            rows = [list(self.columns)]
+        write_atomic_text(self.path, _rows_to_text(rows))
+
+
+def write_rows(path: str | os.PathLike, columns: Sequence[str],
+               rows: Iterable[Mapping[str, object]]) -> None:
+    """Write a whole CSV at once, atomically."""
+    lines = [list(columns)] + [[_format(r[c]) for c in columns] for r in rows]
+    write_atomic_text(Path(path), _rows_to_text(lines))
+
+
+def read_records(path: str | os.PathLike, columns: Sequence[str] | None = None,
+                 kind: str = "continual"):
+    """Read a result CSV into a pandas DataFrame, refusing it when its columns are wrong.
+
+    ``columns`` is the exact expected header; with ``kind="continual"`` and no ``columns``,
+    the header must be ``continual_columns(N)`` for the N it declares.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"no such result file: {path}")
+    try:
+        frame = pd.read_csv(path)
+    except Exception as exc:  # pandas raises many types for malformed files
+        raise RecordError(f"{path} is not a readable CSV: {exc}") from None
+    header = tuple(frame.columns)
+    if columns is None and kind == "continual":
+        columns = continual_columns(n_tasks_of(header))
+        if n_tasks_of(header) == 0:
+            raise RecordError(f"{path} has no acc_test_tsk_k columns; columns are {list(header)}")
+    if columns is not None and header != tuple(columns):
+        raise RecordError(
+            f"{path} has the wrong columns.\n  found:    {list(header)}\n"
+            f"  expected: {list(columns)}")
+    return frame
+
+
+def save_config(run_dir: str | os.PathLike, config: Mapping[str, object]) -> Path:
+    """Save the run's hyperparameters as ``config.json`` beside its metrics."""
+    path = Path(run_dir) / CONFIG_FILE
+    write_atomic_text(path, json.dumps(dict(config), indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def load_config(run_dir: str | os.PathLike) -> dict:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def write_atomic_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _rows_to_text(rows: list[list[object]]) -> str:
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
+def _format(value: object) -> object:
+    if isinstance(value, float):
+        return repr(value)
+    return value

@@ -1,0 +1,77 @@
+"""Process-wide runtime setup: device choice, seeding, exact float32 maths, allocator tuning."""
+from __future__ import annotations
+
+import ctypes
+import platform
+import random
+
+import numpy as np
+import torch
+
+from metaplastic.errors import ConfigError
+
+_ALLOCATOR_TUNED = False
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory in the process heap instead of returning it to the OS (glibc only).
+
+    PyTorch allocates a fresh buffer for every large temporary (a 4096x4096 gradient is 64 MB);
+    glibc serves such sizes with mmap and unmaps them on free, so every step pays page faults
+    on hundreds of MB. Disabling mmap for allocations (M_MMAP_MAX = 0) and trimming
+    (M_TRIM_THRESHOLD) lets the heap recycle those pages: same numbers, 2x faster
+    large matmuls on CPU. A no-op where glibc is absent.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return True
+    if platform.system() != "Linux":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_max = -1, -4
+        ok = libc.mallopt(m_mmap_max, 0) == 1 and libc.mallopt(m_trim_threshold, 1 << 30) == 1
+    except (OSError, AttributeError):
+        return False
+    _ALLOCATOR_TUNED = ok
+    return ok
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA when available, else CPU; an unavailable explicit device is refused."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r} is not a device name (use auto, cpu, cuda, cuda:0)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} asked for, but no CUDA GPU is available; use --device cpu")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("--device mps asked for, but MPS is not available")
+    return device
+
+
+def set_precision(allow_tf32: bool = False) -> None:
+    """Full float32 matmuls and convolutions unless TF32 is asked for explicitly."""
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+    torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
+    torch.set_float32_matmul_precision("high" if allow_tf32 else "highest")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) global generators."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def setup(device: str = "auto", seed: int | None = None, allow_tf32: bool = False) -> torch.device:
+    """The one call every experiment makes before building anything."""
+    tune_allocator()
+    set_precision(allow_tf32)
+    if seed is not None:
+        seed_everything(seed)
+    return resolve_device(device)

@@ -1,0 +1,260 @@
+"""The task-sequence runner shared by continual_learning, mnist_usps and cifar_features.
+
+For each task, for each epoch: train on the task, then evaluate (current task's training set,
+every task's test set), write one CSV row, checkpoint. At the end of a task: store its
+normalization state (scenario 'task'), consolidate (EWC / SI), save hidden weights if asked.
+A run resumed from its checkpoint writes exactly the rows an uninterrupted run would.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from metaplastic import records
+from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
+from metaplastic.consolidation import EWC, SynapticIntelligence
+from metaplastic.engine import evaluate, train_epoch
+from metaplastic.errors import MetaplasticError
+from metaplastic.models import layer_weight, weight_layers
+from metaplastic.norms import norm_state, using_norm_state
+from metaplastic.optim import make_optimizer
+from metaplastic.tasks import TaskData, concatenated
+
+HIDDEN_WEIGHT_BINS = 100
+
+
+@dataclass
+class SequenceSettings:
+    """How a sequence of tasks is learned (everything the runner needs besides model and data)."""
+
+    epochs_per_task: int
+    lr: float
+    meta: list[float]
+    weight_decay: float
+    train_batch_size: int = 100
+    gamma: float = 1.0
+    scenario: str = "task"             # 'task': earlier tasks evaluated with their own norm state
+    optimizer_per_task: bool = True    # continual_learning: fresh Adam state for every task
+    initial_evaluation: bool = False   # mnist_usps: an epoch-0 row before any training
+    interleaved: bool = False
+    save_hidden_weights: bool = False
+    checkpoint_every: int = 1
+    seed: int = 0
+    optimizer_implementation: str = "auto"
+    stop_after_epochs: Optional[int] = None  # testing aid: simulate a crash after N epochs
+    ewc: Optional[EWC] = None
+    si: Optional[SynapticIntelligence] = None
+    progress: bool = True
+
+
+@dataclass
+class _Position:
+    task: int = 0    # index of the task being learned
+    epoch: int = 0   # epochs of that task already done
+    rows: int = 0    # CSV rows written
+    norm_states: list = field(default_factory=list)
+
+
+class SimulatedCrash(RuntimeError):
+    """Raised by ``stop_after_epochs`` (tests of --resume)."""
+
+
+def task_lr(settings: SequenceSettings, task_index: int) -> float:
+    """lr * gamma^(-task index)."""
+    return settings.lr * settings.gamma ** (-task_index)
+
+
+def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSettings,
+                 run_dir: str | Path, row_prefix: dict, resume: bool = False,
+                 log: Callable[[str], None] = print) -> list[dict]:
+    """Learn ``tasks`` in order (or interleaved) and record every epoch; returns the new rows."""
+    run_dir = Path(run_dir)
+    n_tasks = len(tasks)
+    recorder = records.CsvRecorder(run_dir / records.METRICS_FILE, records.continual_columns(n_tasks))
+    hist = (records.CsvRecorder(run_dir / records.HIDDEN_HIST_FILE, records.HIDDEN_HIST_COLUMNS)
+            if settings.save_hidden_weights else None)
+    training_tasks = [concatenated(tasks)] if settings.interleaved else tasks
+    generator = torch.Generator().manual_seed(int(settings.seed))
+    pos = _Position()
+    optimizer = None
+    checkpoint_path = run_dir / CHECKPOINT_FILE
+    if resume:
+        pos, optimizer = _restore(checkpoint_path, model, generator, settings, recorder, hist)
+        log(f"resumed from {checkpoint_path}: task {pos.task + 1}, {pos.epoch} epochs done, "
+            f"{pos.rows} rows")
+    written: list[dict] = []
+    epochs_run = 0
+
+    def record(task_index: int, epoch: int) -> dict:
+        current = training_tasks[task_index]
+        tr = evaluate(model, current.train_x, current.train_y, current.train_eval_batch_size)
+        row = dict(row_prefix, tsk=task_index + 1, epoch=epoch, acc_tr=tr.accuracy, loss_tr=tr.loss)
+        for k, task in enumerate(tasks, start=1):
+            state = None
+            if settings.scenario == "task" and k - 1 < len(pos.norm_states) and k - 1 < task_index:
+                state = pos.norm_states[k - 1]
+            with using_norm_state(model, state):
+                ev = evaluate(model, task.test_x, task.test_y, task.test_batch_size)
+            row[f"acc_test_tsk_{k}"], row[f"loss_test_tsk_{k}"] = ev.accuracy, ev.loss
+        recorder.write(row)
+        pos.rows += 1
+        written.append(row)
+        return row
+
+    if settings.initial_evaluation and pos.rows == 0:
+        record(0, 0)
+        _save(checkpoint_path, model, optimizer, generator, pos, settings, row_prefix)
+
+    for t in range(pos.task, len(training_tasks)):
+        task = training_tasks[t]
+        if pos.epoch == 0:
+            if optimizer is None or settings.optimizer_per_task:
+                optimizer = make_optimizer(model, task_lr(settings, t), settings.meta,
+                                           settings.weight_decay, settings.optimizer_implementation)
+            if settings.si is not None:
+                settings.si.begin_task(model)
+        penalty = _penalty(model, settings)
+        after_step = (lambda: settings.si.after_step(model)) if settings.si is not None else None
+        n_batches = -(-len(task.train_x) // settings.train_batch_size)
+        for epoch in range(pos.epoch + 1, settings.epochs_per_task + 1):
+            started = time.perf_counter()
+            bar = _progress_bar(settings, n_batches, f"task {t + 1}/{len(training_tasks)} "
+                                f"({task.name}) epoch {epoch}/{settings.epochs_per_task}")
+            try:
+                train_epoch(model, optimizer, task.train_x, task.train_y,
+                            settings.train_batch_size, generator, penalty=penalty,
+                            after_step=after_step, progress=bar)
+            finally:
+                if bar is not None:
+                    bar.close()
+            row = record(t, epoch)
+            log(_summary(row, len(tasks)) + f" | {time.perf_counter() - started:.1f}s")
+            pos.epoch = epoch
+            if epoch == settings.epochs_per_task:
+                _end_task(model, task, t, settings, pos, run_dir, hist)
+                pos.task, pos.epoch = t + 1, 0
+            if pos.epoch == 0 or epoch % settings.checkpoint_every == 0:
+                _save(checkpoint_path, model, optimizer, generator, pos, settings, row_prefix)
+            epochs_run += 1
+            if settings.stop_after_epochs is not None and epochs_run >= settings.stop_after_epochs:
+                raise SimulatedCrash(f"stopped after {epochs_run} epochs (stop_after_epochs)")
+        pos.epoch = 0
+    return written
+
+
+def _penalty(model, settings):
+    terms = [c for c in (settings.ewc, settings.si) if c is not None]
+    if not terms:
+        return None
+    return lambda: sum(c.penalty(model) for c in terms)
+
+
+def _end_task(model, task, t, settings, pos, run_dir, hist) -> None:
+    pos.norm_states.append(norm_state(model))
+    if settings.ewc is not None:
+        settings.ewc.consolidate(model, task.train_x, task.train_y)
+    if settings.si is not None:
+        settings.si.end_task(model)
+    if settings.save_hidden_weights:
+        weights = [layer_weight(l).detach().cpu().clone() for l in weight_layers(model)]
+        save_atomic(weights, run_dir / f"hidden_weights_task{t + 1}.pt")
+        for layer_index, w in enumerate(weights, start=1):
+            lo, hi = float(w.min()), float(w.max())
+            if hi <= lo:
+                hi = lo + 1e-12
+            counts = torch.histc(w.float(), bins=HIDDEN_WEIGHT_BINS, min=lo, max=hi)
+            edges = torch.linspace(lo, hi, HIDDEN_WEIGHT_BINS + 1)
+            for b in range(HIDDEN_WEIGHT_BINS):
+                hist.write({"task": t + 1, "layer": layer_index, "bin_low": float(edges[b]),
+                            "bin_high": float(edges[b + 1]), "count": int(counts[b])})
+
+
+def _save(path, model, optimizer, generator, pos, settings, row_prefix) -> None:
+    save_atomic({
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "position": {"task": pos.task, "epoch": pos.epoch, "rows": pos.rows},
+        "norm_states": [{k: v.cpu() for k, v in s.items()} for s in pos.norm_states],
+        "ewc": settings.ewc.state_dict() if settings.ewc is not None else None,
+        "si": settings.si.state_dict() if settings.si is not None else None,
+        "row_prefix": row_prefix,
+    }, path)
+
+
+def _restore(path, model, generator, settings, recorder, hist):
+    state = load_checkpoint(path)
+    device = next(model.parameters()).device
+    model.load_state_dict(state["model"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    p = state["position"]
+    pos = _Position(p["task"], p["epoch"], p["rows"],
+                    [{k: v.to(device) for k, v in s.items()} for s in state["norm_states"]])
+    if settings.ewc is not None and state["ewc"] is not None:
+        settings.ewc.load_state_dict(_to_device(state["ewc"], device))
+    if settings.si is not None and state["si"] is not None:
+        settings.si.load_state_dict(_to_device(state["si"], device))
+    optimizer = None
+    if state["optimizer"] is not None:
+        task_index = pos.task if pos.epoch > 0 else max(pos.task - 1, 0)
+        optimizer = make_optimizer(model, task_lr(settings, task_index), settings.meta,
+                                   settings.weight_decay, settings.optimizer_implementation)
+        optimizer.load_state_dict(state["optimizer"])
+    recorder.truncate_rows(pos.rows)
+    if hist is not None:
+        completed = pos.task
+        _truncate_hist(hist, completed)
+    return pos, optimizer
+
+
+def _truncate_hist(hist, completed_tasks: int) -> None:
+    import csv
+
+    with open(hist.path, newline="") as f:
+        rows = list(csv.reader(f))
+    keep = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= completed_tasks]
+    records.write_atomic_text(hist.path, records._rows_to_text(keep))
+
+
+def _to_device(obj, device):
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device) if obj.is_floating_point() else obj
+    if isinstance(obj, list):
+        return [_to_device(x, device) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def _progress_bar(settings, total, desc):
+    if not settings.progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5)
+
+
+def _summary(row: dict, n_tasks: int) -> str:
+    tests = " ".join(f"{row[f'acc_test_tsk_{k}']:6.2f}" for k in range(1, n_tasks + 1))
+    return (f"task {row['tsk']} epoch {row['epoch']:3d} | train {row['acc_tr']:6.2f}% "
+            f"loss {row['loss_tr']:.4f} | test per task: {tests}")
+
+
+def check_resumable(run_dir: Path, resume: bool) -> None:
+    """Refuse to overwrite an existing run, or to resume one that does not exist."""
+    metrics = run_dir / records.METRICS_FILE
+    if resume and not (run_dir / CHECKPOINT_FILE).is_file():
+        raise MetaplasticError(f"--resume: no checkpoint in {run_dir}")
+    if not resume and metrics.exists() and metrics.stat().st_size > 0:
+        raise MetaplasticError(
+            f"{run_dir} already holds a run; pass --resume to continue it, or choose another "
+            "--out-dir")

@@ -1,0 +1,65 @@
+"""Tasks of a continual-learning sequence: data already on the run's device.
+
+pMNIST: every occurrence of 'pMNIST' in a sequence gets its own random pixel permutation of
+MNIST, drawn once per task, in sequence order, from a generator seeded by the run's seed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+PMNIST_TEST_BATCH = 1000
+DEFAULT_TEST_BATCH = 100
+TRAIN_EVAL_BATCH = 100
+
+
+@dataclass
+class TaskData:
+    """One task: its name in the records, its data, and its evaluation batch sizes."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    test_batch_size: int = DEFAULT_TEST_BATCH
+    train_eval_batch_size: int = TRAIN_EVAL_BATCH
+
+
+def permutation_generator(seed: int) -> torch.Generator:
+    """The generator that draws the pMNIST pixel permutations of a run."""
+    return torch.Generator().manual_seed(int(seed))
+
+
+def draw_permutations(n_tasks: int, n_pixels: int, seed: int) -> list[torch.Tensor]:
+    """``n_tasks`` pixel permutations, reproducible from ``seed`` (task k gets the k-th draw)."""
+    generator = permutation_generator(seed)
+    return [torch.randperm(n_pixels, generator=generator) for _ in range(n_tasks)]
+
+
+def permuted_task(name: str, base: TaskData, permutation: torch.Tensor) -> TaskData:
+    """``base`` with the pixels of every image reordered by ``permutation``."""
+    perm = permutation.to(base.train_x.device)
+    return TaskData(name, base.train_x[:, perm], base.train_y, base.test_x[:, perm], base.test_y,
+                    test_batch_size=PMNIST_TEST_BATCH,
+                    train_eval_batch_size=base.train_eval_batch_size)
+
+
+def concatenated(tasks: list[TaskData], name: str = "interleaved") -> TaskData:
+    """All training sets joined into one task (interleaved training); test set of the first."""
+    return TaskData(name, torch.cat([t.train_x for t in tasks]), torch.cat([t.train_y for t in tasks]),
+                    tasks[0].test_x, tasks[0].test_y, tasks[0].test_batch_size,
+                    tasks[0].train_eval_batch_size)
+
+
+def positional_names(names: list[str]) -> list[str]:
+    """pMNIST occurrences are named pMNIST1, pMNIST2, ... by position among the pMNIST tasks."""
+    out, count = [], 0
+    for n in names:
+        if n == "pMNIST":
+            count += 1
+            out.append(f"pMNIST{count}")
+        else:
+            out.append(n)
+    return out

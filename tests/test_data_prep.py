@@ -1,0 +1,339 @@
+"""Tests of metaplastic.data_prep on tiny synthetic files (no network)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metaplastic import data_prep
+from metaplastic.data_prep import (
+    encode_idx_images,
+    encode_idx_labels,
+    iter_ar_members,
+    read_files_from_deb,
+    restricted_loads,
+    write_verified,
+)
+from metaplastic.datasets import read_idx
+from metaplastic.errors import ConfigError, DataError, MetaplasticError
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of some bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def leftover_temp_files(folder: Path) -> list[Path]:
+    """Temporary files that an atomic write might have left behind."""
+    return [path for path in folder.rglob("*") if path.name.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------------------------
+# IDX encoding
+# --------------------------------------------------------------------------------------------
+
+
+def test_idx_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=5, dtype=np.uint8)
+    (tmp_path / "images").write_bytes(encode_idx_images(images))
+    (tmp_path / "labels").write_bytes(encode_idx_labels(labels))
+
+    assert np.array_equal(read_idx(tmp_path / "images").numpy(), images)
+    assert np.array_equal(read_idx(tmp_path / "labels").numpy(), labels)
+    header = (tmp_path / "images").read_bytes()[:16]
+    assert header == bytes.fromhex("00000803" "00000005" "0000001c" "0000001c")
+
+
+def test_encode_idx_rejects_wrong_dtype() -> None:
+    with pytest.raises(ValueError):
+        encode_idx_images(np.zeros((2, 28, 28), dtype=np.float32))
+    with pytest.raises(ValueError):
+        encode_idx_labels(np.zeros((2, 1), dtype=np.uint8))
+
+
+def test_pixels_to_uint8_requires_exact_multiples_of_1_over_256() -> None:
+    exact = np.array([0, 1, 128, 255], dtype=np.float32) / 256
+    assert data_prep.pixels_to_uint8(exact, "x").tolist() == [0, 1, 128, 255]
+    with pytest.raises(DataError, match="not exact"):
+        data_prep.pixels_to_uint8(np.array([0.5 / 256], dtype=np.float32), "x")
+    with pytest.raises(DataError):
+        data_prep.pixels_to_uint8(np.array([1.0], dtype=np.float32), "x")
+
+
+# --------------------------------------------------------------------------------------------
+# Restricted unpickler
+# --------------------------------------------------------------------------------------------
+
+
+class _RunsCommand:
+    """An object whose pickle would call os.system when loaded by a plain unpickler."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+def test_restricted_unpickler_refuses_os_system(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_RunsCommand(f"touch {marker}"), protocol=2)
+    assert b"system" in payload
+
+    with pytest.raises(pickle.UnpicklingError, match="refused global"):
+        restricted_loads(payload)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("forbidden", [eval, getattr, __import__, Path])
+def test_restricted_unpickler_refuses_other_globals(forbidden) -> None:
+    with pytest.raises(pickle.UnpicklingError):
+        restricted_loads(pickle.dumps(forbidden, protocol=2))
+
+
+def test_restricted_unpickler_refuses_non_latin1_codecs() -> None:
+    # _codecs.encode is admitted only as latin-1 encoding of a str (what protocol-2 bytes need).
+    payload = b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x06\x00\x00\x00base64\x86R."
+    with pytest.raises(pickle.UnpicklingError):
+        restricted_loads(payload)
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_restricted_unpickler_accepts_numpy_arrays(protocol: int) -> None:
+    original = ((np.arange(12, dtype=np.float32).reshape(3, 4), np.array([1, 2, 3], dtype=np.int64)),
+                np.float32(1.5), np.dtype(">u4"))
+    loaded = restricted_loads(pickle.dumps(original, protocol=protocol))
+    (x, y), scalar, dtype = loaded
+    assert np.array_equal(x, original[0][0]) and x.dtype == np.float32
+    assert np.array_equal(y, original[0][1]) and y.dtype == np.int64
+    assert scalar == np.float32(1.5) and dtype == np.dtype(">u4")
+
+
+def test_restricted_unpickler_accepts_legacy_numpy_core_name() -> None:
+    # Old pickles (like mnist.pkl.gz) name numpy.core.multiarray, numpy 2 writes numpy._core.
+    array = np.arange(6, dtype=np.float32)
+    payload = pickle.dumps(array, protocol=2)
+    legacy = payload.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
+    assert b"numpy.core.multiarray" in legacy
+    assert np.array_equal(restricted_loads(legacy), array)
+
+
+# --------------------------------------------------------------------------------------------
+# Atomic, verified writes
+# --------------------------------------------------------------------------------------------
+
+
+def test_write_verified_is_atomic_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    data = b"synthetic contents\n" * 100
+    table = {"Synth/raw/file": sha256_bytes(data)}
+
+    target = write_verified(tmp_path, "Synth/raw/file", data, sha_table=table)
+
+    assert target == tmp_path / "Synth/raw/file"
+    assert target.read_bytes() == data
+    assert leftover_temp_files(tmp_path) == []
+
+
+def test_write_verified_rejects_corrupted_bytes_naming_file_and_hashes(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 4
+    corrupted = bytearray(data)
+    corrupted[100] ^= 0xFF
+    table = {"Synth/raw/file": sha256_bytes(data)}
+
+    with pytest.raises(DataError) as caught:
+        write_verified(tmp_path, "Synth/raw/file", bytes(corrupted), sha_table=table)
+
+    message = str(caught.value)
+    assert "Synth/raw/file" in message
+    assert sha256_bytes(data) in message and sha256_bytes(bytes(corrupted)) in message
+    assert not (tmp_path / "Synth/raw/file").exists()
+    assert leftover_temp_files(tmp_path) == []
+
+
+def test_write_verified_keeps_previous_file_on_failure(tmp_path: Path) -> None:
+    good = b"good"
+    table = {"f": sha256_bytes(good)}
+    write_verified(tmp_path, "f", good, sha_table=table)
+    with pytest.raises(DataError):
+        write_verified(tmp_path, "f", b"bad", sha_table=table)
+    assert (tmp_path / "f").read_bytes() == good
+
+
+def test_write_verified_needs_a_recorded_hash(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no SHA-256"):
+        write_verified(tmp_path, "unknown/file", b"x", sha_table={})
+
+
+def test_files_to_produce_skips_valid_and_redoes_corrupt(tmp_path: Path, monkeypatch) -> None:
+    good, bad = b"good file", b"bad file"
+    monkeypatch.setitem(data_prep.SHA256, "S/good", sha256_bytes(good))
+    monkeypatch.setitem(data_prep.SHA256, "S/bad", sha256_bytes(good))
+    (tmp_path / "S").mkdir()
+    (tmp_path / "S/good").write_bytes(good)
+    (tmp_path / "S/bad").write_bytes(bad)
+    messages: list[str] = []
+
+    needed = data_prep.files_to_produce(tmp_path, ["S/good", "S/bad", "S/absent"], messages.append)
+
+    assert needed == ["S/bad", "S/absent"]
+    assert any("S/good: ok" in m for m in messages)
+    assert any("S/bad: wrong SHA-256" in m for m in messages)
+
+
+# --------------------------------------------------------------------------------------------
+# ar archives and .deb packages
+# --------------------------------------------------------------------------------------------
+
+
+def ar_member(name: str, data: bytes) -> bytes:
+    """One member of a Unix ar archive: 60-byte header, data, padding to an even length."""
+    header = (f"{name + '/':<16}" f"{0:<12}" f"{0:<6}" f"{0:<6}" f"{100644:<8}" f"{len(data):<10}"
+              ).encode("ascii") + b"`\n"
+    assert len(header) == 60
+    return header + data + (b"\n" if len(data) % 2 else b"")
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A gzip-compressed tar archive holding ``files`` (names as given)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def build_deb(path: Path, files: dict[str, bytes]) -> Path:
+    """A minimal .deb (debian-binary, control.tar.gz, data.tar.gz) whose data holds ``files``."""
+    members = [
+        ar_member("debian-binary", b"2.0\n"),
+        ar_member("control.tar.gz", tar_gz({"./control": b"Package: synthetic\n"})),
+        ar_member("data.tar.gz", tar_gz(files)),
+    ]
+    path.write_bytes(b"!<arch>\n" + b"".join(members))
+    return path
+
+
+def test_iter_ar_members_handles_odd_sizes() -> None:
+    archive = b"!<arch>\n" + ar_member("a", b"odd") + ar_member("b", b"even")
+    assert list(iter_ar_members(io.BytesIO(archive))) == [("a", b"odd"), ("b", b"even")]
+
+
+def test_iter_ar_members_rejects_non_ar_data() -> None:
+    with pytest.raises(DataError, match="not an ar archive"):
+        list(iter_ar_members(io.BytesIO(b"PK\x03\x04 not an ar file")))
+    with pytest.raises(DataError, match="truncated"):
+        list(iter_ar_members(io.BytesIO(b"!<arch>\n" + ar_member("a", b"abcdef")[:-3])))
+
+
+def test_read_files_from_synthetic_deb(tmp_path: Path) -> None:
+    wanted = "usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz"
+    deb = build_deb(tmp_path / "synthetic_1.0_all.deb", {
+        f"./{wanted}": b"compressed labels",
+        "./usr/share/doc/synthetic/copyright": b"licence",
+    })
+    found = read_files_from_deb(deb, [wanted, "usr/share/absent"])
+    assert found == {wanted: b"compressed labels"}
+
+
+def test_read_files_from_deb_without_data_member(tmp_path: Path) -> None:
+    deb = tmp_path / "broken.deb"
+    deb.write_bytes(b"!<arch>\n" + ar_member("debian-binary", b"2.0\n"))
+    with pytest.raises(DataError, match="no data.tar"):
+        read_files_from_deb(deb, ["x"])
+
+
+def test_prepare_fashion_mnist_from_installed_gz_files(tmp_path: Path, monkeypatch) -> None:
+    """The full Fashion-MNIST path on synthetic .gz files standing in for the installed package."""
+    system_dir = tmp_path / "system"
+    system_dir.mkdir()
+    raw_contents = {}
+    for index, name in enumerate(data_prep.IDX_FILE_NAMES):
+        raw = encode_idx_labels(np.full(3 + index, index, dtype=np.uint8))
+        raw_contents[name] = raw
+        (system_dir / f"{name}.gz").write_bytes(gzip.compress(raw))
+        monkeypatch.setitem(data_prep.SHA256, f"FashionMNIST/raw/{name}", sha256_bytes(raw))
+    monkeypatch.setattr(data_prep, "FASHION_SYSTEM_DIR", system_dir)
+    root = tmp_path / "root"
+
+    written = data_prep.prepare(root, datasets=["FMNIST"], log=lambda message: None)
+
+    assert len(written["FashionMNIST"]) == 4
+    for name, raw in raw_contents.items():
+        assert (root / "FashionMNIST/raw" / name).read_bytes() == raw
+    assert data_prep.prepare(root, datasets=["fashionmnist"], log=lambda m: None) == {"FashionMNIST": []}
+
+
+# --------------------------------------------------------------------------------------------
+# USPS, names, command line
+# --------------------------------------------------------------------------------------------
+
+SHARED_USPS = data_prep.shared_usps_h5()
+
+
+@pytest.mark.skipif(not SHARED_USPS.is_file(), reason=f"shared USPS file absent: {SHARED_USPS}")
+def test_prepare_usps_copies_shared_file_and_checks_hash(tmp_path: Path) -> None:
+    messages: list[str] = []
+    written = data_prep.prepare(tmp_path, datasets=["USPS"], log=messages.append)
+
+    target = tmp_path / "USPS/usps.h5"
+    assert written == {"USPS": [target]}
+    assert data_prep.sha256_file(target) == data_prep.SHA256["USPS/usps.h5"]
+    assert leftover_temp_files(tmp_path) == []
+    # Idempotent: a second run finds the file valid and writes nothing.
+    assert data_prep.prepare(tmp_path, datasets=["usps"], log=messages.append) == {"USPS": []}
+    assert any("USPS/usps.h5: ok" in m for m in messages)
+
+
+def test_prepare_usps_skips_without_a_source(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(data_prep, "shared_usps_h5", lambda: tmp_path / "nowhere/usps.h5")
+    messages: list[str] = []
+    assert data_prep.prepare(tmp_path, datasets=["USPS"], log=messages.append) == {"USPS": []}
+    assert any("skipped" in m for m in messages)
+    assert not (tmp_path / "USPS/usps.h5").exists()
+
+
+def test_explicit_missing_usps_h5_is_an_error(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "missing.h5"
+    with pytest.raises(DataError, match="no such file"):
+        data_prep.prepare(tmp_path, datasets=["USPS"], usps_h5=missing, log=lambda m: None)
+
+    status = data_prep.main(["--data-root", str(tmp_path), "--datasets", "USPS", "--usps-h5", str(missing)])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "no such file" in captured.err and "Traceback" not in captured.err
+
+
+def test_unknown_dataset_is_a_config_error(tmp_path: Path, capsys) -> None:
+    with pytest.raises(ConfigError):
+        data_prep.prepare(tmp_path, datasets=["CIFAR-10"], log=lambda m: None)
+    assert data_prep.main(["--data-root", str(tmp_path), "--datasets", "nope"]) == 2
+    assert "unknown dataset" in capsys.readouterr().err
+
+
+def test_error_hierarchy() -> None:
+    assert issubclass(DataError, MetaplasticError) and issubclass(ConfigError, MetaplasticError)
+
+
+def test_default_data_root_reads_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("METAPLASTIC_DATA", str(tmp_path))
+    assert data_prep.default_data_root() == tmp_path
+    monkeypatch.delenv("METAPLASTIC_DATA")
+    assert data_prep.default_data_root() == Path("data")
+
+
+def test_sha256_table_covers_every_dataset_file() -> None:
+    for files in data_prep.DATASET_FILES.values():
+        for rel_path in files:
+            assert len(data_prep.SHA256[rel_path]) == 64

@@ -1,0 +1,439 @@
+"""Figures from synthetic result files: every figure renders to a valid PNG (and PDF), seeds
+of one configuration are grouped, bad inputs are refused with a clear message."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metaplastic import plotting
+from metaplastic.errors import MetaplasticError
+from metaplastic.records import (
+    HIDDEN_HIST_COLUMNS,
+    HIDDEN_HIST_FILE,
+    METRICS_FILE,
+    SIGN_SWITCH_COLUMNS,
+    SIGN_SWITCH_FILE,
+    STREAM_CIFAR10_COLUMNS,
+    STREAM_FMNIST_COLUMNS,
+    CsvRecorder,
+    RecordError,
+    continual_columns,
+    save_config,
+    write_rows,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- synthetic runs
+
+
+def _config(**over):
+    config = {
+        "experiment": "continual_learning", "net": "bnn", "hidden_layers": [512, 512],
+        "meta": 1.35, "interleaved": False, "ewc": False, "si": False,
+        "rnd_consolidation": False, "scenario": "task", "seed": 0, "epochs_per_task": 3,
+        "task_sequence": ["pMNIST", "pMNIST"], "out_dir": "x", "device": "cpu",
+    }
+    config.update(over)
+    return config
+
+
+def make_continual_run(run_dir: Path, *, meta=1.35, seed=0, tasks=("pMNIST", "pMNIST"),
+                       epochs=3, hidden=(512, 512), interleaved=False, ewc=False,
+                       epoch0=False, started=None) -> Path:
+    """A continual-learning run: task k rises while learned and decays after unless meta>0."""
+    rng = np.random.default_rng(seed + int(10 * meta) + 1000 * hidden[0])
+    n = len(tasks)
+    cols = continual_columns(n)
+    rec = CsvRecorder(run_dir / METRICS_FILE, cols)
+    arch = "-".join(str(h) for h in hidden)
+    quality = 80 + 4 * math.log2(hidden[0] / 64)
+    keep = 0.99 if interleaved else 0.92 if ewc else 0.97 if meta > 0 else 0.80
+
+    def row(tsk, ep, accs):
+        r = {"net": "bnn", "scenario": "task", "arch": arch, "norm": "bn", "lr": 0.005,
+             "meta": meta, "ewc": int(ewc), "SI": 0, "task_order": "-".join(tasks),
+             "tsk": tsk, "epoch": ep, "acc_tr": float(accs[tsk - 1]), "loss_tr": 0.3}
+        for k in range(n):
+            r[f"acc_test_tsk_{k + 1}"] = round(float(accs[k]), 2)
+            r[f"loss_test_tsk_{k + 1}"] = round(2.3 * (1 - accs[k] / 100), 4)
+        return r
+
+    accs = np.full(n, 10.0)
+    if epoch0:
+        rec.write(row(1, 0, accs))
+    for t in range(1, n + 1):
+        for ep in range(1, epochs + 1):
+            accs[t - 1] = quality - 30 * 0.4 ** ep + rng.normal(0, 0.6)
+            for k in range(t - 1):
+                accs[k] = max(10.0, accs[k] * keep + rng.normal(0, 0.4))
+            rec.write(row(t, ep, accs))
+    cfg = _config(meta=meta, seed=seed, task_sequence=list(tasks), epochs_per_task=epochs,
+                  hidden_layers=list(hidden), interleaved=interleaved, ewc=ewc,
+                  out_dir=str(run_dir))
+    if started is not None:
+        cfg["start_time"] = started
+    save_config(run_dir, cfg)
+    return run_dir
+
+
+def make_hist_run(run_dir: Path, n_tasks=3, layers=(1, 2, 3)) -> Path:
+    rows = []
+    edges = np.linspace(-0.5, 0.5, 31)
+    centres = (edges[:-1] + edges[1:]) / 2
+    for t in range(1, n_tasks + 1):
+        for layer in layers:
+            width = 0.05 + 0.05 * t
+            counts = np.round(5000 * np.exp(-centres ** 2 / (2 * width ** 2))) + 1
+            for i in range(len(centres)):
+                rows.append({"task": t, "layer": layer, "bin_low": float(edges[i]),
+                             "bin_high": float(edges[i + 1]), "count": int(counts[i])})
+    write_rows(run_dir / HIDDEN_HIST_FILE, HIDDEN_HIST_COLUMNS, rows)
+    make_continual_run(run_dir, tasks=("pMNIST",) * n_tasks, epochs=2)
+    return run_dir
+
+
+def make_sign_switch(path: Path) -> Path:
+    rows = []
+    for layer, sample in ((1, 1000), (2, 2000), (3, 100)):
+        for b in range(15):
+            mag = (b + 0.5) / 15
+            rows.append({"layer": layer, "bin": b, "magnitude_mean": mag,
+                         "loss_increase_mean": 1e-5 * layer * (0.2 + mag ** 2),
+                         "loss_increase_std": 2e-6 * layer, "n_weights": 10000 - 600 * b,
+                         "sample": sample, "runs": 100})
+    write_rows(path, SIGN_SWITCH_COLUMNS, rows)
+    return path
+
+
+def make_stream_fmnist(run_dir: Path, meta: float, seed=0, n_sub=4, epochs=3) -> Path:
+    rows = []
+    for t in range(1, n_sub + 1):
+        for ep in range(1, epochs + 1):
+            base = 70 + 3 * t + 3 * meta + seed * 0.8
+            rows.append({"init": "uniform", "meta": meta, "task_order": "FMNIST", "tsk": t,
+                         "epoch": ep, "lr": 0.005, "acc_tr_sub": base + 10,
+                         "acc_1st_sub": base - 2 * t * (meta == 0), "acc_tr": base + 2,
+                         "acc_test": base + ep * 0.5})
+    write_rows(run_dir / METRICS_FILE, STREAM_FMNIST_COLUMNS, rows)
+    save_config(run_dir, {"experiment": "stream_fmnist", "meta": meta, "seed": seed,
+                          "nb_subset": n_sub, "epochs_per_task": epochs})
+    return run_dir
+
+
+def make_stream_cifar(run_dir: Path, meta: float, n_sub=3, epochs=2) -> Path:
+    rows = []
+    for t in range(1, n_sub + 1):
+        for ep in range(1, epochs + 1):
+            base = 55 + 5 * t + (5 if meta > 0 else 0)
+            rows.append({"lr": 1e-4, "mbs": 64, "meta": meta, "task_order": "CIFAR10",
+                         "tsk": t, "epoch": ep, "acc_tr_sub": base + 15, "acc_tr": base + 3,
+                         "acc_test": base + ep})
+    write_rows(run_dir / METRICS_FILE, STREAM_CIFAR10_COLUMNS, rows)
+    save_config(run_dir, {"experiment": "stream_cifar10", "meta": meta, "seed": 0})
+    return run_dir
+
+
+def assert_png(path: Path, min_px=(300, 200)):
+    import matplotlib.image as mpimg
+
+    path = Path(path)
+    assert path.is_file() and path.stat().st_size > 1000, path
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[0] >= min_px[1] and img.shape[1] >= min_px[0]
+    assert img.std() > 0.01  # not a blank canvas
+
+
+def assert_pdf(path: Path):
+    path = Path(path)
+    assert path.is_file() and path.stat().st_size > 1000
+    assert path.read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.fixture
+def two_runs(tmp_path):
+    """Demo-like pair of runs: meta 0 and meta 1.35, 2 pMNIST tasks x 3 epochs."""
+    return [make_continual_run(tmp_path / "m0", meta=0.0),
+            make_continual_run(tmp_path / "m135", meta=1.35)]
+
+
+# --------------------------------------------------------------------------- grouping & names
+
+
+def test_seed_grouping_one_group_two_members(tmp_path):
+    a = make_continual_run(tmp_path / "s0", seed=0, started="2026-01-01T00:00")
+    b = make_continual_run(tmp_path / "s1", seed=1, started="2026-01-02T10:00")
+    c = make_continual_run(tmp_path / "other", seed=0, meta=0.0)
+    groups = plotting.group_runs(plotting.load_runs([a, b, c]))
+    assert [len(g) for g in groups] == [2, 1]
+    assert {r.name for r in groups[0].runs} == {"s0", "s1"}
+    assert groups[1].first.name == "other"
+
+
+def test_grouping_without_config_uses_metric_columns(tmp_path):
+    a = make_continual_run(tmp_path / "a", seed=0)
+    b = make_continual_run(tmp_path / "b", seed=1)
+    (a / "config.json").unlink()
+    (b / "config.json").unlink()
+    groups = plotting.group_runs(plotting.load_runs([a / METRICS_FILE, b / METRICS_FILE]))
+    assert len(groups) == 1 and len(groups[0]) == 2
+
+
+def test_aggregate_mean_and_std(tmp_path):
+    a = make_continual_run(tmp_path / "s0", seed=0)
+    b = make_continual_run(tmp_path / "s1", seed=1)
+    (group,) = plotting.group_runs(plotting.load_runs([a, b]))
+    keys, mean, std = plotting._aggregate(group, ["acc_test_tsk_1"])
+    fa, fb = group.runs[0].frame, group.runs[1].frame
+    assert len(keys) == 6
+    np.testing.assert_allclose(mean["acc_test_tsk_1"], (fa["acc_test_tsk_1"] +
+                                                        fb["acc_test_tsk_1"]) / 2)
+    assert (std["acc_test_tsk_1"] >= 0).all() and std["acc_test_tsk_1"].max() > 0
+
+
+def test_cumulative_x_and_boundaries():
+    x, b = plotting._cumulative_x([1, 1, 1, 2, 2, 2], [1, 2, 3, 1, 2, 3])
+    assert list(x) == [1, 2, 3, 4, 5, 6] and b == [3.0]
+    x, b = plotting._cumulative_x([1, 1, 2, 2], [0, 1, 1, 2])  # mnist_usps epoch-0 row
+    assert list(x) == [0, 1, 2, 3] and b == [1.0]
+
+
+def test_task_names(tmp_path):
+    runs = plotting.load_runs([
+        make_continual_run(tmp_path / "p", tasks=("pMNIST",) * 3),
+        make_continual_run(tmp_path / "mf", tasks=("MNIST", "FMNIST")),
+        make_continual_run(tmp_path / "mm", tasks=("MNIST", "MNIST")),
+    ])
+    assert plotting.task_names(runs[0]) == ["pMNIST1", "pMNIST2", "pMNIST3"]
+    assert plotting.task_names(runs[1]) == ["MNIST", "FMNIST"]
+    assert plotting.task_names(runs[2]) == ["MNIST1", "MNIST2"]
+    runs[0].config.clear()  # falls back on the task_order column
+    assert plotting.task_names(runs[0]) == ["pMNIST1", "pMNIST2", "pMNIST3"]
+
+
+def test_task_names_cifar100_expansion(tmp_path):
+    run = plotting.load_run(make_continual_run(tmp_path / "c", tasks=("a", "b", "c", "d")))
+    run.config["task_sequence"] = ["cifar100-4"]
+    assert plotting.task_names(run) == [f"CIFAR-100 {i}/4" for i in range(1, 5)]
+    run.config.clear()
+    run.frame["task_order"] = "cifar100-4"
+    assert plotting.task_names(run) == [f"CIFAR-100 {i}/4" for i in range(1, 5)]
+
+
+# --------------------------------------------------------------------------- every figure
+
+
+def test_accuracy_figure(two_runs, tmp_path):
+    written = plotting.plot_task_accuracies(two_runs, tmp_path / "fig" / "acc.png")
+    assert written == [tmp_path / "fig" / "acc.png"]
+    assert_png(written[0], min_px=(800, 300))
+
+
+def test_accuracy_figure_seeds_labels_pdf(tmp_path):
+    runs = [make_continual_run(tmp_path / f"s{s}", seed=s, tasks=("pMNIST",) * 6)
+            for s in range(2)] + [make_continual_run(tmp_path / "m0", meta=0.0,
+                                                     tasks=("pMNIST",) * 6)]
+    written = plotting.plot_task_accuracies(runs, tmp_path / "acc", labels=["meta", "plain"],
+                                            pdf=True)
+    assert [p.suffix for p in written] == [".png", ".pdf"]
+    assert_png(written[0])
+    assert_pdf(written[1])
+
+
+def test_accuracy_figure_from_csv_path(tmp_path):
+    run = make_continual_run(tmp_path / "r")
+    (written,) = plotting.plot_task_accuracies(run / METRICS_FILE, tmp_path / "a.png")
+    assert_png(written)
+
+
+def test_histogram_figure(tmp_path):
+    run = make_hist_run(tmp_path / "h")
+    assert_png(plotting.plot_hidden_weight_histograms(run, tmp_path / "h.png")[0])
+    (p,) = plotting.plot_hidden_weight_histograms(run / HIDDEN_HIST_FILE, tmp_path / "hl.png",
+                                                  log_y=True, density=True)
+    assert_png(p)
+
+
+def test_hidden_size_figure(tmp_path):
+    runs = []
+    for h in (64, 128, 256, 512):
+        for seed in (0, 1):
+            runs.append(make_continual_run(tmp_path / f"seq{h}_{seed}", hidden=(h, h),
+                                           seed=seed))
+        runs.append(make_continual_run(tmp_path / f"seq0_{h}", hidden=(h, h), meta=0.0))
+        runs.append(make_continual_run(tmp_path / f"int{h}", hidden=(h, h), meta=0.0,
+                                       interleaved=True))
+        runs.append(make_continual_run(tmp_path / f"ewc{h}", hidden=(h, h), meta=0.0,
+                                       ewc=True))
+    (p,) = plotting.plot_hidden_size(runs, tmp_path / "hs.png")
+    assert_png(p)
+
+
+def test_two_task_figure(tmp_path):
+    runs = [make_continual_run(tmp_path / "mf", tasks=("MNIST", "FMNIST"), epochs=5),
+            make_continual_run(tmp_path / "mu", tasks=("MNIST", "USPS"), epochs=4,
+                               epoch0=True),
+            make_continual_run(tmp_path / "av0", tasks=("animals", "vehicles"), seed=0),
+            make_continual_run(tmp_path / "av1", tasks=("animals", "vehicles"), seed=1)]
+    (p,) = plotting.plot_two_task(runs, tmp_path / "tt.png")
+    assert_png(p)
+
+
+def test_stream_figure(tmp_path):
+    runs = [make_stream_fmnist(tmp_path / f"f{m}_{s}", meta=m, seed=s)
+            for m in (0.0, 0.5, 1.35) for s in (0, 1)]
+    runs += [make_stream_cifar(tmp_path / f"c{m}", meta=m) for m in (0.0, 1.35)]
+    loaded = plotting.load_runs(runs)
+    assert {r.kind for r in loaded} == {"stream_fmnist", "stream_cifar10"}
+    assert [len(g) for g in plotting.group_runs(loaded)] == [2, 2, 2, 1, 1]
+    (p,) = plotting.plot_stream(runs, tmp_path / "st.png")
+    assert_png(p)
+    (p,) = plotting.plot_stream(runs[-1], tmp_path / "st1.png")
+    assert_png(p)
+
+
+def test_sign_switch_figure(tmp_path):
+    csv_path = make_sign_switch(tmp_path / "run" / SIGN_SWITCH_FILE)
+    assert_png(plotting.plot_sign_switch(csv_path, tmp_path / "ss.png")[0])
+    written = plotting.plot_sign_switch(tmp_path / "run", tmp_path / "ss2.png", pdf=True)
+    assert_png(written[0])
+    assert_pdf(written[1])
+
+
+# --------------------------------------------------------------------------- bad inputs
+
+
+def _bad_inputs(tmp_path):
+    wrong = tmp_path / "wrong.csv"
+    write_rows(wrong, ("a", "b"), [{"a": 1, "b": 2}])
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    header_only = tmp_path / "header_only" / METRICS_FILE
+    CsvRecorder(header_only, continual_columns(2))
+    return {"wrong columns": wrong, "missing": tmp_path / "nope" / METRICS_FILE,
+            "empty": empty, "header only": header_only, "empty dir": _mkdir(tmp_path / "d")}
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir()
+    return p
+
+
+@pytest.mark.parametrize("case", ["wrong columns", "missing", "empty", "header only",
+                                  "empty dir"])
+@pytest.mark.parametrize("func", [plotting.plot_task_accuracies, plotting.plot_hidden_size,
+                                  plotting.plot_two_task, plotting.plot_stream,
+                                  plotting.plot_hidden_weight_histograms,
+                                  plotting.plot_sign_switch])
+def test_bad_input_refused(tmp_path, func, case):
+    path = _bad_inputs(tmp_path)[case]
+    with pytest.raises(RecordError) as info:
+        func(path, tmp_path / "out.png")
+    message = str(info.value)
+    assert str(path) in message or str(path.parent) in message
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_wrong_columns_message_says_what_was_expected(tmp_path):
+    path = _bad_inputs(tmp_path)["wrong columns"]
+    with pytest.raises(RecordError, match="acc_test_tsk_1"):
+        plotting.plot_task_accuracies(path, tmp_path / "o.png")
+    with pytest.raises(RecordError, match="magnitude_mean"):
+        plotting.plot_sign_switch(path, tmp_path / "o.png")
+    with pytest.raises(RecordError, match="bin_low"):
+        plotting.plot_hidden_weight_histograms(path, tmp_path / "o.png")
+
+
+def test_schema_mismatch_between_figures(tmp_path):
+    stream = make_stream_fmnist(tmp_path / "s", meta=1.0)
+    cont = make_continual_run(tmp_path / "c")
+    with pytest.raises(RecordError, match="stream"):
+        plotting.plot_task_accuracies(stream, tmp_path / "o.png")
+    with pytest.raises(RecordError, match="continual-learning"):
+        plotting.plot_stream(cont, tmp_path / "o.png")
+
+
+def test_bad_labels_and_output(two_runs, tmp_path):
+    with pytest.raises(MetaplasticError, match="2 configurations"):
+        plotting.plot_task_accuracies(two_runs, tmp_path / "o.png", labels=["only one"])
+    with pytest.raises(MetaplasticError, match=".png"):
+        plotting.plot_task_accuracies(two_runs, tmp_path / "o.jpg")
+
+
+def test_malformed_config_refused(tmp_path):
+    run = make_continual_run(tmp_path / "r")
+    (run / "config.json").write_text("{not json")
+    with pytest.raises(RecordError, match="config.json"):
+        plotting.plot_task_accuracies(run, tmp_path / "o.png")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_every_figure(tmp_path, capsys):
+    m0 = make_continual_run(tmp_path / "m0", meta=0.0)
+    m1 = make_continual_run(tmp_path / "m1", meta=1.35)
+    hist = make_hist_run(tmp_path / "h")
+    ss = make_sign_switch(tmp_path / "ss" / SIGN_SWITCH_FILE).parent
+    st = make_stream_fmnist(tmp_path / "st", meta=1.35)
+    cases = [
+        ["accuracy", str(m0), str(m1), "--labels", "m=0", "m=1.35"],
+        ["histograms", str(hist), "--log-y", "--density"],
+        ["hidden-size", str(m0), str(m1)],
+        ["two-task", str(m0 / METRICS_FILE)],
+        ["stream", str(st)],
+        ["sign-switch", str(ss)],
+    ]
+    for i, args in enumerate(cases):
+        out = tmp_path / "cli" / f"fig{i}.png"
+        assert plotting.main(args + ["--out", str(out), "--pdf"]) == 0
+        captured = capsys.readouterr()
+        assert f"wrote {out}" in captured.out
+        assert_png(out)
+        assert_pdf(out.with_suffix(".pdf"))
+
+
+@pytest.mark.parametrize("case", ["wrong columns", "missing", "empty", "header only"])
+def test_cli_errors_exit_2_without_traceback(tmp_path, capsys, case):
+    path = _bad_inputs(tmp_path)[case]
+    code = plotting.main(["accuracy", str(path), "--out", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error:" in err and str(path) in err and "Traceback" not in err
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    run = make_continual_run(tmp_path / "r")
+    assert plotting.main(["histograms", str(run), str(run), "--out",
+                          str(tmp_path / "o.png")]) == 2
+    assert "takes one run directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:  # argparse: unknown figure
+        plotting.main(["nofigure", str(run), "--out", str(tmp_path / "o.png")])
+    assert info.value.code == 2
+
+
+def test_script_entry_point(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    run = make_continual_run(tmp_path / "r")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["PYTHONPATH"] = str(root)
+    ok = subprocess.run([sys.executable, str(root / "plot_figures.py"), "accuracy", str(run),
+                         "--out", str(tmp_path / "o.png")], capture_output=True, text=True,
+                        env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "wrote" in ok.stdout
+    assert_png(tmp_path / "o.png")
+    bad = subprocess.run([sys.executable, str(root / "plot_figures.py"), "accuracy",
+                          str(tmp_path / "missing"), "--out", str(tmp_path / "x.png")],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    assert "no such run directory" in bad.stderr and "Traceback" not in bad.stderr
