@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from metaplastic.continual import Experiment
 from metaplastic.datasets import load_image_dataset
 from metaplastic.errors import ConfigError
 from metaplastic.tasks import TaskData, draw_permutations, permuted_task, positional_names
@@ -33,7 +34,7 @@ def check_task_names(names: list[str]) -> None:
 
 
 def build_tasks(names: list[str], data_root: Path | None, device: torch.device,
-                seed: int) -> list[TaskData]:
+                seed: int, config=None) -> list[TaskData]:
     """Load each dataset once and build the tasks in order (pMNIST permutations from ``seed``)."""
     check_task_names(names)
     mnist = fmnist = None
@@ -49,3 +50,9 @@ def build_tasks(names: list[str], data_root: Path | None, device: torch.device,
         base = TaskData(label, source.train_x, source.train_y, source.test_x, source.test_y)
         tasks.append(permuted_task(label, base, next(permutations)) if name == "pMNIST" else base)
     return tasks
+
+
+EXPERIMENT = Experiment(
+    name="continual_learning", prog="continual_learning/main.py",
+    task_help="tasks in order: MNIST, FMNIST, pMNIST (each pMNIST a new permutation)",
+    check_task_names=check_task_names, build_tasks=build_tasks)
