@@ -32,6 +32,7 @@ class Experiment:
     build_tasks: Callable[..., list]            # (names, data_root, device, seed, config) -> tasks
     default_tasks: tuple = ("pMNIST", "pMNIST")
     image_tasks: tuple = ("MNIST", "FMNIST", "pMNIST")  # tasks with 784 inputs
+    train_batch_size: Callable[[list], int] | None = None  # task names -> batch (None: 100)
 
 
 def build_model(net: str, in_size: int, hidden_layers: list[int], out_size: int, norm: str,
@@ -216,6 +217,8 @@ def run(config: ContinualConfig, experiment: Experiment, resume: bool = False,
     run_dir.mkdir(parents=True, exist_ok=True)
     records.save_config(run_dir, config_dict(config) | {"environment": environment_summary()})
     settings = settings_from_config(config, progress)
+    if experiment.train_batch_size is not None:
+        settings.train_batch_size = experiment.train_batch_size(config.task_sequence)
     settings.stop_after_epochs = stop_after_epochs
     run_sequence(model, tasks, settings, run_dir, row_prefix(config), resume=resume)
     if config.save:
@@ -235,10 +238,11 @@ def _sign_switch(model, task, config: ContinualConfig, run_dir: Path) -> None:
 
     if config.net != "bnn":
         raise ConfigError("--sign-switch analyses a BNN (--net bnn)")
-    n = config.sign_switch_train_samples or len(task.train_x)
+    train_x = task.training_inputs()
+    n = config.sign_switch_train_samples or len(train_x)
     n_layers = len(config.hidden_layers) + 1
     samples = list(PUBLISHED_SAMPLES[:n_layers]) + [100] * max(0, n_layers - len(PUBLISHED_SAMPLES))
-    results = sign_switch_analysis(model, task.train_x[:n], task.train_y[:n], samples=samples,
+    results = sign_switch_analysis(model, train_x[:n], task.train_y[:n], samples=samples,
                                    runs=config.sign_switch_runs, seed=config.seed, progress=print)
     records.write_rows(run_dir / records.SIGN_SWITCH_FILE, records.SIGN_SWITCH_COLUMNS,
                        [asdict(r) for r in results])

@@ -90,10 +90,18 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
             f"{pos.rows} rows")
     written: list[dict] = []
     epochs_run = 0
+    inputs: dict[int, torch.Tensor] = {}  # training inputs of the task being learned
+
+    def training_inputs(task_index: int) -> torch.Tensor:
+        if task_index not in inputs:
+            inputs.clear()
+            inputs[task_index] = training_tasks[task_index].training_inputs()
+        return inputs[task_index]
 
     def record(task_index: int, epoch: int) -> dict:
         current = training_tasks[task_index]
-        tr = evaluate(model, current.train_x, current.train_y, current.train_eval_batch_size)
+        tr = evaluate(model, training_inputs(task_index), current.train_y,
+                      current.train_eval_batch_size)
         row = dict(row_prefix, tsk=task_index + 1, epoch=epoch, acc_tr=tr.accuracy, loss_tr=tr.loss)
         for k, task in enumerate(tasks, start=1):
             state = None
@@ -121,13 +129,13 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
                 settings.si.begin_task(model)
         penalty = _penalty(model, settings)
         after_step = (lambda: settings.si.after_step(model)) if settings.si is not None else None
-        n_batches = -(-len(task.train_x) // settings.train_batch_size)
+        n_batches = -(-len(task.train_y) // settings.train_batch_size)
         for epoch in range(pos.epoch + 1, settings.epochs_per_task + 1):
             started = time.perf_counter()
             bar = _progress_bar(settings, n_batches, f"task {t + 1}/{len(training_tasks)} "
                                 f"({task.name}) epoch {epoch}/{settings.epochs_per_task}")
             try:
-                train_epoch(model, optimizer, task.train_x, task.train_y,
+                train_epoch(model, optimizer, training_inputs(t), task.train_y,
                             settings.train_batch_size, generator, penalty=penalty,
                             after_step=after_step, progress=bar)
             finally:
@@ -137,7 +145,7 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
             log(_summary(row, len(tasks)) + f" | {time.perf_counter() - started:.1f}s")
             pos.epoch = epoch
             if epoch == settings.epochs_per_task:
-                _end_task(model, task, t, settings, pos, run_dir, hist)
+                _end_task(model, training_inputs(t), task.train_y, t, settings, pos, run_dir, hist)
                 pos.task, pos.epoch = t + 1, 0
             if pos.epoch == 0 or epoch % settings.checkpoint_every == 0:
                 _save(checkpoint_path, model, optimizer, generator, pos, settings, row_prefix)
@@ -155,10 +163,10 @@ def _penalty(model, settings):
     return lambda: sum(c.penalty(model) for c in terms)
 
 
-def _end_task(model, task, t, settings, pos, run_dir, hist) -> None:
+def _end_task(model, train_x, train_y, t, settings, pos, run_dir, hist) -> None:
     pos.norm_states.append(norm_state(model))
     if settings.ewc is not None:
-        settings.ewc.consolidate(model, task.train_x, task.train_y)
+        settings.ewc.consolidate(model, train_x, train_y)
     if settings.si is not None:
         settings.si.end_task(model)
     if settings.save_hidden_weights:

@@ -6,6 +6,7 @@ MNIST, drawn once per task, in sequence order, from a generator seeded by the ru
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -25,6 +26,14 @@ class TaskData:
     test_y: torch.Tensor
     test_batch_size: int = DEFAULT_TEST_BATCH
     train_eval_batch_size: int = TRAIN_EVAL_BATCH
+    train_permutation: Optional[torch.Tensor] = None  # pixel order applied to train_x on use
+
+    def training_inputs(self) -> torch.Tensor:
+        """The training inputs as the model sees them (permuted pMNIST pixels made only when
+        the task is learned, so a 10-task sequence holds one permuted training set at a time)."""
+        if self.train_permutation is None:
+            return self.train_x
+        return self.train_x.index_select(1, self.train_permutation)
 
 
 def permutation_generator(seed: int) -> torch.Generator:
@@ -41,14 +50,15 @@ def draw_permutations(n_tasks: int, n_pixels: int, seed: int) -> list[torch.Tens
 def permuted_task(name: str, base: TaskData, permutation: torch.Tensor) -> TaskData:
     """``base`` with the pixels of every image reordered by ``permutation``."""
     perm = permutation.to(base.train_x.device)
-    return TaskData(name, base.train_x[:, perm], base.train_y, base.test_x[:, perm], base.test_y,
-                    test_batch_size=PMNIST_TEST_BATCH,
-                    train_eval_batch_size=base.train_eval_batch_size)
+    return TaskData(name, base.train_x, base.train_y, base.test_x.index_select(1, perm),
+                    base.test_y, test_batch_size=PMNIST_TEST_BATCH,
+                    train_eval_batch_size=base.train_eval_batch_size, train_permutation=perm)
 
 
 def concatenated(tasks: list[TaskData], name: str = "interleaved") -> TaskData:
     """All training sets joined into one task (interleaved training); test set of the first."""
-    return TaskData(name, torch.cat([t.train_x for t in tasks]), torch.cat([t.train_y for t in tasks]),
+    return TaskData(name, torch.cat([t.training_inputs() for t in tasks]),
+                    torch.cat([t.train_y for t in tasks]),
                     tasks[0].test_x, tasks[0].test_y, tasks[0].test_batch_size,
                     tasks[0].train_eval_batch_size)
 

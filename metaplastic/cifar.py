@@ -1,0 +1,318 @@
+"""Readers for CIFAR-10 and CIFAR-100 in torchvision's Python-pickle layout.
+
+CIFAR cannot be obtained offline (no package ships it, see DATA.md): users supply the folders
+that ``torchvision.datasets.CIFAR10/CIFAR100(root, download=True)`` creates, or that the
+official archives unpack to:
+
+    <root>/cifar-10-batches-py/   data_batch_1 ... data_batch_5, test_batch, batches.meta
+    <root>/cifar-100-python/      train, test, meta
+
+Each batch file is a pickled dict (keys ``data``: uint8 N x 3072 rows, the 1024 red, then 1024
+green, then 1024 blue pixels of a 32x32 image in row-major order; ``labels`` for CIFAR-10,
+``fine_labels`` and ``coarse_labels`` for CIFAR-100). Keys may be ``str`` (the official
+Python-2 pickles read with latin-1) or ``bytes``; both are accepted. The files are read with a
+restricted unpickler that only rebuilds numpy arrays (never a plain ``pickle.load`` of a
+third-party file).
+
+API (all tensors on ``device``):
+    load_cifar10(root, device)  -> CifarSplits(train_x, train_y, test_x, test_y)
+    load_cifar100(root, device) -> the same, fine labels (0-99)
+images uint8 N x 3 x 32 x 32 (``to_float`` gives float32 in [0, 1], i.e. pixel / 255, exactly
+what torchvision's ``ToTensor`` gives), labels int64. A missing folder or file raises
+:class:`DataError` naming the files and how to obtain them. ``root`` None means the project's
+data root (``$METAPLASTIC_DATA`` or ``./data``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import torch
+
+from metaplastic.errors import DataError
+
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch"
+CIFAR10_META_FILE = "batches.meta"
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+CIFAR100_FOLDER = "cifar-100-python"
+CIFAR100_TRAIN_FILE = "train"
+CIFAR100_TEST_FILE = "test"
+CIFAR100_META_FILE = "meta"
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+
+#: MD5 sums of the official files (those torchvision checks). Only full-size data is compared
+#: (a mismatch is a warning, since re-pickled copies hold the same pixels).
+OFFICIAL_MD5 = {
+    f"{CIFAR10_FOLDER}/data_batch_1": "c99cafc152244af753f735de768cd75f",
+    f"{CIFAR10_FOLDER}/data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    f"{CIFAR10_FOLDER}/data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    f"{CIFAR10_FOLDER}/data_batch_4": "634d18415352ddfa80567beed471001a",
+    f"{CIFAR10_FOLDER}/data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    f"{CIFAR10_FOLDER}/test_batch": "40351d587109b95175f43aff81a1287e",
+    f"{CIFAR10_FOLDER}/batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+    f"{CIFAR100_FOLDER}/train": "16019d7e3df5f24257cddd939b257f8d",
+    f"{CIFAR100_FOLDER}/test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
+    f"{CIFAR100_FOLDER}/meta": "7973b15100ade9c7d40fb424638fde48",
+}
+OFFICIAL_SIZES = {"cifar10": (50000, 10000), "cifar100": (50000, 10000)}
+
+IMAGE_SHAPE = (3, 32, 32)
+PIXELS = 3 * 32 * 32
+
+# Per-channel mean and standard deviation of the CIFAR-10 training set (pixels in [0, 1]);
+# used only when a run asks for per-channel normalization.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+class CifarSplits(NamedTuple):
+    """Training and test images (uint8 N x 3 x 32 x 32) and labels (int64)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+# --------------------------------------------------------------------------------------------
+# Messages
+# --------------------------------------------------------------------------------------------
+
+
+def how_to_get(which: str, root: Path) -> str:
+    """Instructions for obtaining CIFAR-10 ('cifar10') or CIFAR-100 ('cifar100') under ``root``."""
+    cls, url, folder = (("CIFAR10", CIFAR10_URL, CIFAR10_FOLDER) if which == "cifar10"
+                        else ("CIFAR100", CIFAR100_URL, CIFAR100_FOLDER))
+    return (f"No offline package ships CIFAR, so it must be fetched once on a machine with "
+            f"internet: either run\n"
+            f"  python -c \"import torchvision; torchvision.datasets.{cls}('{root}', download=True)\"\n"
+            f"(or pass --download where the experiment offers it), or fetch {url} and unpack it under "
+            f"{root} (it creates {folder}/). Copy that folder to {root / folder} on this "
+            f"machine, or point --data-root at the folder holding {folder}/.")
+
+
+def missing_files(root: str | os.PathLike | None, which: str = "cifar10") -> list[Path]:
+    """The files of ``which`` ('cifar10' or 'cifar100') absent under ``root``."""
+    folder, names = _layout(which)
+    base = _root(root) / folder
+    return [base / name for name in names if not (base / name).is_file()]
+
+
+def _layout(which: str) -> tuple[str, tuple[str, ...]]:
+    if which == "cifar10":
+        return CIFAR10_FOLDER, (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE, CIFAR10_META_FILE)
+    if which == "cifar100":
+        return CIFAR100_FOLDER, (CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE, CIFAR100_META_FILE)
+    raise ValueError(f"unknown CIFAR variant {which!r} (cifar10, cifar100)")
+
+
+def _root(root: str | os.PathLike | None) -> Path:
+    if root is None or str(root) == "":
+        from metaplastic.data_prep import default_data_root
+
+        return default_data_root()
+    return Path(root)
+
+
+def check_present(root: str | os.PathLike | None, which: str = "cifar10") -> Path:
+    """The dataset folder; :class:`DataError` naming every missing file and how to get them."""
+    root_path = _root(root)
+    missing = missing_files(root_path, which)
+    folder, _ = _layout(which)
+    if missing:
+        name = "CIFAR-10" if which == "cifar10" else "CIFAR-100"
+        base = root_path / folder
+        _, names = _layout(which)
+        if not base.is_dir():
+            what = f"no folder {base} (it should hold {', '.join(names)})"
+        else:
+            what = "missing " + ", ".join(str(p) for p in missing)
+        raise DataError(f"{name} not found: {what}.\n{how_to_get(which, root_path)}")
+    return root_path / folder
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+
+def read_batch_file(path: str | os.PathLike) -> dict:
+    """One pickled CIFAR file as a dict with ``str`` keys (restricted unpickling)."""
+    from metaplastic.data_prep import restricted_loads
+
+    path = Path(path)
+    try:
+        obj = restricted_loads(path.read_bytes(), encoding="latin1")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    except Exception as exc:  # UnpicklingError, EOFError, ValueError, ...
+        raise DataError(f"{path} is not a CIFAR pickle file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: expected a pickled dict, found {type(obj).__name__}")
+    return {(k.decode("latin1") if isinstance(k, bytes) else k): v for k, v in obj.items()}
+
+
+def _images_labels(path: Path, label_key: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    entry = read_batch_file(path)
+    for key in ("data", label_key):
+        if key not in entry:
+            raise DataError(f"{path}: no {key!r} entry (found {sorted(entry)})")
+    data = np.asarray(entry["data"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != PIXELS:
+        raise DataError(f"{path}: 'data' must be uint8 N x {PIXELS}, found {data.dtype} "
+                        f"{tuple(data.shape)}")
+    labels = np.asarray(entry[label_key], dtype=np.int64).reshape(-1)
+    if len(labels) != len(data):
+        raise DataError(f"{path}: {len(data)} images but {len(labels)} labels")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataError(f"{path}: labels outside 0..{n_classes - 1}")
+    return data, labels
+
+
+def read_label_names(root: str | os.PathLike | None, which: str = "cifar10") -> list[str]:
+    """Class names from ``batches.meta`` (CIFAR-10) or the fine names of ``meta`` (CIFAR-100)."""
+    folder = check_present(root, which)
+    if which == "cifar10":
+        path, key = folder / CIFAR10_META_FILE, "label_names"
+    else:
+        path, key = folder / CIFAR100_META_FILE, "fine_label_names"
+    entry = read_batch_file(path)
+    if key not in entry:
+        raise DataError(f"{path}: no {key!r} entry (found {sorted(entry)})")
+    return [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in entry[key]]
+
+
+def _to_tensors(parts: Sequence[tuple[np.ndarray, np.ndarray]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    data = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+    labels = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+    x = torch.from_numpy(np.ascontiguousarray(data).reshape(-1, *IMAGE_SHAPE).copy())
+    y = torch.from_numpy(labels.astype(np.int64, copy=True))
+    return x.to(device), y.to(device)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_official(folder: Path, names: Sequence[str], which: str, n_train: int, n_test: int) -> None:
+    """Warn when full-size data differs from the official files (never for smaller copies)."""
+    if (n_train, n_test) != OFFICIAL_SIZES[which]:
+        return
+    differing = [n for n in names
+                 if OFFICIAL_MD5.get(f"{folder.name}/{n}") not in (None, _md5(folder / n))]
+    if differing:
+        warnings.warn(f"{folder}: {', '.join(differing)} differ from the official files "
+                      "(MD5); results may not be comparable to the paper", stacklevel=3)
+
+
+def load_cifar10(root: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                 check_md5: bool = True) -> CifarSplits:
+    """CIFAR-10 from ``<root>/cifar-10-batches-py``: uint8 images N x 3 x 32 x 32 in the stored
+    order (data_batch_1 ... data_batch_5), int64 labels 0-9."""
+    folder = check_present(root, "cifar10")
+    train = [_images_labels(folder / n, "labels", 10) for n in CIFAR10_TRAIN_FILES]
+    test = [_images_labels(folder / CIFAR10_TEST_FILE, "labels", 10)]
+    read_label_names(root, "cifar10")  # the meta file must be readable too
+    train_x, train_y = _to_tensors(train, device)
+    test_x, test_y = _to_tensors(test, device)
+    if check_md5:
+        _check_official(folder, (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE), "cifar10",
+                        len(train_x), len(test_x))
+    return CifarSplits(train_x, train_y, test_x, test_y)
+
+
+def load_cifar100(root: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                  check_md5: bool = True) -> CifarSplits:
+    """CIFAR-100 from ``<root>/cifar-100-python``: uint8 images N x 3 x 32 x 32, fine labels 0-99."""
+    folder = check_present(root, "cifar100")
+    train = [_images_labels(folder / CIFAR100_TRAIN_FILE, "fine_labels", 100)]
+    test = [_images_labels(folder / CIFAR100_TEST_FILE, "fine_labels", 100)]
+    read_label_names(root, "cifar100")
+    train_x, train_y = _to_tensors(train, device)
+    test_x, test_y = _to_tensors(test, device)
+    if check_md5:
+        _check_official(folder, (CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE), "cifar100",
+                        len(train_x), len(test_x))
+    return CifarSplits(train_x, train_y, test_x, test_y)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images as float32 in [0, 1] (pixel / 255, like torchvision's ``ToTensor``)."""
+    return images.to(torch.float32).div_(255.0) if images.dtype == torch.uint8 else images.float()
+
+
+def download(root: str | os.PathLike | None, which: str = "cifar10") -> Path:
+    """Fetch the dataset with torchvision's downloader (needs internet); returns its folder."""
+    import torchvision
+
+    root_path = _root(root)
+    root_path.mkdir(parents=True, exist_ok=True)
+    cls = torchvision.datasets.CIFAR10 if which == "cifar10" else torchvision.datasets.CIFAR100
+    try:
+        cls(str(root_path), train=True, download=True)
+    except Exception as exc:  # URLError, RuntimeError (corrupt archive), ...
+        raise DataError(f"downloading {which} into {root_path} failed ({type(exc).__name__}: "
+                        f"{exc}).\n{how_to_get(which, root_path)}") from None
+    return check_present(root_path, which)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing (tests and tools): the exact on-disk format
+# --------------------------------------------------------------------------------------------
+
+
+def write_cifar_folder(root: str | os.PathLike, which: str, train_x: np.ndarray, train_y: np.ndarray,
+                       test_x: np.ndarray, test_y: np.ndarray,
+                       label_names: Sequence[str] | None = None) -> Path:
+    """Write images (uint8 N x 3 x 32 x 32 or N x 3072) and labels in torchvision's layout:
+    pickles (protocol 2) of dicts with bytes keys, as the official files load in Python 3.
+
+    CIFAR-10's training set is split into five batch files in order (sizes differ by at most
+    one); CIFAR-100 stores fine labels (and coarse labels = fine // 5, for completeness).
+    """
+    import pickle
+
+    folder, _ = _layout(which)
+    base = Path(root) / folder
+    base.mkdir(parents=True, exist_ok=True)
+    flat = lambda a: np.ascontiguousarray(np.asarray(a, dtype=np.uint8).reshape(len(a), PIXELS))  # noqa: E731
+
+    def dump(name: str, obj: dict) -> None:
+        with open(base / name, "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+
+    if which == "cifar10":
+        names = list(label_names or [f"class{i}" for i in range(10)])
+        chunks = np.array_split(np.arange(len(train_x)), 5)
+        for i, idx in enumerate(chunks, start=1):
+            dump(f"data_batch_{i}", {b"batch_label": f"training batch {i} of 5".encode(),
+                                     b"labels": [int(v) for v in np.asarray(train_y)[idx]],
+                                     b"data": flat(np.asarray(train_x)[idx]),
+                                     b"filenames": [f"img{j}.png".encode() for j in idx]})
+        dump(CIFAR10_TEST_FILE, {b"batch_label": b"testing batch 1 of 1",
+                                 b"labels": [int(v) for v in np.asarray(test_y)],
+                                 b"data": flat(test_x),
+                                 b"filenames": [f"t{j}.png".encode() for j in range(len(test_x))]})
+        dump(CIFAR10_META_FILE, {b"num_cases_per_batch": max(len(c) for c in chunks),
+                                 b"label_names": [n.encode() for n in names], b"num_vis": PIXELS})
+    else:
+        names = list(label_names or [f"fine{i}" for i in range(100)])
+        for name, x, y in ((CIFAR100_TRAIN_FILE, train_x, train_y), (CIFAR100_TEST_FILE, test_x, test_y)):
+            fine = [int(v) for v in np.asarray(y)]
+            dump(name, {b"batch_label": name.encode(), b"fine_labels": fine,
+                        b"coarse_labels": [v // 5 for v in fine], b"data": flat(x),
+                        b"filenames": [f"{name}{j}.png".encode() for j in range(len(x))]})
+        dump(CIFAR100_META_FILE, {b"fine_label_names": [n.encode() for n in names],
+                                  b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]})
+    return base

@@ -1,0 +1,126 @@
+"""continual_learning/main.py as a user runs it: published commands, errors, real data."""
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from metaplastic import records
+from metaplastic.continual import main
+from metaplastic.engine import NonFiniteLossError, train_epoch
+from metaplastic.models import DNN
+from metaplastic.optim import make_optimizer
+
+from continual_learning.data_utils import EXPERIMENT
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path(os.environ.get("METAPLASTIC_DATA", REPO / "data"))
+HAVE_MNIST = (DATA_ROOT / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+HAVE_FMNIST = (DATA_ROOT / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+needs_data = pytest.mark.skipif(not (HAVE_MNIST and HAVE_FMNIST),
+                                reason="run `python -m metaplastic.data_prep` first")
+
+P6 = " ".join(["'pMNIST'"] * 6)
+P10 = " ".join(["'pMNIST'"] * 10)
+PUBLISHED = [
+    *(f"--net 'bnn' --hidden-layers 4096 4096 --lr 0.005 --decay 1e-7 --meta {m} "
+      f"--epochs-per-task 40 --task-sequence {P6}" for m in ("0.0", "0.5", "1.0", "1.35")),
+    f"--net 'bnn' --hidden-layers 4096 4096 --lr 0.005 --decay 1e-7 --ewc-lambda 5000.0 "
+    f"--epochs-per-task 40 --task-sequence {P6}",
+    *(f"--net 'dnn' --hidden-layers 4096 4096 --lr 0.005 --decay 1e-7 --meta {m} "
+      f"--epochs-per-task 40 --task-sequence {P6}" for m in ("0.0", "0.5", "1.0", "1.35")),
+    *(f"--net 'bnn' --hidden-layers {h} {h} --lr 0.005 --decay 1e-8 --meta 1.35 "
+      f"--epochs-per-task 40 --task-sequence {P10}" for h in (512, 1024, 2048, 4096)),
+    *(f"--net 'bnn' --hidden-layers {h} {h} --lr 0.005 --decay 1e-8 --ewc --ewc-lambda 5e3 "
+      f"--meta 0.0 --epochs-per-task 40 --task-sequence {P10}" for h in (512, 1024, 2048, 4096)),
+    *(f"--net 'bnn' --interleaved --hidden-layers {h} {h} --lr 0.005 --decay 1e-8 --meta {m} "
+      f"--epochs-per-task 40 --task-sequence {P10}" for m in ("0.0", "1.35")
+      for h in (512, 1024, 2048, 4096)),
+    *(f"--net 'bnn' --hidden-layers 4096 4096 --lr 0.005 --decay 1e-7 --meta {m} "
+      f"--epochs-per-task 50 --task-sequence {seq}" for seq in ("MNIST FMNIST", "FMNIST MNIST")
+      for m in ("0.0", "1.5")),
+    "--net 'bnn' --hidden-layers 1024 1024 --decay 1e-7 --meta 1.35 --lr 0.005 "
+    "--epochs-per-task 40 --task-sequence MNIST",
+]
+
+
+def run_cli(args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, str(REPO / "continual_learning" / "main.py"), *args],
+                          capture_output=True, text=True, env=env, cwd=kw.get("cwd", REPO))
+
+
+@needs_data
+@pytest.mark.parametrize("command", PUBLISHED)
+def test_published_commands_accepted(command, capsys):
+    argv = shlex.split(command) + ["--dry-run", "--data-root", str(DATA_ROOT)]
+    assert main(EXPERIMENT, argv) == 0
+    assert "dry run: flags and data OK" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--net", "cnn"], "invalid choice"),
+    (["--lr", "-1"], "must be a finite number > 0"),
+    (["--hidden-layers", "0"], "positive integer"),
+    (["--meta", "1", "2"], "--meta takes 1 value or one per layer (3)"),
+    (["--task-sequence", "USPS"], "run it with mnist_usps/main.py"),
+    (["--task-sequence", "CIFAR"], "unknown task 'CIFAR'"),
+    (["--rnd-consolidation"], "add --ewc"),
+    (["--in-size", "512"], "MNIST-type tasks have 784 inputs"),
+    (["--resume"], "--resume needs --out-dir"),
+])
+def test_bad_flags_exit_2_without_traceback(args, message):
+    result = run_cli(args + ["--dry-run"])
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_data_names_files_and_the_prepare_command(tmp_path):
+    result = run_cli(["--dry-run", "--data-root", str(tmp_path)])
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "train-images-idx3-ubyte" in result.stderr
+    assert "python -m metaplastic.data_prep" in result.stderr
+
+
+def test_corrupt_data_is_refused(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / name).write_bytes(b"\x00\x00\x08\x03not mnist")
+    result = run_cli(["--dry-run", "--data-root", str(tmp_path)])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "corrupt" in result.stderr or "SHA-256" in result.stderr
+
+
+def test_nan_loss_is_refused():
+    model = DNN([4, 3, 2])
+    opt = make_optimizer(model, 0.01, 0.0, implementation="eager")
+    x = torch.full((8, 4), float("nan"))
+    with pytest.raises(NonFiniteLossError, match="NaN"):
+        train_epoch(model, opt, x, torch.zeros(8, dtype=torch.long), 4, torch.Generator())
+
+
+@needs_data
+@pytest.mark.slow
+def test_short_real_run_and_resume_refusal(tmp_path):
+    out = tmp_path / "run"
+    args = ["--hidden-layers", "64", "64", "--epochs-per-task", "1", "--meta", "1.35",
+            "--task-sequence", "pMNIST", "pMNIST", "--data-root", str(DATA_ROOT),
+            "--out-dir", str(out), "--no-progress", "--save", "--seed", "3"]
+    result = run_cli(args)
+    assert result.returncode == 0, result.stderr
+    frame = records.read_records(out / records.METRICS_FILE)
+    assert len(frame) == 2
+    assert frame.acc_test_tsk_1.iloc[0] > 80 and frame.acc_test_tsk_2.iloc[1] > 80
+    assert frame.acc_test_tsk_2.iloc[0] < 30  # task 2 not learned yet: its permutation differs
+    config = records.load_config(out)
+    assert config["meta"] == [1.35] and config["seed"] == 3
+    assert (out / "hidden_weights_task2.pt").is_file() and (out / "model_final.pt").is_file()
+    again = run_cli(args)  # the same folder again: refused, nothing overwritten
+    assert again.returncode == 2 and "--resume" in again.stderr

@@ -1,0 +1,150 @@
+"""The task-sequence runner: CSV schema, norm-state protocol, resume, pMNIST permutations."""
+import csv
+
+import pytest
+import torch
+
+from metaplastic import records
+from metaplastic.checkpoint import load_checkpoint
+from metaplastic.engine import evaluate
+from metaplastic.models import BNN
+from metaplastic.norms import load_norm_state
+from metaplastic.sequence import SequenceSettings, SimulatedCrash, run_sequence
+from metaplastic.tasks import (PMNIST_TEST_BATCH, TaskData, draw_permutations, permuted_task,
+                               positional_names)
+
+PREFIX = {"net": "bnn", "scenario": "task", "arch": "16", "norm": "bn", "lr": 0.01, "meta": 1.0,
+          "ewc": 0.0, "SI": 0.0, "task_order": "A-B"}
+
+
+def _synthetic_tasks(n=200, dim=20, classes=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tasks = []
+    for name in ("A", "B"):
+        centers = torch.randn(classes, dim, generator=g) * 2
+        y = torch.randint(0, classes, (n,), generator=g)
+        x = centers[y] + torch.randn(n, dim, generator=g)
+        yt = torch.randint(0, classes, (n // 2,), generator=g)
+        xt = centers[yt] + torch.randn(n // 2, dim, generator=g)
+        tasks.append(TaskData(name, x, y, xt, yt, test_batch_size=50, train_eval_batch_size=50))
+    return tasks
+
+
+def _model(seed=0):
+    torch.manual_seed(seed)
+    return BNN([20, 16, 4])
+
+
+def _settings(**kw):
+    base = dict(epochs_per_task=2, lr=0.01, meta=[1.0, 1.0], weight_decay=1e-7,
+                train_batch_size=20, seed=0, progress=False, optimizer_implementation="eager")
+    base.update(kw)
+    return SequenceSettings(**base)
+
+
+def _read(path):
+    with open(path, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_csv_schema_and_rows(tmp_path):
+    rows = run_sequence(_model(), _synthetic_tasks(), _settings(), tmp_path, PREFIX, log=lambda s: None)
+    table = _read(tmp_path / records.METRICS_FILE)
+    assert table[0] == [
+        "net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order", "tsk", "epoch",
+        "acc_tr", "loss_tr", "acc_test_tsk_1", "acc_test_tsk_2", "loss_test_tsk_1",
+        "loss_test_tsk_2"]
+    assert len(table) == 1 + 4 and len(rows) == 4
+    assert [(r[9], r[10]) for r in table[1:]] == [("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
+    for r in rows:
+        assert 0 <= r["acc_tr"] <= 100 and r["acc_tr"] == round(r["acc_tr"], 2)
+    frame = records.read_records(tmp_path / records.METRICS_FILE)
+    assert list(frame.columns) == table[0]
+
+
+def test_scenario_task_evaluates_earlier_tasks_with_their_stored_norm_state(tmp_path):
+    model, tasks = _model(), _synthetic_tasks()
+    rows = run_sequence(model, tasks, _settings(), tmp_path, PREFIX, log=lambda s: None)
+    stored = load_checkpoint(tmp_path / "checkpoint.pt")["norm_states"]
+    assert len(stored) == 2
+    current = evaluate(model, tasks[0].test_x, tasks[0].test_y, 50)
+    load_norm_state(model, stored[0])
+    with_task1_state = evaluate(model, tasks[0].test_x, tasks[0].test_y, 50)
+    assert rows[-1]["acc_test_tsk_1"] == with_task1_state.accuracy
+    assert rows[-1]["loss_test_tsk_1"] == pytest.approx(with_task1_state.loss, rel=1e-6)
+    assert with_task1_state.loss != pytest.approx(current.loss, rel=1e-6)  # the state matters
+
+
+def test_scenario_domain_uses_the_current_state(tmp_path):
+    model, tasks = _model(), _synthetic_tasks()
+    rows = run_sequence(model, tasks, _settings(scenario="domain"), tmp_path, PREFIX,
+                        log=lambda s: None)
+    current = evaluate(model, tasks[0].test_x, tasks[0].test_y, 50)
+    assert rows[-1]["loss_test_tsk_1"] == pytest.approx(current.loss, rel=1e-6)
+
+
+@pytest.mark.parametrize("crash_after", [1, 2, 3])
+def test_resume_equals_an_uninterrupted_run(tmp_path, crash_after):
+    full_dir, crash_dir = tmp_path / "full", tmp_path / "crash"
+    run_sequence(_model(), _synthetic_tasks(), _settings(), full_dir, PREFIX, log=lambda s: None)
+    with pytest.raises(SimulatedCrash):
+        run_sequence(_model(), _synthetic_tasks(), _settings(stop_after_epochs=crash_after),
+                     crash_dir, PREFIX, log=lambda s: None)
+    # a half-written extra row (crash during the next epoch) must not survive the resume
+    with open(crash_dir / records.METRICS_FILE, "a") as f:
+        f.write("bnn,task,partial\n")
+    # resume in a fresh process state: a differently initialised model, new settings
+    run_sequence(_model(seed=99), _synthetic_tasks(), _settings(), crash_dir, PREFIX,
+                 resume=True, log=lambda s: None)
+    assert _read(crash_dir / records.METRICS_FILE) == _read(full_dir / records.METRICS_FILE)
+
+
+def test_resume_with_ewc_and_hidden_weights(tmp_path):
+    from metaplastic.consolidation import EWC
+
+    def settings(**kw):
+        return _settings(ewc=EWC(100.0, samples=50), save_hidden_weights=True, **kw)
+
+    run_sequence(_model(), _synthetic_tasks(), settings(), tmp_path / "full", PREFIX,
+                 log=lambda s: None)
+    with pytest.raises(SimulatedCrash):
+        run_sequence(_model(), _synthetic_tasks(), settings(stop_after_epochs=3),
+                     tmp_path / "crash", PREFIX, log=lambda s: None)
+    run_sequence(_model(), _synthetic_tasks(), settings(), tmp_path / "crash", PREFIX,
+                 resume=True, log=lambda s: None)
+    for name in (records.METRICS_FILE, records.HIDDEN_HIST_FILE):
+        assert _read(tmp_path / "crash" / name) == _read(tmp_path / "full" / name)
+    hist = records.read_records(tmp_path / "full" / records.HIDDEN_HIST_FILE,
+                                records.HIDDEN_HIST_COLUMNS)
+    assert sorted(hist.task.unique()) == [1, 2] and sorted(hist.layer.unique()) == [1, 2]
+    weights = torch.load(tmp_path / "full" / "hidden_weights_task2.pt")
+    assert [w.shape for w in weights] == [(16, 20), (4, 16)]
+
+
+def test_interleaved_learns_one_concatenated_task(tmp_path):
+    rows = run_sequence(_model(), _synthetic_tasks(), _settings(interleaved=True), tmp_path,
+                        PREFIX, log=lambda s: None)
+    assert [r["tsk"] for r in rows] == [1, 1]
+    assert all("acc_test_tsk_2" in r for r in rows)
+
+
+def test_pmnist_permutations_reproducible_and_distinct():
+    a = draw_permutations(3, 784, seed=5)
+    b = draw_permutations(3, 784, seed=5)
+    c = draw_permutations(3, 784, seed=6)
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    assert not torch.equal(a[0], a[1]) and not torch.equal(a[1], a[2])
+    assert not torch.equal(a[0], c[0])
+    assert all(torch.equal(p.sort().values, torch.arange(784)) for p in a)
+
+
+def test_permuted_task_and_batch_sizes():
+    x = torch.arange(3 * 784, dtype=torch.float32).reshape(3, 784)
+    base = TaskData("MNIST", x, torch.zeros(3, dtype=torch.long), x, torch.zeros(3, dtype=torch.long))
+    perm = draw_permutations(1, 784, seed=0)[0]
+    task = permuted_task("pMNIST1", base, perm)
+    assert torch.equal(task.training_inputs()[1], x[1][perm])
+    assert torch.equal(task.test_x[2], x[2][perm])
+    assert task.test_batch_size == PMNIST_TEST_BATCH == 1000
+    assert base.test_batch_size == 100 and base.train_eval_batch_size == 100
+    assert positional_names(["pMNIST", "MNIST", "pMNIST"]) == ["pMNIST1", "MNIST", "pMNIST2"]
