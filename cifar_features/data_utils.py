@@ -1,0 +1,284 @@
+"""Tasks of the cifar_features experiment (Fig. 4e-h): ResNet-18 features of CIFAR-10 / CIFAR-100.
+
+Task names:
+- 'animals', 'vehicles': CIFAR-10 features, labels remapped by CIFAR10_RELABEL
+  [5, 6, 0, 1, 2, 3, 4, 7, 8, 9] (old label i -> CIFAR10_RELABEL[i]); 'animals' = new labels
+  0-4 (bird, cat, deer, dog, frog), 'vehicles' = new labels 5-9 (airplane, automobile, horse,
+  ship, truck: the published split, horse included). Labels stay 0-9 (--out-size 10).
+- 'cifar100-K': K tasks, task k (from 0) holding CIFAR-100 fine classes
+  [k * 100/K, (k+1) * 100/K) with their own labels 0-99 (--out-size 100). K must divide 100.
+  One name stands for K tasks (K columns in metrics.csv).
+A sequence uses either CIFAR-10 or CIFAR-100 tasks (their batch sizes differ).
+
+Features: made by cifar_features/generate_features.py, read from
+``<features dir>/cifar10_features.pt`` / ``cifar100_features.pt`` where the features dir is
+$METAPLASTIC_CIFAR_FEATURES if set, else ``<data-root>/features`` (data root: --data-root,
+$METAPLASTIC_DATA, or ./data). Loaded once onto the run's device and processed there, per
+example over its 512 features: (x - mean(x)) / var(x), as published (var with Bessel's
+correction, torch's default); $METAPLASTIC_FEATURE_SCALE=std divides by the standard deviation
+instead. With --net bnn the first layer binarizes its input, so sign(x - mean(x)) is all that
+reaches it and the divisor makes no difference; it matters for --net dnn.
+
+Batches: training 100 for CIFAR-10 tasks and 20 for CIFAR-100 tasks; evaluation (test sets and
+the current task's training set) 100 for CIFAR-10 and 20 for CIFAR-100 tasks.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from pathlib import Path
+
+import torch
+
+from metaplastic.continual import Experiment
+from metaplastic.errors import ConfigError, DataError
+from metaplastic.tasks import TaskData
+
+DATASETS = ("cifar10", "cifar100")
+CIFAR10_RELABEL = (5, 6, 0, 1, 2, 3, 4, 7, 8, 9)
+CIFAR10_TASKS = {"animals": (0, 5), "vehicles": (5, 10)}   # new-label ranges [lo, hi)
+CIFAR100_CLASSES = 100
+CIFAR100_PATTERN = re.compile(r"cifar100-(\d+)")
+CIFAR10_BATCH = 100
+CIFAR100_BATCH = 20
+FEATURE_SIZE = 512
+
+FEATURES_DIR_ENV = "METAPLASTIC_CIFAR_FEATURES"
+FEATURE_SCALE_ENV = "METAPLASTIC_FEATURE_SCALE"
+FEATURE_SCALES = ("variance", "std")
+DEFAULT_FEATURE_SCALE = "variance"      # published: divide by the variance
+VARIANCE_CORRECTION = 1                 # torch.var's default (unbiased, divide by 511)
+
+ELSEWHERE = {"MNIST": "continual_learning/main.py", "FMNIST": "continual_learning/main.py",
+             "pMNIST": "continual_learning/main.py", "USPS": "mnist_usps/main.py"}
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR images (for generate_features.py)
+# --------------------------------------------------------------------------------------------
+
+
+def load_cifar_images(dataset: str, data_root: Path | None, device="cpu"):
+    """(train_x, train_y, test_x, test_y): uint8 images N x 3 x 32 x 32 and int64 labels (fine
+    labels for CIFAR-100), read by metaplastic.cifar from torchvision's layout under
+    ``data_root``; a DataError names missing files and how to get them."""
+    from metaplastic import cifar
+
+    if dataset == "cifar10":
+        return tuple(cifar.load_cifar10(data_root, device))
+    if dataset == "cifar100":
+        return tuple(cifar.load_cifar100(data_root, device))
+    raise ConfigError(f"unknown dataset {dataset!r} ({', '.join(DATASETS)})")
+
+
+# --------------------------------------------------------------------------------------------
+# Feature files
+# --------------------------------------------------------------------------------------------
+
+
+def default_features_dir(data_root: Path | None) -> Path:
+    """$METAPLASTIC_CIFAR_FEATURES if set, else <data-root>/features."""
+    from_env = os.environ.get(FEATURES_DIR_ENV, "").strip()
+    if from_env:
+        return Path(from_env).expanduser()
+    if data_root is None:
+        from metaplastic.data_prep import default_data_root
+
+        data_root = default_data_root()
+    return Path(data_root) / "features"
+
+
+def features_file(dataset: str, folder: Path) -> Path:
+    return Path(folder) / f"{dataset}_features.pt"
+
+
+def info_file(dataset: str, folder: Path) -> Path:
+    return Path(folder) / f"{dataset}_features.json"
+
+
+def generate_command(dataset: str, data_root: Path | None, folder: Path) -> str:
+    """The command that makes the missing features file."""
+    parts = ["python", "cifar_features/generate_features.py", "--dataset", dataset]
+    if data_root is not None:
+        parts += ["--data-root", str(data_root)]
+    if Path(folder) != default_features_dir(data_root) or os.environ.get(FEATURES_DIR_ENV):
+        parts += ["--out", str(folder)]
+    parts += ["--weights", "PATH/TO/resnet18-f37072fd.pth"]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def load_features(dataset: str, data_root: Path | None, device) -> dict:
+    """The features file of ``dataset`` (train_x, train_y, test_x, test_y, info) on ``device``."""
+    folder = default_features_dir(data_root)
+    path = features_file(dataset, folder)
+    name = "CIFAR-10" if dataset == "cifar10" else "CIFAR-100"
+    how = (f"Make it with\n  {generate_command(dataset, data_root, folder)}\n"
+           f"(needs the {name} python folder under the data root and the ImageNet ResNet-18 "
+           f"weights; see cifar_features/generate_features.py --help), or point "
+           f"${FEATURES_DIR_ENV} at the folder holding {path.name}.")
+    if not path.is_file():
+        raise DataError(f"{name} features not found: {path}. {how}")
+    try:
+        data = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
+        raise DataError(f"{path} is not a readable features file ({exc}). {how}") from None
+    _check_features(data, dataset, path, how)
+    return data
+
+
+def _check_features(data, dataset: str, path: Path, how: str) -> None:
+    keys = ("train_x", "train_y", "test_x", "test_y")
+    if not isinstance(data, dict) or any(not isinstance(data.get(k), torch.Tensor) for k in keys):
+        raise DataError(f"{path} must hold tensors {', '.join(keys)}. {how}")
+    info = data.get("info") or {}
+    if info.get("dataset", dataset) != dataset:
+        raise DataError(f"{path} holds {info.get('dataset')} features, not {dataset}. {how}")
+    n_classes = 10 if dataset == "cifar10" else CIFAR100_CLASSES
+    for split in ("train", "test"):
+        x, y = data[f"{split}_x"], data[f"{split}_y"]
+        if x.ndim != 2 or x.shape[1] != FEATURE_SIZE or y.shape != (x.shape[0],):
+            raise DataError(f"{path}: {split}_x must be N x {FEATURE_SIZE} with N labels, found "
+                            f"{tuple(x.shape)} and {tuple(y.shape)}. {how}")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+            raise DataError(f"{path}: {split} labels outside 0..{n_classes - 1}. {how}")
+
+
+# --------------------------------------------------------------------------------------------
+# Processing, labels, subsets
+# --------------------------------------------------------------------------------------------
+
+
+def feature_scale() -> str:
+    """'variance' (published) or 'std', from $METAPLASTIC_FEATURE_SCALE."""
+    scale = os.environ.get(FEATURE_SCALE_ENV, "").strip() or DEFAULT_FEATURE_SCALE
+    if scale not in FEATURE_SCALES:
+        raise ConfigError(f"${FEATURE_SCALE_ENV}={scale!r}: use one of {', '.join(FEATURE_SCALES)}")
+    return scale
+
+
+def process_features(x: torch.Tensor, scale: str = DEFAULT_FEATURE_SCALE,
+                     chunk: int = 65536) -> torch.Tensor:
+    """Per row: (x - mean(x)) / var(x) ('variance', published) or / std(x) ('std'), in place
+    (float32), chunk by chunk to bound the extra memory. Returns ``x``."""
+    if scale not in FEATURE_SCALES:
+        raise ConfigError(f"feature scale {scale!r}: use one of {', '.join(FEATURE_SCALES)}")
+    x = x.float()
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk]
+        var, mean = torch.var_mean(part, dim=1, keepdim=True, correction=VARIANCE_CORRECTION)
+        part.sub_(mean).div_(var if scale == "variance" else var.sqrt())
+    return x
+
+
+def relabel_cifar10(y: torch.Tensor) -> torch.Tensor:
+    """Old label i -> CIFAR10_RELABEL[i]."""
+    return torch.tensor(CIFAR10_RELABEL, dtype=torch.long, device=y.device)[y.long()]
+
+
+def cifar100_subsets(k: int) -> list[range]:
+    """The K class subsets of 'cifar100-K': successive blocks of 100/K classes."""
+    if k < 1 or CIFAR100_CLASSES % k:
+        raise ConfigError(f"cifar100-{k}: K must divide {CIFAR100_CLASSES} (1, 2, 4, 5, 10, 20, 25, 50, 100)")
+    size = CIFAR100_CLASSES // k
+    return [range(i * size, (i + 1) * size) for i in range(k)]
+
+
+def _cifar100_k(name: str) -> int | None:
+    match = CIFAR100_PATTERN.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+# --------------------------------------------------------------------------------------------
+# The experiment
+# --------------------------------------------------------------------------------------------
+
+
+def check_task_names(names: list[str]) -> None:
+    """Refuse unknown names, bad K, and sequences mixing CIFAR-10 and CIFAR-100 tasks."""
+    for name in names:
+        if name in CIFAR10_TASKS:
+            continue
+        k = _cifar100_k(name)
+        if k is not None:
+            cifar100_subsets(k)
+            continue
+        if name in ELSEWHERE:
+            raise ConfigError(f"task {name!r} is not part of cifar_features; run it with {ELSEWHERE[name]}")
+        raise ConfigError(f"unknown task {name!r}; cifar_features accepts animals, vehicles "
+                          "(CIFAR-10 features) and cifar100-K (K successive class subsets of "
+                          "CIFAR-100, K dividing 100)")
+    datasets = {dataset_of(n) for n in names}
+    if len(datasets) > 1:
+        raise ConfigError("a task sequence uses either CIFAR-10 tasks (animals, vehicles) or "
+                          "CIFAR-100 tasks (cifar100-K), not both")
+
+
+def dataset_of(name: str) -> str:
+    return "cifar10" if name in CIFAR10_TASKS else "cifar100"
+
+
+def train_batch_size(names: list[str]) -> int:
+    """Training batch: 100 for CIFAR-10 tasks, 20 for CIFAR-100 tasks."""
+    return CIFAR100_BATCH if any(dataset_of(n) == "cifar100" for n in names) else CIFAR10_BATCH
+
+
+def cifar10_task(name: str, x_tr, y_tr, x_te, y_te) -> TaskData:
+    """'animals' or 'vehicles' from processed features and remapped labels."""
+    lo, hi = CIFAR10_TASKS[name]
+    tr = (y_tr >= lo) & (y_tr < hi)
+    te = (y_te >= lo) & (y_te < hi)
+    return TaskData(name, x_tr[tr], y_tr[tr], x_te[te], y_te[te],
+                    test_batch_size=CIFAR10_BATCH, train_eval_batch_size=CIFAR10_BATCH)
+
+
+def cifar100_tasks(k: int, x_tr, y_tr, x_te, y_te) -> list[TaskData]:
+    """The K tasks of 'cifar100-K' (labels kept 0-99)."""
+    tasks = []
+    for i, classes in enumerate(cifar100_subsets(k), start=1):
+        tr = (y_tr >= classes.start) & (y_tr < classes.stop)
+        te = (y_te >= classes.start) & (y_te < classes.stop)
+        tasks.append(TaskData(f"cifar100-{k}.{i} (classes {classes.start}-{classes.stop - 1})",
+                              x_tr[tr], y_tr[tr], x_te[te], y_te[te],
+                              test_batch_size=CIFAR100_BATCH, train_eval_batch_size=CIFAR100_BATCH))
+    return tasks
+
+
+def build_tasks(names: list[str], data_root: Path | None, device: torch.device, seed: int,
+                config=None) -> list[TaskData]:
+    """Load the features once onto ``device``, process them, and cut the tasks in order."""
+    check_task_names(names)
+    if not names:
+        return []
+    dataset = dataset_of(names[0])
+    n_classes = 10 if dataset == "cifar10" else CIFAR100_CLASSES
+    out_size = getattr(config, "out_size", None)
+    if out_size is not None and out_size < n_classes:
+        raise ConfigError(f"--out-size {out_size}: {dataset} tasks have labels 0-{n_classes - 1}; "
+                          f"use --out-size {n_classes}")
+    scale = feature_scale()
+    data = load_features(dataset, data_root, device)
+    x_tr = process_features(data["train_x"], scale)
+    x_te = process_features(data["test_x"], scale)
+    y_tr, y_te = data["train_y"].long(), data["test_y"].long()
+    info = data.get("info") or {}
+    print(f"{dataset} features: {len(x_tr)} training, {len(x_te)} test vectors "
+          f"({info.get('train_passes', '?')} augmented passes; weights "
+          f"{info.get('weights_identified_as') or info.get('weights_sha256', '?')}); "
+          f"processing (x - mean) / {scale}")
+    if dataset == "cifar10":
+        y_tr, y_te = relabel_cifar10(y_tr), relabel_cifar10(y_te)
+        return [cifar10_task(n, x_tr, y_tr, x_te, y_te) for n in names]
+    tasks = []
+    for name in names:
+        tasks.extend(cifar100_tasks(_cifar100_k(name), x_tr, y_tr, x_te, y_te))
+    return tasks
+
+
+EXPERIMENT = Experiment(
+    name="cifar_features", prog="cifar_features/main.py",
+    task_help="tasks in order: animals, vehicles (CIFAR-10 features), or cifar100-K (K tasks of "
+              "100/K successive CIFAR-100 classes); features from cifar_features/generate_features.py "
+              f"in ${FEATURES_DIR_ENV} or <data-root>/features",
+    check_task_names=check_task_names, build_tasks=build_tasks,
+    default_tasks=("vehicles", "animals"), image_tasks=(), train_batch_size=train_batch_size)

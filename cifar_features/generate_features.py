@@ -1,0 +1,371 @@
+"""Generate the CIFAR-10 / CIFAR-100 features of Fig. 4(e-h): ImageNet-pretrained ResNet-18
+without its final layer (512-d global-average-pool output).
+
+Transforms (as published, done batch-wise on tensors):
+- training set, --train-passes passes (default 10): resize to 220, random crop 200, random
+  horizontal flip (p = 0.5); every pass draws new crops and flips;
+- test set, one pass: resize to 220, centre crop 200;
+- pixels scaled to [0, 1] (pixel / 255), no ImageNet mean/std normalization.
+
+The resize reproduces torchvision's ``Resize(220)`` on PIL images (PIL's bilinear filter, two
+passes in 8-bit fixed point) bit for bit, as a pair of matrix products with PIL's own
+coefficients; see :func:`resize_like_pil`. Crop offsets and flips come from a CPU generator
+seeded by --seed, drawn for a whole pass at once, so the features do not depend on the batch
+size or the device (up to the network's floating-point arithmetic).
+
+Output (written atomically): ``<out>/<dataset>_features.pt``, a dict with
+train_x (N * passes x 512, float32; rows p*N .. (p+1)*N - 1 are pass p over the training set
+in file order), train_y (int64), test_x (N_test x 512), test_y, info (a dict), and
+``<out>/<dataset>_features.json`` holding the same info: dataset, weights file and its
+SHA-256, transforms, passes, seed, versions, date. Default <out>: <data-root>/features, where
+cifar_features/main.py looks for them.
+
+Inputs: CIFAR in torchvision's layout under --data-root (cifar-10-batches-py/ or
+cifar-100-python/; --download lets torchvision fetch it where there is internet) and a ResNet-18
+ImageNet state dict (--weights PATH; without it, resnet18-f37072fd.pth or resnet18-5c106cde.pth
+in <data-root>/models/ or torch's hub cache; --download-weights lets torchvision fetch it).
+A missing input ends with a message naming it and how to obtain it (exit status 2).
+
+Examples:
+    python cifar_features/generate_features.py --dataset cifar10 --weights resnet18-f37072fd.pth
+    python cifar_features/generate_features.py --dataset cifar100 --weights resnet18-f37072fd.pth
+    python cifar_features/generate_features.py --dataset cifar10 --dry-run   # check inputs only
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+
+from cifar_features.data_utils import (DATASETS, default_features_dir, features_file,
+                                       info_file, load_cifar_images)
+from cifar_features.model_utils import (DEFAULT_WEIGHTS_FILE, FEATURE_SIZE, HOW_TO_GET_WEIGHTS,
+                                        KNOWN_WEIGHTS, feature_extractor, identify_weights,
+                                        load_state_dict_file, sha256_of)
+from metaplastic import runtime
+from metaplastic.checkpoint import save_atomic
+from metaplastic.cli import ArgumentParser, main_guard, positive_int
+from metaplastic.errors import ConfigError, DataError
+from metaplastic.records import write_atomic_text
+
+RESIZE = 220
+CROP = 200
+DEFAULT_TRAIN_PASSES = 10
+DEFAULT_BATCH_SIZE = 128
+PIL_PRECISION_BITS = 22  # Pillow's fixed-point precision for 8-bit resampling
+
+
+# --------------------------------------------------------------------------------------------
+# Transforms
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def pil_bilinear_coefficients(in_size: int, out_size: int) -> torch.Tensor:
+    """(out_size x in_size) matrix of PIL's fixed-point bilinear coefficients (integers, float64).
+
+    Pillow's resampling: for output pixel xx, centre = (xx + 0.5) * scale with scale =
+    in/out; support = max(scale, 1); taps x in [int(centre - support + 0.5),
+    int(centre + support + 0.5)) clipped to the image, weight tent((x + 0.5 - centre) /
+    max(scale, 1)), normalized to sum 1, then rounded to integers in units of 2^-22.
+    """
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 1.0 * filterscale
+    k = np.zeros((out_size, in_size), dtype=np.float64)
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        taps = np.arange(xmin, xmax, dtype=np.float64)
+        w = np.clip(1.0 - np.abs((taps + 0.5 - center) / filterscale), 0.0, None)
+        total = w.sum()
+        if total != 0.0:
+            w = w / total
+        k[xx, xmin:xmax] = np.trunc(w * (1 << PIL_PRECISION_BITS) + np.where(w < 0, -0.5, 0.5))
+    return torch.from_numpy(k)
+
+
+def resized_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """torchvision's Resize(size) output (h, w): the shorter edge becomes ``size``."""
+    if height <= width:
+        return size, int(size * width / height)
+    return int(size * height / width), size
+
+
+def resize_like_pil(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 images (B x C x H x W) resized like torchvision's ``Resize(size)`` on PIL images.
+
+    PIL resamples horizontally, rounds to 8 bits, then vertically, rounding again, with
+    coefficients in 22-bit fixed point; doing the same with float64 matrix products (all
+    values are integers below 2^53, so exact) gives PIL's pixels exactly. Returns float32
+    holding integer values in 0..255.
+    """
+    height, width = images.shape[-2:]
+    out_h, out_w = resized_size(height, width, size)
+    device = images.device
+    half, one = float(1 << (PIL_PRECISION_BITS - 1)), float(1 << PIL_PRECISION_BITS)
+    x = images.to(torch.float64)
+    if out_w != width:
+        kw = pil_bilinear_coefficients(width, out_w).to(device)
+        x = torch.floor((x @ kw.T + half) / one).clamp_(0, 255)
+    if out_h != height:
+        kh = pil_bilinear_coefficients(height, out_h).to(device)
+        x = torch.floor((kh @ x + half) / one).clamp_(0, 255)
+    return x.to(torch.float32)
+
+
+def crop_flip(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, flip: torch.Tensor,
+              size: int) -> torch.Tensor:
+    """Per-sample crops ``images[b, :, top:top+size, left:left+size]``, mirrored where ``flip``.
+
+    One gather for the whole batch (no Python loop over samples).
+    """
+    b, c = images.shape[:2]
+    device = images.device
+    steps = torch.arange(size, device=device)
+    rows = top.to(device)[:, None] + steps                                    # B x size
+    cols = left.to(device)[:, None] + torch.where(flip.to(device)[:, None], size - 1 - steps, steps)
+    return images[torch.arange(b, device=device)[:, None, None, None],
+                  torch.arange(c, device=device)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def train_augmentation(n: int, height: int, width: int, size: int,
+                       generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One pass of RandomCrop(size) + RandomHorizontalFlip(0.5): top, left, flip for n images."""
+    top = torch.randint(0, height - size + 1, (n,), generator=generator)
+    left = torch.randint(0, width - size + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    return top, left, flip
+
+
+def centre_crop(n: int, height: int, width: int, size: int):
+    """CenterCrop(size) offsets (torchvision's: round((H - size) / 2)), no flip."""
+    top = torch.full((n,), int(round((height - size) / 2.0)), dtype=torch.long)
+    left = torch.full((n,), int(round((width - size) / 2.0)), dtype=torch.long)
+    return top, left, torch.zeros(n, dtype=torch.bool)
+
+
+def transform_batch(images: torch.Tensor, top, left, flip, resize: int = RESIZE,
+                    crop: int = CROP) -> torch.Tensor:
+    """uint8 images -> resized, cropped, flipped float32 images in [0, 1]."""
+    return crop_flip(resize_like_pil(images, resize), top, left, flip, crop).div_(255.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Feature extraction
+# --------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def extract(model: torch.nn.Module, images: torch.Tensor, top, left, flip, batch_size: int,
+            device: torch.device, bar=None) -> torch.Tensor:
+    """Features (len(images) x 512, float32, on the CPU) of the transformed images."""
+    out = torch.empty(len(images), FEATURE_SIZE, dtype=torch.float32)
+    for start in range(0, len(images), batch_size):
+        end = min(start + batch_size, len(images))
+        x = transform_batch(images[start:end].to(device), top[start:end], left[start:end],
+                            flip[start:end])
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        out[start:end] = model(x).float().cpu()
+        if bar is not None:
+            bar.update(end - start)
+    return out
+
+
+def resolve_weights(weights: Path | None, download: bool, data_root: Path) -> Path:
+    """The weights file: --weights, or torchvision's download, or a known file in the usual places."""
+    if weights is not None and download:
+        raise ConfigError("give either --weights PATH or --download-weights, not both")
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise DataError(f"ResNet-18 weights file not found: {weights}. {HOW_TO_GET_WEIGHTS}")
+        return Path(weights)
+    if download:
+        return download_weights()
+    candidates = weight_candidates(data_root)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise DataError("no ResNet-18 weights given and none found at "
+                    + ", ".join(str(p) for p in candidates) + f". {HOW_TO_GET_WEIGHTS}")
+
+
+def weight_candidates(data_root: Path) -> list[Path]:
+    """Where the weights are looked for without --weights: <data-root>/models/ and torch's hub cache."""
+    names = [v[0] for v in KNOWN_WEIGHTS.values()]
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    return [data_root / "models" / n for n in names] + [hub / n for n in names]
+
+
+def download_weights() -> Path:
+    """torchvision's ResNet18_Weights.IMAGENET1K_V1 file, downloaded (needs internet) or cached."""
+    from torchvision.models import ResNet18_Weights
+
+    url = ResNet18_Weights.IMAGENET1K_V1.url
+    try:
+        torch.hub.load_state_dict_from_url(url, progress=True, check_hash=True)
+    except Exception as exc:  # noqa: BLE001 - URLError, hash mismatch, ...
+        raise DataError(f"--download-weights: downloading {url} failed ({type(exc).__name__}: "
+                        f"{exc}). {HOW_TO_GET_WEIGHTS}") from None
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+
+
+def generate(dataset: str, data_root: Path, weights: Path, out_dir: Path, train_passes: int,
+             seed: int, device: torch.device, batch_size: int, progress: bool = True,
+             dry_run: bool = False) -> Path | None:
+    """Make and save the features of ``dataset``; returns the features file (None on a dry run)."""
+    started = time.perf_counter()
+    train_x, train_y, test_x, test_y = load_cifar_images(dataset, data_root, "cpu")
+    state = load_state_dict_file(weights)
+    model = feature_extractor(state, source=str(weights)).to(device)
+    digest = sha256_of(weights)
+    known = identify_weights(digest)
+    target = features_file(dataset, out_dir)
+    height, width = resized_size(*train_x.shape[-2:], RESIZE)   # after the resize
+    if min(height, width) < CROP:
+        raise DataError(f"resized images of {height}x{width} cannot be cropped to {CROP}")
+    n_train, n_test = len(train_x), len(test_x)
+    print(f"{dataset}: {n_train} training images x {train_passes} passes, {n_test} test images; "
+          f"weights {weights} (sha256 {digest[:16]}..., "
+          f"{known or 'NOT one of torchvision ImageNet ResNet-18 files'}); device {device}; "
+          f"output {target}")
+    if known is None:
+        print(f"warning: {weights} is not torchvision's ImageNet ResNet-18 ({DEFAULT_WEIGHTS_FILE} "
+              "or resnet18-5c106cde.pth); the features will not match the paper's", file=sys.stderr)
+    if dry_run:
+        print("dry run: CIFAR files and weights OK; nothing computed")
+        return None
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+    images = train_x.to(device)
+    extraction_started = time.perf_counter()
+    generator = torch.Generator().manual_seed(int(seed))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_train * train_passes + n_test, desc=f"{dataset} features", unit="img",
+                   file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    try:
+        # Test set first: its features do not depend on the random draws.
+        test_features = extract(model, test_x.to(device), *centre_crop(n_test, height, width, CROP),
+                                batch_size, device, bar)
+        train_features = torch.empty(n_train * train_passes, FEATURE_SIZE, dtype=torch.float32)
+        for p in range(train_passes):
+            top, left, flip = train_augmentation(n_train, height, width, CROP, generator)
+            train_features[p * n_train:(p + 1) * n_train] = extract(
+                model, images, top, left, flip, batch_size, device, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - started
+    extraction = time.perf_counter() - extraction_started
+    n_images = n_train * train_passes + n_test
+    info = {
+        "dataset": dataset,
+        "data_root": str(data_root),
+        "n_train_images": n_train, "n_test_images": n_test,
+        "train_passes": train_passes,
+        "train_rows": "rows p*N .. (p+1)*N-1 of train_x are pass p over the training set, in file order",
+        "feature_size": FEATURE_SIZE,
+        "network": "torchvision resnet18, fc replaced by identity (global-average-pool output), eval mode",
+        "weights_file": str(Path(weights).resolve()),
+        "weights_sha256": digest,
+        "weights_identified_as": known,
+        "transforms": {
+            "train": f"Resize({RESIZE}) [PIL bilinear, exact], RandomCrop({CROP}), "
+                     "RandomHorizontalFlip(0.5), pixel/255",
+            "test": f"Resize({RESIZE}) [PIL bilinear, exact], CenterCrop({CROP}), pixel/255",
+            "imagenet_normalization": False,
+        },
+        "seed": seed,
+        "random_draws": "CPU torch.Generator(seed); per pass: randint tops, randint lefts, rand<0.5 flips",
+        "batch_size": batch_size,
+        "device": str(device),
+        "torch": str(torch.__version__),
+        "torchvision": _torchvision_version(),
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "seconds": round(elapsed, 1),
+        "images_per_second": round(n_images / extraction, 2),
+    }
+    save_atomic({"train_x": train_features, "train_y": train_y.repeat(train_passes).clone(),
+                 "test_x": test_features, "test_y": test_y.clone(), "info": info}, target)
+    write_atomic_text(info_file(dataset, out_dir), json.dumps(info, indent=2) + "\n")
+    print(f"wrote {target} ({len(train_features)} training and {len(test_features)} test feature "
+          f"vectors) in {elapsed:.0f}s ({n_images / extraction:.1f} images/s through the network)")
+    return target
+
+
+def _torchvision_version() -> str:
+    import torchvision
+
+    return str(torchvision.__version__)
+
+
+def build_parser() -> ArgumentParser:
+    from metaplastic.data_prep import default_data_root
+
+    p = ArgumentParser(prog="cifar_features/generate_features.py",
+                       description="ResNet-18 (ImageNet) features of CIFAR-10/100 for Fig. 4(e-h).")
+    p.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help=f"folder holding cifar-10-batches-py/ or cifar-100-python/ (default "
+                        f"$METAPLASTIC_DATA or ./data; now {default_data_root()})")
+    p.add_argument("--weights", type=Path, default=None,
+                   help="ResNet-18 ImageNet state dict (torchvision's resnet18-f37072fd.pth; the "
+                        "paper used resnet18-5c106cde.pth). Default: the first of these found in "
+                        "<data-root>/models/ or torch's hub cache")
+    p.add_argument("--download-weights", action="store_true",
+                   help="let torchvision download its ImageNet weights (needs internet)")
+    p.add_argument("--download", action="store_true",
+                   help="let torchvision download CIFAR-10/100 into --data-root (needs internet)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default <data-root>/features, or $METAPLASTIC_CIFAR_FEATURES; "
+                        "where cifar_features/main.py looks)")
+    p.add_argument("--train-passes", type=positive_int, default=DEFAULT_TRAIN_PASSES,
+                   help="augmented passes over the training set (default 10, as published)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the crops and flips (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
+                   help=f"images per forward pass (default {DEFAULT_BATCH_SIZE}; results do not depend on it)")
+    p.add_argument("--allow-tf32", action="store_true",
+                   help="allow TF32 convolutions on NVIDIA GPUs (faster, less exact; default off)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the CIFAR files and the weights, print the plan, and exit")
+    return p
+
+
+@main_guard
+def main(argv=None) -> int:
+    from metaplastic.data_prep import default_data_root
+
+    args = build_parser().parse_args(argv)
+    data_root = Path(args.data_root) if args.data_root else default_data_root()
+    out_dir = Path(args.out) if args.out else default_features_dir(data_root)
+    device = runtime.setup(args.device, args.seed, args.allow_tf32)
+    if args.download:
+        from metaplastic.cifar import download
+
+        download(data_root, args.dataset)
+    weights = resolve_weights(args.weights, args.download_weights, data_root)
+    generate(args.dataset, data_root, weights, out_dir, args.train_passes, args.seed, device,
+             args.batch_size, progress=not args.no_progress, dry_run=args.dry_run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
