@@ -76,7 +76,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     model.eval()
     correct = torch.zeros((), dtype=torch.long, device=x.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
-    chunk = max(batch_size, (EVAL_CHUNK_SAMPLES // batch_size) * batch_size)
+    samples = getattr(model, "eval_chunk_samples", EVAL_CHUNK_SAMPLES)  # conv nets: smaller
+    chunk = max(batch_size, (samples // batch_size) * batch_size)
     with batch_statistics_groups(model, batch_size):
         for start in range(0, len(x), chunk):
             xb, yb = x[start:start + chunk], y[start:start + chunk]

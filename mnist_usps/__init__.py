@@ -1,0 +1,1 @@
+"""MNIST -> USPS with a binarized conv net (Fig. 4c,d): ``python mnist_usps/main.py``."""

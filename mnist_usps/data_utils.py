@@ -1,0 +1,302 @@
+"""Data of the MNIST/USPS experiment: the USPS reader and the training windows (SPEC section 6).
+
+USPS sources, looked for under ``<data-root>/USPS/``:
+
+* ``usps.h5`` (written there by ``python -m metaplastic.data_prep``): groups ``train`` / ``test``
+  with ``data`` (float32 N x 256, v = (x + 1) / 2 of the LIBSVM values x, step 0.0005) and
+  ``target`` (digits 0-9). Checked against its SHA-256 in :data:`metaplastic.data_prep.SHA256`.
+* torchvision's LIBSVM files ``usps.bz2`` and ``usps.t.bz2`` ("label idx:value ..." lines,
+  labels 1..10 for digits 0..9, x in [-1, 1] with three decimals), checked against torchvision's
+  MD5s.
+
+Both give the same uint8 16x16 images, computed as torchvision does: pixel = uint8((x + 1) / 2 * 255)
+in float32 arithmetic, x parsed from its decimal text as float32; from the h5, x is first recovered
+exactly as the three-decimal number round(2v - 1, 3). The 16x16 images are padded with 6 zero
+pixels on each side to 28x28 (zero = the background, x = -1), then scaled like MNIST (byte / 255).
+
+Training windows: MNIST's training set is restricted to a random contiguous window of 2000 samples,
+USPS's to one of 1800. The starts are drawn from ``torch.Generator().manual_seed(seed)``, always
+MNIST first then USPS, whatever the task order, so that a dataset gets the same window in the
+two-task runs and in the single-task baselines of the same seed. Test sets are complete.
+"""
+from __future__ import annotations
+
+import bz2
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metaplastic.data_prep import SHA256, default_data_root, prepare_command, shared_usps_h5
+from metaplastic.datasets import ImageDataset, images_to_float, load_image_dataset, verify_files
+from metaplastic.errors import ConfigError, DataError
+from metaplastic.tasks import DEFAULT_TEST_BATCH, TRAIN_EVAL_BATCH, TaskData
+
+TASKS = ("MNIST", "USPS")
+ELSEWHERE = {"FMNIST": "continual_learning/main.py", "pMNIST": "continual_learning/main.py"}
+
+#: Published training-window sizes.
+TRAIN_WINDOW = {"MNIST": 2000, "USPS": 1800}
+#: Order in which the window starts are drawn (independent of the task order).
+WINDOW_DRAW_ORDER = ("MNIST", "USPS")
+TEST_BATCH = DEFAULT_TEST_BATCH        # 100
+TRAIN_EVAL_BATCH_SIZE = TRAIN_EVAL_BATCH  # 100
+
+USPS_H5 = "USPS/usps.h5"
+USPS_BZ2 = {"train": "USPS/usps.bz2", "test": "USPS/usps.t.bz2"}
+#: torchvision's MD5s of the LIBSVM files (torchvision.datasets.USPS).
+USPS_BZ2_MD5 = {
+    "USPS/usps.bz2": "ec16c51db3855ca6c91edd34d0e9b197",
+    "USPS/usps.t.bz2": "8ea070ee2aca1ac39742fdd1ef5ed118",
+}
+LIBSVM_URL = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/multiclass/"
+USPS_SIDE = 16
+USPS_PAD = 6
+N_PIXELS = USPS_SIDE * USPS_SIDE
+
+# Loaded USPS datasets, keyed by (resolved root, device).
+_usps_cache: dict[tuple[str, str], ImageDataset] = {}
+
+
+def clear_cache() -> None:
+    """Forget the loaded USPS datasets (tests)."""
+    _usps_cache.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# USPS values -> pixels
+# --------------------------------------------------------------------------------------------
+
+
+def libsvm_values_to_pixels(x: np.ndarray) -> np.ndarray:
+    """torchvision's conversion: uint8((x + 1) / 2 * 255), in float32 arithmetic."""
+    x = np.asarray(x, dtype=np.float32)
+    return ((x + np.float32(1)) / np.float32(2) * np.float32(255)).astype(np.uint8)
+
+
+def _decimal_lut() -> np.ndarray:
+    """Pixel of every three-decimal x = k / 1000, k in -1000..1000, x parsed from its text."""
+    texts = [f"{k / 1000:.3f}" for k in range(-1000, 1001)]
+    return libsvm_values_to_pixels(np.asarray(texts, dtype=np.float32))
+
+
+def h5_values_to_pixels(v: np.ndarray, what: str) -> np.ndarray:
+    """Pixels of h5 values v = (x + 1) / 2: x = round(2v - 1, 3) recovered exactly, then as torchvision."""
+    scaled = np.asarray(v, dtype=np.float64) * 2000.0
+    k = np.rint(scaled)
+    if scaled.size and (np.abs(scaled - k).max() > 0.01 or k.min() < 0 or k.max() > 2000):
+        raise DataError(f"{what}: values are not (x + 1) / 2 of three-decimal x in [-1, 1]")
+    return _decimal_lut()[k.astype(np.int64)]  # index k = 1000 x + 1000
+
+
+# --------------------------------------------------------------------------------------------
+# Readers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UspsSplits:
+    """USPS as uint8 16x16 images and int64 digit labels, on the CPU."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str
+
+
+def read_usps_h5(path: str | os.PathLike[str]) -> UspsSplits:
+    """Read ``usps.h5`` (no hash check here; see :func:`read_usps`)."""
+    import h5py
+
+    path = Path(path)
+    out = {}
+    try:
+        with h5py.File(path, "r") as f:
+            for split in ("train", "test"):
+                data = np.asarray(f[split]["data"][()])
+                target = np.asarray(f[split]["target"][()])
+                out[split] = _check_split(h5_values_to_pixels(data, f"{path} {split}"),
+                                          target.astype(np.int64), f"{path} {split}")
+    except (OSError, KeyError) as error:
+        raise DataError(f"{path}: not a USPS HDF5 file with train/test data and target ({error})") from None
+    return UspsSplits(*out["train"], *out["test"], source=str(path))
+
+
+def read_libsvm_usps(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One LIBSVM file (bz2-compressed): uint8 images N x 16 x 16 and labels 0..9.
+
+    Each line is "label idx:value ..." with label 1..10 (digit + 1) and idx 1..256; an index that
+    is absent has the value 0 (LIBSVM's sparse convention).
+    """
+    path = Path(path)
+    texts: list[list[str]] = []
+    labels: list[int] = []
+    try:
+        with bz2.open(path, "rt") as f:
+            for line_no, line in enumerate(f, start=1):
+                fields = line.split()
+                if not fields:
+                    continue
+                row = ["0"] * N_PIXELS
+                for item in fields[1:]:
+                    idx, _, value = item.partition(":")
+                    i = int(idx) - 1
+                    if not 0 <= i < N_PIXELS or not value:
+                        raise ValueError(f"bad feature {item!r}")
+                    row[i] = value
+                labels.append(int(float(fields[0])) - 1)
+                texts.append(row)
+    except (OSError, EOFError, ValueError) as error:
+        raise DataError(f"{path}: not a USPS LIBSVM file ({error})") from None
+    try:
+        x = np.asarray(texts, dtype=np.float32).reshape(-1, USPS_SIDE, USPS_SIDE)
+    except ValueError as error:
+        raise DataError(f"{path}: unreadable value ({error})") from None
+    return _check_split(libsvm_values_to_pixels(x), np.asarray(labels, dtype=np.int64), str(path))
+
+
+def _check_split(images: np.ndarray, labels: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    images = images.reshape(-1, USPS_SIDE, USPS_SIDE)
+    if images.shape[0] != labels.shape[0] or labels.ndim != 1:
+        raise DataError(f"{what}: {images.shape[0]} images but labels of shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise DataError(f"{what}: labels outside the digits 0-9")
+    return images, labels
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def missing_usps_message(root: Path) -> str:
+    shared = shared_usps_h5()
+    return "\n".join([
+        f"USPS is not under {root / 'USPS'}: expected {USPS_H5} "
+        f"(SHA-256 {SHA256.get(USPS_H5, '?')}),",
+        f"  prepare it with: {prepare_command(root)}",
+        f"  (it copies usps.h5 from {shared} when that file exists, or from --usps-h5 PATH),",
+        f"or torchvision's LIBSVM files {USPS_BZ2['train']} and {USPS_BZ2['test']}",
+        f"  (from {LIBSVM_URL}; e.g. torchvision.datasets.USPS('{root / 'USPS'}', download=True) "
+        "on a machine with internet).",
+    ])
+
+
+def read_usps(root: str | os.PathLike[str] | None = None) -> UspsSplits:
+    """USPS from ``<root>/USPS/``: ``usps.h5`` (preferred, SHA-256 checked) or the two .bz2 files."""
+    root = Path(root) if root is not None else default_data_root()
+    if (root / USPS_H5).is_file():
+        verify_files(root, [USPS_H5])  # DataError naming the file if its SHA-256 differs
+        return read_usps_h5(root / USPS_H5)
+    present = [rel for rel in USPS_BZ2.values() if (root / rel).is_file()]
+    if not present:
+        raise DataError(missing_usps_message(root))
+    if len(present) < len(USPS_BZ2):
+        absent = [rel for rel in USPS_BZ2.values() if rel not in present]
+        raise DataError(f"{root}: found {present[0]} but not {absent[0]}; torchvision's USPS needs "
+                        f"both.\n" + missing_usps_message(root))
+    for rel in USPS_BZ2.values():
+        expected = USPS_BZ2_MD5.get(rel)
+        if expected is not None and _md5(root / rel) != expected:
+            raise DataError(f"{root / rel}: MD5 differs from torchvision's ({expected}); the file is "
+                            f"corrupt or not the LIBSVM USPS. Replace it, or use usps.h5: "
+                            f"{prepare_command(root)}")
+    train = read_libsvm_usps(root / USPS_BZ2["train"])
+    test = read_libsvm_usps(root / USPS_BZ2["test"])
+    return UspsSplits(*train, *test, source=f"{root / USPS_BZ2['train']}, {root / USPS_BZ2['test']}")
+
+
+def pad_images(images: np.ndarray, pad: int = USPS_PAD) -> np.ndarray:
+    """uint8 N x 16 x 16 -> N x 28 x 28 with ``pad`` zero pixels on every side."""
+    return np.pad(images, ((0, 0), (pad, pad), (pad, pad)), mode="constant", constant_values=0)
+
+
+def load_usps(root: str | os.PathLike[str] | None = None,
+              device: str | torch.device = "cpu") -> ImageDataset:
+    """USPS padded to 28x28, as float32 rows of 784 pixels (byte / 255) and int64 labels on
+    ``device``; read once per process for a given root and device."""
+    root_path = Path(root) if root is not None else default_data_root()
+    key = (str(root_path.resolve()), str(torch.device(device)))
+    if key not in _usps_cache:
+        splits = read_usps(root_path)
+
+        def rows(images):
+            return images_to_float(torch.from_numpy(pad_images(images)))
+
+        _usps_cache[key] = ImageDataset(
+            "USPS", rows(splits.train_images).to(device),
+            torch.from_numpy(splits.train_labels).to(device),
+            rows(splits.test_images).to(device), torch.from_numpy(splits.test_labels).to(device),
+            num_classes=10)
+    return _usps_cache[key]
+
+
+# --------------------------------------------------------------------------------------------
+# Windows and tasks
+# --------------------------------------------------------------------------------------------
+
+
+def window_start(n_total: int, size: int, generator: torch.Generator) -> int:
+    """A uniformly drawn start of a contiguous window of ``size`` among ``n_total`` samples."""
+    if not 0 < size <= n_total:
+        raise ConfigError(f"a training window of {size} samples does not fit in {n_total}")
+    return int(torch.randint(0, n_total - size + 1, (1,), generator=generator))
+
+
+def draw_windows(seed: int, totals: dict[str, int], sizes: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """(start, size) of each dataset's training window, reproducible from ``seed``.
+
+    One generator seeded with ``seed`` draws the starts in :data:`WINDOW_DRAW_ORDER`, for every
+    dataset of that order, so that a dataset's window does not depend on the task sequence.
+    """
+    generator = torch.Generator().manual_seed(int(seed))
+    windows = {}
+    for name in WINDOW_DRAW_ORDER:
+        windows[name] = (window_start(totals[name], sizes[name], generator), sizes[name])
+    return windows
+
+
+def check_task_names(names: list[str]) -> None:
+    """MNIST and USPS, in any order or alone."""
+    if not names:
+        raise ConfigError("--task-sequence needs at least one task (MNIST, USPS)")
+    for name in names:
+        if name in TASKS:
+            continue
+        if name in ELSEWHERE:
+            raise ConfigError(f"task {name!r} is not part of mnist_usps; run it with {ELSEWHERE[name]}")
+        raise ConfigError(f"unknown task {name!r}; mnist_usps accepts {', '.join(TASKS)}")
+
+
+def build_tasks(names: list[str], data_root: str | os.PathLike[str] | None, device: torch.device,
+                seed: int, window_sizes: dict[str, int] | None = None) -> tuple[list[TaskData], dict]:
+    """The tasks in order (training windows drawn from ``seed``), and the windows used.
+
+    Each dataset is read once. Returns ``(tasks, windows)`` with windows[name] = (start, size).
+    """
+    check_task_names(names)
+    sizes = dict(TRAIN_WINDOW, **(window_sizes or {}))
+    full = {}
+    for name in dict.fromkeys(names):
+        full[name] = (load_image_dataset("MNIST", data_root, device) if name == "MNIST"
+                      else load_usps(data_root, device))
+    # Totals of datasets not in the sequence: their published sizes, so the draws never change.
+    totals = {"MNIST": 60000, "USPS": 7291}
+    totals.update({name: len(d.train_x) for name, d in full.items()})
+    windows = draw_windows(seed, totals, sizes)
+    tasks = []
+    for name in names:
+        data = full[name]
+        start, size = windows[name]
+        tasks.append(TaskData(name, data.train_x[start:start + size], data.train_y[start:start + size],
+                              data.test_x, data.test_y, test_batch_size=TEST_BATCH,
+                              train_eval_batch_size=TRAIN_EVAL_BATCH_SIZE))
+    used = {name: windows[name] for name in dict.fromkeys(names)}
+    return tasks, used
