@@ -168,12 +168,10 @@ def config_from_args(args, experiment: Experiment) -> ContinualConfig:
 
 def row_prefix(config: ContinualConfig) -> dict:
     """The run-constant columns of every metrics row."""
-    meta = config.meta[0] if len(config.meta) == 1 else "-".join(str(m) for m in config.meta)
-    return {"net": config.net, "scenario": config.scenario,
-            "arch": "-".join(str(h) for h in config.hidden_layers), "norm": config.norm,
-            "lr": config.lr, "meta": meta, "ewc": config.ewc_lambda if config.ewc else 0.0,
-            "SI": config.si_lambda if config.si else 0.0,
-            "task_order": "-".join(config.task_sequence)}
+    return records.continual_row_prefix(
+        config.net, config.scenario, "-".join(str(h) for h in config.hidden_layers), config.norm,
+        config.lr, config.meta, config.task_sequence,
+        ewc=config.ewc_lambda if config.ewc else 0.0, si=config.si_lambda if config.si else 0.0)
 
 
 def settings_from_config(config: ContinualConfig, progress: bool) -> SequenceSettings:

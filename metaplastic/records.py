@@ -49,6 +49,19 @@ def continual_columns(n_tasks: int) -> tuple[str, ...]:
     return CONTINUAL_BASE_COLUMNS + accs + losses
 
 
+def meta_label(meta: Sequence[float]) -> object:
+    """The 'meta' column: the value when one m serves all layers, else 'm1-m2-...'."""
+    return meta[0] if len(meta) == 1 else "-".join(str(m) for m in meta)
+
+
+def continual_row_prefix(net: str, scenario: str, arch: str, norm: str, lr: float,
+                         meta: Sequence[float], task_sequence: Sequence[str], ewc: float = 0.0,
+                         si: float = 0.0) -> dict:
+    """The run-constant columns of a continual-learning metrics row."""
+    return {"net": net, "scenario": scenario, "arch": arch, "norm": norm, "lr": lr,
+            "meta": meta_label(meta), "ewc": ewc, "SI": si, "task_order": "-".join(task_sequence)}
+
+
 def n_tasks_of(columns: Sequence[str]) -> int:
     """Number of tasks of a continual-learning CSV, read from its ``acc_test_tsk_k`` columns."""
     return sum(1 for c in columns if c.startswith("acc_test_tsk_"))

@@ -124,10 +124,8 @@ def config_from_args(args) -> MnistUspsConfig:
 
 def row_prefix(config: MnistUspsConfig) -> dict:
     """The run-constant columns of every metrics row (records.continual_columns schema)."""
-    meta = config.meta[0] if len(config.meta) == 1 else "-".join(str(m) for m in config.meta)
-    return {"net": config.net, "scenario": SCENARIO, "arch": architecture_label(config.ch, config.kr),
-            "norm": config.norm, "lr": config.lr, "meta": meta, "ewc": 0.0, "SI": 0.0,
-            "task_order": "-".join(config.task_sequence)}
+    return records.continual_row_prefix(config.net, SCENARIO, architecture_label(config.ch, config.kr),
+                                        config.norm, config.lr, config.meta, config.task_sequence)
 
 
 def settings_from_config(config: MnistUspsConfig, progress: bool) -> SequenceSettings:
