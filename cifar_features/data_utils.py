@@ -108,9 +108,11 @@ def generate_command(dataset: str, data_root: Path | None, folder: Path) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def load_features(dataset: str, data_root: Path | None, device) -> dict:
-    """The features file of ``dataset`` (train_x, train_y, test_x, test_y, info) on ``device``."""
-    folder = default_features_dir(data_root)
+def load_features(dataset: str, data_root: Path | None, device,
+                  folder: Path | None = None) -> dict:
+    """The features file of ``dataset`` (train_x, train_y, test_x, test_y, info) on ``device``,
+    from ``folder`` (default :func:`default_features_dir`)."""
+    folder = Path(folder) if folder else default_features_dir(data_root)
     path = features_file(dataset, folder)
     name = "CIFAR-10" if dataset == "cifar10" else "CIFAR-100"
     how = (f"Make it with\n  {generate_command(dataset, data_root, folder)}\n"
@@ -256,8 +258,9 @@ def build_tasks(names: list[str], data_root: Path | None, device: torch.device, 
     if out_size is not None and out_size < n_classes:
         raise ConfigError(f"--out-size {out_size}: {dataset} tasks have labels 0-{n_classes - 1}; "
                           f"use --out-size {n_classes}")
-    scale = feature_scale()
-    data = load_features(dataset, data_root, device)
+    extra = getattr(config, "extra", None) or {}
+    scale = extra.get("feature_scale") or feature_scale()
+    data = load_features(dataset, data_root, device, extra.get("features_dir"))
     x_tr = process_features(data["train_x"], scale)
     x_te = process_features(data["test_x"], scale)
     y_tr, y_te = data["train_y"].long(), data["test_y"].long()
@@ -275,10 +278,21 @@ def build_tasks(names: list[str], data_root: Path | None, device: torch.device, 
     return tasks
 
 
+def add_arguments(group) -> None:
+    """cifar_features' own flags (recorded in config.json under 'extra')."""
+    group.add_argument("--features-dir", type=Path, default=None,
+                       help=f"folder of <dataset>_features.pt (default ${FEATURES_DIR_ENV} or "
+                            "<data-root>/features)")
+    group.add_argument("--feature-scale", choices=FEATURE_SCALES, default=None,
+                       help="per-example processing (x - mean) / variance (published, default) or "
+                            f"/ std (default from ${FEATURE_SCALE_ENV} when set)")
+
+
 EXPERIMENT = Experiment(
     name="cifar_features", prog="cifar_features/main.py",
     task_help="tasks in order: animals, vehicles (CIFAR-10 features), or cifar100-K (K tasks of "
               "100/K successive CIFAR-100 classes); features from cifar_features/generate_features.py "
               f"in ${FEATURES_DIR_ENV} or <data-root>/features",
     check_task_names=check_task_names, build_tasks=build_tasks,
-    default_tasks=("vehicles", "animals"), image_tasks=(), train_batch_size=train_batch_size)
+    default_tasks=("vehicles", "animals"), image_tasks=(), train_batch_size=train_batch_size,
+    add_arguments=add_arguments, extra_options=("features_dir", "feature_scale"))

@@ -31,6 +31,8 @@ class Experiment:
     check_task_names: Callable[[list], None]    # raises ConfigError for unknown names
     build_tasks: Callable[..., list]            # (names, data_root, device, seed, config) -> tasks
     default_tasks: tuple = ("pMNIST", "pMNIST")
+    add_arguments: Callable | None = None       # (parser) -> None: the experiment's own flags
+    extra_options: tuple = ()                   # their dests, kept in ContinualConfig.extra
     image_tasks: tuple = ("MNIST", "FMNIST", "pMNIST")  # tasks with 784 inputs
     train_batch_size: Callable[[list], int] | None = None  # task names -> batch (None: 100)
 
@@ -83,6 +85,7 @@ class ContinualConfig:
     allow_tf32: bool = False
     checkpoint_every: int = 1
     experiment: str = "continual_learning"
+    extra: dict = field(default_factory=dict)   # the experiment's own options (Experiment)
 
 
 def build_parser(experiment: Experiment) -> ArgumentParser:
@@ -131,6 +134,8 @@ def build_parser(experiment: Experiment) -> ArgumentParser:
     g.add_argument("--sign-switch-runs", type=positive_int, default=100)
     g.add_argument("--sign-switch-train-samples", type=int, default=0,
                    help="training samples for the sign-switch losses (0 = all, as published)")
+    if experiment.add_arguments is not None:
+        experiment.add_arguments(p.add_argument_group(experiment.name))
     add_run_arguments(p, experiment.name)
     return p
 
@@ -163,7 +168,9 @@ def config_from_args(args, experiment: Experiment) -> ContinualConfig:
         sign_switch_train_samples=args.sign_switch_train_samples, seed=args.seed,
         device=args.device, data_root=str(args.data_root or ""), out_dir=str(args.out_dir or ""),
         optimizer_impl=args.optimizer_impl, allow_tf32=args.allow_tf32,
-        checkpoint_every=args.checkpoint_every, experiment=experiment.name)
+        checkpoint_every=args.checkpoint_every, experiment=experiment.name,
+        extra={k: (str(v) if isinstance(v, Path) else v)
+               for k, v in ((k, getattr(args, k)) for k in experiment.extra_options)})
 
 
 def row_prefix(config: ContinualConfig) -> dict:

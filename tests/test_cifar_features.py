@@ -513,3 +513,16 @@ def test_generate_then_train_cifar100_domain(synthetic, tmp_path, monkeypatch) -
     rows = _read_metrics(run_dir)
     assert len(rows) == 2 and tuple(rows[0]) == records.continual_columns(2)
     assert rows[0]["scenario"] == "domain" and rows[0]["task_order"] == "cifar100-2"
+
+
+def test_feature_flags_are_recorded_in_the_config() -> None:
+    from metaplastic.continual import build_parser, config_from_args
+
+    from cifar_features.data_utils import EXPERIMENT
+
+    args = build_parser(EXPERIMENT).parse_args(
+        ["--in-size", "512", "--feature-scale", "std", "--features-dir", "/tmp/f"])
+    config = config_from_args(args, EXPERIMENT)
+    assert config.extra == {"features_dir": "/tmp/f", "feature_scale": "std"}
+    default = config_from_args(build_parser(EXPERIMENT).parse_args(["--in-size", "512"]), EXPERIMENT)
+    assert default.extra == {"features_dir": None, "feature_scale": None}
