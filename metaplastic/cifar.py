@@ -256,6 +256,7 @@ def download(root: str | os.PathLike | None, which: str = "cifar10") -> Path:
     """Fetch the dataset with torchvision's downloader (needs internet); returns its folder."""
     import torchvision
 
+    _layout(which)  # refuses unknown names
     root_path = _root(root)
     root_path.mkdir(parents=True, exist_ok=True)
     cls = torchvision.datasets.CIFAR10 if which == "cifar10" else torchvision.datasets.CIFAR100

@@ -109,8 +109,8 @@ def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequenc
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
-            print("\ninterrupted; the last finished epoch is checkpointed: rerun the same command "
-                  "with --resume --out-dir <run folder> to continue", file=sys.stderr)
+            print("\ninterrupted; rerun the same command "
+                  "with --resume --out-dir <run folder> to continue from the last checkpoint", file=sys.stderr)
             return EXIT_INTERRUPTED
 
     wrapped.__wrapped__ = main

@@ -239,15 +239,18 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
             pos.rows += 1
             written.append(row)
             done = time.perf_counter()
-            log(f"subset {s + 1}/{n_sub} epoch {epoch:3d}/{settings.epochs_per_task} | loss "
-                f"{loss:.4f} | sub {acc['acc_tr_sub']:6.2f}% 1st {acc['acc_1st_sub']:6.2f}% "
-                f"train {acc['acc_tr']:6.2f}% test {acc['acc_test']:6.2f}% | "
-                f"{done - started:.2f}s (train {trained - started:.2f}s, eval {done - trained:.2f}s)")
             pos.epoch = epoch
             if epoch == settings.epochs_per_task:
                 pos.subset, pos.epoch = s + 1, 0
-            if pos.epoch == 0 or epoch % settings.checkpoint_every == 0:
+            saved = pos.epoch == 0 or epoch % settings.checkpoint_every == 0
+            if saved:
                 _save(checkpoint_path, model, optimizer, generator, pos, settings, row_prefix)
+            end = time.perf_counter()
+            log(f"subset {s + 1}/{n_sub} epoch {epoch:3d}/{settings.epochs_per_task} | loss "
+                f"{loss:.4f} | sub {acc['acc_tr_sub']:6.2f}% 1st {acc['acc_1st_sub']:6.2f}% "
+                f"train {acc['acc_tr']:6.2f}% test {acc['acc_test']:6.2f}% | "
+                f"{end - started:.2f}s (train {trained - started:.2f}s, eval {done - trained:.2f}s"
+                + (f", checkpoint {end - done:.2f}s)" if saved else ")"))
             epochs_run += 1
             if settings.stop_after_epochs is not None and epochs_run >= settings.stop_after_epochs:
                 raise SimulatedCrash(f"stopped after {epochs_run} epochs (stop_after_epochs)")

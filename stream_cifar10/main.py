@@ -1,0 +1,195 @@
+"""Stream CIFAR-10 (Fig. 4b, stream learning) with a binarized VGG.
+
+The CIFAR-10 training set (randomly permuted first with --source keras, in its stored order
+with --source torchvision) is cut into --nb-subset equal parts learned one after another for
+--epochs-per-task epochs each, with ONE metaplastic Adam optimizer. Training batches are
+augmented on the device (horizontal flip p=0.5, then a rotation up to 10 degrees or a random
+32x32 crop of the edge-padded image). Per epoch (metrics.csv): lr, mbs, meta, task_order, tsk,
+epoch, acc_tr_sub, acc_tr, acc_test; the final model and optimizer go to model_final.pt (and
+checkpoint.pt, also written every --checkpoint-every epochs, for --resume).
+
+Published commands:
+    python stream_cifar10/main.py --lr 0.0001 --mbs 64 --source keras --nb-subset 1 \
+        --epochs-per-task 200 --meta 0.0 --init gauss --init-width 0.007
+    python stream_cifar10/main.py --lr 0.0001 --mbs 64 --source keras --nb-subset 20 \
+        --epochs-per-task 200 --meta 0.0 --init gauss --init-width 0.007
+    python stream_cifar10/main.py --lr 0.0001 --mbs 64 --source keras --nb-subset 1 \
+        --epochs-per-task 200 --meta 13.0 --init gauss --init-width 0.007
+    python stream_cifar10/main.py --lr 0.0001 --mbs 64 --source keras --nb-subset 20 \
+        --epochs-per-task 200 --meta 13.0 --init gauss --init-width 0.007
+
+--init/--init-width are accepted and recorded, but, as in the published scripts, every
+binarized layer gets Xavier-normal initialisation (--weight-init xavier); --weight-init flags
+uses them instead. CIFAR-10 must be present under the data root as torchvision's
+cifar-10-batches-py/ (it cannot be downloaded offline; --download fetches it with torchvision on
+a machine with internet). Defaults for flags the published commands omit: --weight-decay 0,
+--channels 128 128 256 256 512 512, --normalize none (pixels in [0, 1]), augmentation on.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from metaplastic import records  # noqa: E402
+from metaplastic.augment import AugmentSettings, BatchAugment, device_generator  # noqa: E402
+from metaplastic.cli import (ArgumentParser, add_run_arguments, main_guard,  # noqa: E402
+                             non_negative_float, positive_int)
+from metaplastic.errors import ConfigError  # noqa: E402
+from metaplastic.optim import expand_meta  # noqa: E402
+from metaplastic.stream import (AUGMENT_SEED_OFFSET, StreamExperiment, StreamSettings,  # noqa: E402
+                                add_stream_arguments, launch, meta_column)
+from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, Preprocess, load_data  # noqa: E402
+from stream_cifar10.model_utils import DEFAULT_CHANNELS, WEIGHT_INITS, build_model  # noqa: E402
+
+EXPERIMENT_NAME = "stream_cifar10"
+N_WEIGHT_LAYERS = 9       # 6 convolutions + 3 linear layers
+CHECKPOINT_EVERY = 5      # a full checkpoint is ~220 MB: every 5 epochs by default
+
+
+@dataclass
+class StreamCifarConfig:
+    """Everything that defines a stream CIFAR-10 run (saved as config.json)."""
+
+    lr: float = 1e-4
+    mbs: int = 64
+    source: str = "keras"
+    nb_subset: int = 1
+    epochs_per_task: int = 200
+    meta: list = field(default_factory=lambda: [0.0])
+    weight_decay: float = 0.0
+    init: str = "uniform"
+    init_width: float = 0.1
+    weight_init: str = "xavier"
+    channels: list = field(default_factory=lambda: list(DEFAULT_CHANNELS))
+    fc_width: int = 2048
+    dropout: float = 0.5
+    augment: bool = True
+    normalize: str = "none"
+    eval_batch: int = 1000
+    download: bool = False
+    seed: int = 0
+    device: str = "auto"
+    data_root: str = ""
+    out_dir: str = ""
+    optimizer_impl: str = "auto"
+    allow_tf32: bool = False
+    checkpoint_every: int = CHECKPOINT_EVERY
+    experiment: str = EXPERIMENT_NAME
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="stream_cifar10/main.py",
+                       description="Stream learning of CIFAR-10 cut into parts with a binarized "
+                                   "VGG (Fig. 4b); metaplasticity via --meta.")
+    g = p.add_argument_group("model and data")
+    g.add_argument("--source", choices=SOURCES, default="keras",
+                   help="keras: permute the training set at random before cutting it; "
+                        "torchvision: cut it in the stored order (default keras)")
+    g.add_argument("--weight-decay", "--decay", dest="weight_decay", type=non_negative_float,
+                   default=0.0, help="L2 weight decay (default 0)")
+    g.add_argument("--channels", nargs=6, type=positive_int, default=list(DEFAULT_CHANNELS),
+                   metavar="C", help="the 6 conv widths (default 128 128 256 256 512 512)")
+    g.add_argument("--fc-width", type=positive_int, default=2048,
+                   help="width of the two hidden linear layers (default 2048)")
+    g.add_argument("--dropout", type=_fraction, default=0.5, help="dropout after them (default 0.5)")
+    g.add_argument("--weight-init", choices=WEIGHT_INITS, default="xavier",
+                   help="xavier: Xavier-normal on every binarized layer, ignoring --init "
+                        "(published); flags: use --init/--init-width")
+    g.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="no data augmentation")
+    g.add_argument("--normalize", choices=NORMALIZATIONS, default="none",
+                   help="none: pixels in [0, 1] (default); channel: standardize each colour "
+                        "channel with the CIFAR-10 training mean and std")
+    g.add_argument("--download", action="store_true",
+                   help="fetch CIFAR-10 with torchvision's downloader when it is missing "
+                        "(needs internet; never done by default)")
+    add_stream_arguments(p, lr=1e-4, mbs=64, epochs_per_task=200, eval_batch=1000)
+    add_run_arguments(p, EXPERIMENT_NAME)
+    for action in p._actions:
+        if action.dest == "checkpoint_every":
+            action.default = CHECKPOINT_EVERY
+            action.help = (f"epochs between checkpoints (default {CHECKPOINT_EVERY}; the end of "
+                           "each part and of the run always checkpoint)")
+    return p
+
+
+def config_from_args(args) -> StreamCifarConfig:
+    try:
+        expand_meta(args.meta, N_WEIGHT_LAYERS)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return StreamCifarConfig(
+        lr=args.lr, mbs=args.mbs, source=args.source, nb_subset=args.nb_subset,
+        epochs_per_task=args.epochs_per_task, meta=list(args.meta),
+        weight_decay=args.weight_decay, init=args.init, init_width=args.init_width,
+        weight_init=args.weight_init, channels=list(args.channels), fc_width=args.fc_width,
+        dropout=args.dropout, augment=args.augment, normalize=args.normalize,
+        eval_batch=args.eval_batch, download=args.download, seed=args.seed, device=args.device,
+        data_root=str(args.data_root or ""), out_dir=str(args.out_dir or ""),
+        optimizer_impl=args.optimizer_impl, allow_tf32=args.allow_tf32,
+        checkpoint_every=args.checkpoint_every)
+
+
+def _configure(config: StreamCifarConfig, model, device, settings: StreamSettings) -> None:
+    augment = BatchAugment(AugmentSettings(enabled=config.augment),
+                           device_generator(device, config.seed + AUGMENT_SEED_OFFSET))
+    settings.train_transform = Preprocess(config.normalize, augment if config.augment else None,
+                                          device)
+    settings.eval_transform = Preprocess(config.normalize, None, device)
+    settings.extra_state = {"augment": augment}
+    if config.weight_init == "xavier" and (config.init, config.init_width) != ("uniform", 0.1):
+        print(f"note: --init {config.init} --init-width {config.init_width} recorded but not "
+              "used: every binarized layer gets Xavier-normal init (--weight-init xavier)")
+
+
+def _row_prefix(config: StreamCifarConfig, data) -> dict:
+    return {"lr": config.lr, "mbs": config.mbs, "meta": meta_column(config.meta),
+            "task_order": data.name}
+
+
+EXPERIMENT = StreamExperiment(
+    name=EXPERIMENT_NAME, columns=records.STREAM_CIFAR10_COLUMNS, load_data=load_data,
+    build_model=lambda c: build_model(c.channels, c.weight_init, c.init, c.init_width,
+                                      c.fc_width, c.dropout),
+    permute=lambda c: c.source == "keras", row_prefix=_row_prefix, configure=_configure)
+
+
+def settings_from_config(config: StreamCifarConfig, progress: bool = True) -> StreamSettings:
+    return StreamSettings(
+        epochs_per_task=config.epochs_per_task, lr=config.lr,
+        meta=expand_meta(config.meta, N_WEIGHT_LAYERS), weight_decay=config.weight_decay,
+        batch_size=config.mbs, eval_batch_size=config.eval_batch, seed=config.seed,
+        optimizer_implementation=config.optimizer_impl,
+        checkpoint_every=config.checkpoint_every, progress=progress, save_final=True)
+
+
+def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
+        progress: bool = True, stop_after_epochs: int | None = None) -> Path:
+    """Run (or, with dry_run, only check) one stream CIFAR-10 configuration."""
+    settings = settings_from_config(config, progress)
+    settings.stop_after_epochs = stop_after_epochs
+    return launch(config, EXPERIMENT, settings, resume=resume, dry_run=dry_run)
+
+
+@main_guard
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    run(config, resume=args.resume, dry_run=args.dry_run, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Stream FMNIST (Fig. 4a, stream learning).
+
+The training set (Fashion-MNIST or MNIST) is permuted once at random (seeded) and cut into
+--nb-subset equal contiguous parts, learned one after another for --epochs-per-task epochs
+each with ONE metaplastic Adam optimizer. Per epoch (metrics.csv): acc_tr_sub (current part),
+acc_1st_sub (first part), acc_tr (whole training set), acc_test, with init, meta, task_order,
+tsk (part, 1-based), epoch (within the part), lr.
+
+Published commands:
+    python stream_fmnist/main.py --task FMNIST --hidden-layers 1024 1024 --lr 0.005 \
+        --decay 1e-7 --meta 2.5 --epochs-per-task 20 --nb-subset 1
+    python stream_fmnist/main.py --task FMNIST --hidden-layers 1024 1024 --lr 0.005 \
+        --decay 1e-7 --meta 0.0 --epochs-per-task 20 --nb-subset 1
+    python stream_fmnist/main.py --task FMNIST --hidden-layers 1024 1024 --lr 0.005 \
+        --decay 1e-7 --meta 2.5 --epochs-per-task 20 --nb-subset 60
+    python stream_fmnist/main.py --task FMNIST --hidden-layers 1024 1024 --lr 0.005 \
+        --decay 1e-7 --meta 0.0 --epochs-per-task 20 --nb-subset 60
+
+Defaults for flags the published commands omit: --mbs 100, --init uniform --init-width 0.1,
+--seed 0. Data come from the offline files (python -m metaplastic.data_prep). A crashed or
+interrupted run continues with the same command plus --resume --out-dir <run folder>.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from metaplastic import records  # noqa: E402
+from metaplastic.cli import ArgumentParser, add_run_arguments, main_guard, non_negative_float, positive_int  # noqa: E402,E501
+from metaplastic.errors import ConfigError  # noqa: E402
+from metaplastic.optim import expand_meta  # noqa: E402
+from metaplastic.stream import (StreamExperiment, StreamSettings, add_stream_arguments,  # noqa: E402
+                                launch, meta_column)
+from stream_fmnist.data_utils import TASKS, load_data, pixels  # noqa: E402
+from stream_fmnist.model_utils import (EVAL_IMPLS, IntegerEvaluator, build_model,  # noqa: E402
+                                       resolve_eval_impl)
+
+EXPERIMENT_NAME = "stream_fmnist"
+
+
+@dataclass
+class StreamFmnistConfig:
+    """Everything that defines a stream FMNIST run (saved as config.json)."""
+
+    task: str = "FMNIST"
+    hidden_layers: list = field(default_factory=lambda: [1024, 1024])
+    lr: float = 0.005
+    decay: float = 1e-7
+    meta: list = field(default_factory=lambda: [0.0])
+    epochs_per_task: int = 20
+    nb_subset: int = 1
+    mbs: int = 100
+    init: str = "uniform"
+    init_width: float = 0.1
+    eval_impl: str = "auto"
+    eval_batch: int = 10_000
+    save: bool = False
+    seed: int = 0
+    device: str = "auto"
+    data_root: str = ""
+    out_dir: str = ""
+    optimizer_impl: str = "auto"
+    allow_tf32: bool = False
+    checkpoint_every: int = 1
+    experiment: str = EXPERIMENT_NAME
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="stream_fmnist/main.py",
+                       description="Stream learning of Fashion-MNIST/MNIST cut into parts "
+                                   "(Fig. 4a); metaplasticity via --meta.")
+    g = p.add_argument_group("model and data")
+    g.add_argument("--task", choices=TASKS, default="FMNIST", help="dataset (default FMNIST)")
+    g.add_argument("--hidden-layers", nargs="+", type=positive_int, default=[1024, 1024],
+                   help="hidden layer sizes (default 1024 1024)")
+    g.add_argument("--decay", type=non_negative_float, default=1e-7,
+                   help="L2 weight decay (default 1e-7)")
+    g.add_argument("--eval-impl", choices=EVAL_IMPLS, default="auto",
+                   help="evaluation arithmetic: int8 (exact integer products, CPU), float (the "
+                        "model's float forward); auto: int8 on CPU when available")
+    g.add_argument("--save", action="store_true",
+                   help="also write model_final.pt (model and optimizer) at the end")
+    add_stream_arguments(p, lr=0.005, mbs=100, epochs_per_task=20, eval_batch=10_000)
+    add_run_arguments(p, EXPERIMENT_NAME)
+    return p
+
+
+def config_from_args(args) -> StreamFmnistConfig:
+    try:
+        expand_meta(args.meta, len(args.hidden_layers) + 1)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return StreamFmnistConfig(
+        task=args.task, hidden_layers=list(args.hidden_layers), lr=args.lr, decay=args.decay,
+        meta=list(args.meta), epochs_per_task=args.epochs_per_task, nb_subset=args.nb_subset,
+        mbs=args.mbs, init=args.init, init_width=args.init_width, eval_impl=args.eval_impl,
+        eval_batch=args.eval_batch, save=args.save, seed=args.seed, device=args.device,
+        data_root=str(args.data_root or ""), out_dir=str(args.out_dir or ""),
+        optimizer_impl=args.optimizer_impl, allow_tf32=args.allow_tf32,
+        checkpoint_every=args.checkpoint_every)
+
+
+def _configure(config: StreamFmnistConfig, model, device, settings: StreamSettings) -> None:
+    settings.train_transform = pixels
+    impl = resolve_eval_impl(config.eval_impl, device)
+    if impl == "int8":
+        settings.predict, settings.eval_transform = IntegerEvaluator(model), None
+    else:
+        settings.predict, settings.eval_transform = None, pixels
+    print(f"evaluation: {impl} arithmetic, {config.eval_batch} samples per forward pass")
+
+
+def _row_prefix(config: StreamFmnistConfig, data) -> dict:
+    return {"init": config.init, "meta": meta_column(config.meta), "task_order": data.name,
+            "lr": config.lr}
+
+
+EXPERIMENT = StreamExperiment(
+    name=EXPERIMENT_NAME, columns=records.STREAM_FMNIST_COLUMNS, load_data=load_data,
+    build_model=lambda c: build_model(c.hidden_layers, c.init, c.init_width),
+    permute=lambda c: True, row_prefix=_row_prefix, configure=_configure)
+
+
+def settings_from_config(config: StreamFmnistConfig, progress: bool = True) -> StreamSettings:
+    return StreamSettings(
+        epochs_per_task=config.epochs_per_task, lr=config.lr,
+        meta=expand_meta(config.meta, len(config.hidden_layers) + 1), weight_decay=config.decay,
+        batch_size=config.mbs, eval_batch_size=config.eval_batch, seed=config.seed,
+        optimizer_implementation=config.optimizer_impl,
+        checkpoint_every=config.checkpoint_every, progress=progress, save_final=config.save)
+
+
+def run(config: StreamFmnistConfig, resume: bool = False, dry_run: bool = False,
+        progress: bool = True, stop_after_epochs: int | None = None) -> Path:
+    """Run (or, with dry_run, only check) one stream FMNIST configuration."""
+    settings = settings_from_config(config, progress)
+    settings.stop_after_epochs = stop_after_epochs
+    return launch(config, EXPERIMENT, settings, resume=resume, dry_run=dry_run)
+
+
+@main_guard
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    run(config, resume=args.resume, dry_run=args.dry_run, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
