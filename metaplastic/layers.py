@@ -6,6 +6,7 @@ Forward: W_b = sign(W_h) (torch.sign, so sign(0) = 0). Backward: dL/dW_h = dL/dW
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -71,26 +72,73 @@ class SignActivation(nn.Module):
         return sign_activation(x)
 
 
+class _BufferedSign(torch.autograd.Function):
+    """Returns a precomputed W_b = sign(W_h); dL/dW_h := dL/dW_b (identity STE)."""
+
+    @staticmethod
+    def forward(ctx, hidden, binary):
+        return binary.view_as(binary)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output, None
+
+
+# hidden weight -> its layer, so that the optimizer can fill the layer's sign buffer; weak on
+# both sides (copies of a model are simply not found and compute their signs themselves)
+# (tensors compare element-wise, so the table is keyed by id and checked by identity)
+_LAYER_OF_WEIGHT: dict[int, weakref.ref] = {}
+
+
+def binarized_layer_of(weight: torch.Tensor):
+    """The binarized layer whose hidden weight is ``weight``, or None."""
+    ref = _LAYER_OF_WEIGHT.get(id(weight))
+    layer = ref() if ref is not None else None
+    return layer if layer is not None and layer.hidden_weight is weight else None
+
+
 class _BinarizedMixin:
-    """Shared behaviour: the binary weight sign(W_h), cached while W_h does not change."""
+    """Shared behaviour: the binary weight sign(W_h), kept in a buffer while W_h is unchanged.
+
+    The buffer is refreshed when W_h changes (its version counter moves); metaplastic Adam
+    writes sign(W_h) into it during its step (:meth:`binary_buffer`, :meth:`mark_binary_current`),
+    so a training step computes the signs of a large layer once, inside the fused update.
+    """
 
     hidden_weight: nn.Parameter
 
     def _init_binarized(self, binarize_input: bool) -> None:
         self.binarize_input = binarize_input
-        self._binary_cache: torch.Tensor | None = None
-        self._binary_cache_key: tuple | None = None
+        self._binary: torch.Tensor | None = None
+        self._binary_key: tuple | None = None
+        key = id(self.hidden_weight)
+        _LAYER_OF_WEIGHT[key] = weakref.ref(self, lambda _, key=key: _LAYER_OF_WEIGHT.pop(key, None))
+
+    def _weight_key(self) -> tuple:
+        w = self.hidden_weight
+        return (w.data_ptr(), w._version, w.device, w.dtype, w.shape)
+
+    def binary_buffer(self) -> torch.Tensor:
+        """The tensor holding sign(W_h) (allocated on first use, same shape as W_h)."""
+        w = self.hidden_weight
+        if self._binary is None or self._binary.shape != w.shape or self._binary.device != w.device:
+            self._binary = torch.empty_like(w, requires_grad=False)
+            self._binary_key = None
+        return self._binary
+
+    def mark_binary_current(self) -> None:
+        """Declare that the buffer holds sign(W_h) of the current W_h."""
+        self._binary_key = self._weight_key()
 
     def binary_weight(self) -> torch.Tensor:
         """W_b = sign(W_h); differentiable (identity STE) when gradients are being recorded."""
         w = self.hidden_weight
+        if self._binary_key != self._weight_key() or self._binary is None:
+            torch.sign(w.detach(), out=self.binary_buffer())
+            self.mark_binary_current()
         if torch.is_grad_enabled() and w.requires_grad:
-            return binarize_ste(w)
-        key = (w.data_ptr(), w._version, w.device, w.dtype)
-        if self._binary_cache is None or self._binary_cache_key != key:
-            self._binary_cache = torch.sign(w.detach())
-            self._binary_cache_key = key
-        return self._binary_cache
+            return _BufferedSign.apply(w, self._binary)
+        return self._binary
 
     def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         return binarize_ste(x) if self.binarize_input else x

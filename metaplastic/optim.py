@@ -9,7 +9,8 @@ f = 1 (plain Adam). m_l = 0 is exactly Adam with coupled weight decay.
 
 Two implementations give the same numbers to float32 rounding:
 - 'compiled': one torch.compile graph for all parameters, a fused loop per tensor reading
-  W, grad, m, v once and writing W, m, v once. It writes 1 - tanh^2(x) as 4a / (1 + a)^2 with a = exp(-2x) (the same function,
+  W, grad, m, v once and writing W, m, v once, and sign(W) into the binarized layer's buffer
+  (so the next forward pass needs no separate sign computation). It writes 1 - tanh^2(x) as 4a / (1 + a)^2 with a = exp(-2x) (the same function,
   cheaper to vectorize).
 - 'eager': in-place torch operations over chunks of at most 2**18 elements, so temporaries stay
   small even for 16M-element weights.
@@ -26,6 +27,8 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
+from metaplastic.layers import binarized_layer_of
+
 CHUNK = 1 << 18
 IMPLEMENTATIONS = ("auto", "compiled", "eager")
 
@@ -36,11 +39,13 @@ def metaplastic_factor(w: torch.Tensor, m: torch.Tensor, meta: float) -> torch.T
     return torch.where(torch.sign(w) * m > 0, f, torch.ones_like(w))
 
 
-def _fused_update(params, grads, exp_avgs, exp_avg_sqs, scalars):
+def _fused_update(params, grads, exp_avgs, exp_avg_sqs, binaries, scalars):
     """One metaplastic Adam step on lists of tensors, in place.
 
     ``scalars`` is a (n_params, 6) tensor of per-parameter step_size, weight_decay, meta,
     beta1, beta2, eps; meta = 0 makes the factor exactly 1 (plain Adam, used for 1-d parameters).
+    ``binaries[i]``, when not None, receives sign(W) of the updated weight (the binarized
+    layer's forward weight), in the same pass.
     """
     for i, (w, grad, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
         step_size, weight_decay, meta, beta1, beta2, eps = scalars[i].unbind()
@@ -53,6 +58,8 @@ def _fused_update(params, grads, exp_avgs, exp_avg_sqs, scalars):
         m.copy_(m_new)
         v.copy_(v_new)
         w.copy_(w_new)
+        if binaries[i] is not None:
+            binaries[i].copy_(torch.sign(w_new))
 
 
 def _eager_update(w, grad, m, v, step_size: float, weight_decay: float, meta: float,
@@ -100,11 +107,13 @@ class MetaplasticAdam(torch.optim.Optimizer):
             self._kernel = torch.compile(_fused_update, dynamic=False)
         return self._kernel
 
-    def _step_compiled(self, batch) -> bool:
+    def _step_compiled(self, batch, layers) -> bool:
         params, grads, ms, vs, scalars = zip(*batch)
+        binaries = [None if layer is None else layer.binary_buffer() for layer in layers]
         scalar_table = torch.tensor(scalars, dtype=params[0].dtype, device=params[0].device)
         try:
-            self._fused_kernel()(list(params), list(grads), list(ms), list(vs), scalar_table)
+            self._fused_kernel()(list(params), list(grads), list(ms), list(vs), binaries,
+                                 scalar_table)
             return True
         except Exception as exc:  # compiler missing, unsupported backend, ...
             if self.implementation == "compiled":
@@ -142,11 +151,17 @@ class MetaplasticAdam(torch.optim.Optimizer):
                               (step_size, group["weight_decay"], meta, beta1, beta2, group["eps"])))
         if not batch:
             return loss
-        if self.implementation != "eager" and self._step_compiled(batch):
-            return loss
-        for p, grad, m, v, (step_size, wd, meta, beta1, beta2, eps) in batch:
-            _eager_update(p, grad.contiguous(), m, v, step_size, wd, meta, beta1, beta2, eps,
-                          metaplastic=p.dim() >= 2)
+        layers = [binarized_layer_of(item[0]) for item in batch]
+        if not (self.implementation != "eager" and self._step_compiled(batch, layers)):
+            for (p, grad, m, v, (step_size, wd, meta, beta1, beta2, eps)), layer in zip(batch,
+                                                                                        layers):
+                _eager_update(p, grad.contiguous(), m, v, step_size, wd, meta, beta1, beta2, eps,
+                              metaplastic=p.dim() >= 2)
+                if layer is not None:
+                    torch.sign(p, out=layer.binary_buffer())
+        for layer in layers:
+            if layer is not None:
+                layer.mark_binary_current()
         return loss
 
 

@@ -142,3 +142,27 @@ def test_compiled_and_eager_agree_on_a_large_tensor():
         results.append(w.detach())
     # float32 rounding only: 5e-7 is 1e-4 of one step (lr 0.005)
     torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=5e-7)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_step_refreshes_the_layers_binary_weight(impl):
+    torch.manual_seed(5)
+    model = BNN([12, 8, 3])
+    opt = make_optimizer(model, lr=0.05, meta=1.0, implementation=impl)
+    x, y = torch.randn(16, 12), torch.randint(0, 3, (16,))
+    for _ in range(3):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        for layer in model.layers:  # the buffer the forward pass uses is sign(W_h) of now
+            assert torch.equal(layer.binary_weight().detach(), torch.sign(layer.hidden_weight.detach()))
+    import copy
+    clone = copy.deepcopy(model)  # a copy has its own buffers, untouched by the original's steps
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    for a, b in zip(clone.layers, model.layers):
+        assert torch.equal(a.binary_weight(), torch.sign(a.hidden_weight.detach()))
+        assert not torch.equal(a.hidden_weight, b.hidden_weight)
