@@ -160,6 +160,28 @@ def init_weight(weight: torch.Tensor, init: str, width: float) -> None:
             raise ValueError(f"unknown init {init!r} (uniform, gauss, xavier)")
 
 
+class _TernaryLinear(torch.autograd.Function):
+    """y = x W_b^T for x and W_b with entries in {-1, 0, 1}, computed in int8 with int32
+    accumulation: exact, so identical to the float32 product, and several times faster on CPU.
+    Backward as for a float linear layer (dL/dW_b passed to W_h unchanged)."""
+
+    @staticmethod
+    def forward(ctx, x, hidden, binary, binary_int8):
+        ctx.save_for_backward(x, binary)
+        return torch._int_mm(x.to(torch.int8), binary_int8.t()).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, binary = ctx.saved_tensors
+        grad_x = grad_output @ binary if ctx.needs_input_grad[0] else None
+        grad_w = grad_output.t() @ x if ctx.needs_input_grad[1] else None
+        return grad_x, grad_w, None, None
+
+
+# int8 products for layers fed by sign activations (CPU only; switched off if unsupported)
+TERNARY_INT8 = {"enabled": True}
+
+
 class BinarizedLinear(_BinarizedMixin, nn.Module):
     """y = x_in @ sign(W_h)^T, x_in = sign(x) if ``binarize_input`` else x; no bias."""
 
@@ -170,9 +192,38 @@ class BinarizedLinear(_BinarizedMixin, nn.Module):
         self.hidden_weight = nn.Parameter(torch.empty(out_features, in_features))
         self._init_binarized(binarize_input)
         self.init_hidden_weight(init, init_width)
+        # set by a model whose previous layer ends with a sign activation: the input is then
+        # in {-1, 0, 1} and the product can be computed exactly in int8 on CPU
+        self.input_is_ternary = False
+        self._binary_int8: torch.Tensor | None = None
+        self._binary_int8_key: tuple | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(self._prepare_input(x), self.binary_weight())
+        x = self._prepare_input(x)
+        if (self.input_is_ternary or self.binarize_input) and x.device.type == "cpu" \
+                and x.dim() == 2 and TERNARY_INT8["enabled"]:
+            out = self._ternary_forward(x)
+            if out is not None:
+                return out
+        return F.linear(x, self.binary_weight())
+
+    def _ternary_forward(self, x: torch.Tensor) -> torch.Tensor | None:
+        binary = self.binary_weight()
+        key = self._binary_key
+        if self._binary_int8 is None or self._binary_int8_key != key \
+                or self._binary_int8.shape != binary.shape:
+            if self._binary_int8 is None or self._binary_int8.shape != binary.shape:
+                self._binary_int8 = torch.empty(binary.shape, dtype=torch.int8)
+            self._binary_int8.copy_(binary.detach())
+            self._binary_int8_key = key
+        try:
+            if torch.is_grad_enabled() and (x.requires_grad or self.hidden_weight.requires_grad):
+                return _TernaryLinear.apply(x, self.hidden_weight, binary.detach(),
+                                            self._binary_int8)
+            return torch._int_mm(x.to(torch.int8), self._binary_int8.t()).to(x.dtype)
+        except RuntimeError:  # no int8 matmul for this build or shape: float32 from now on
+            TERNARY_INT8["enabled"] = False
+            return None
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, binarize_input={self.binarize_input}"

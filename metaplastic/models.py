@@ -69,6 +69,8 @@ class BNN(MLP):
                       track_running_stats=norm_running_stats)
             for i in range(n_layers))
         self.activation = SignActivation()
+        for layer in self.layers[1:]:  # fed by sign activations: inputs in {-1, 0, 1}
+            layer.input_is_ternary = True
 
 
 class DNN(MLP):

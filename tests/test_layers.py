@@ -129,3 +129,29 @@ def test_norm_state_is_used_then_restored():
     with using_norm_state(model, saved):
         assert torch.equal(model.norms[0].weight, saved["norms.0.weight"])
     assert torch.all(model.norms[0].weight == 2.0)
+
+
+def test_int8_product_for_ternary_inputs_is_bit_identical():
+    from metaplastic import layers
+
+    torch.manual_seed(6)
+    model = BNN([784, 64, 64, 10])
+    x, y = torch.rand(50, 784), torch.randint(0, 10, (50,))
+    assert [l.input_is_ternary for l in model.layers] == [False, True, True]
+    results = []
+    for enabled in (True, False):
+        layers.TERNARY_INT8["enabled"] = enabled
+        try:
+            model.zero_grad()
+            out = model(x)
+            F.cross_entropy(out, y).backward()
+            results.append((out.detach(), [l.hidden_weight.grad.clone() for l in model.layers]))
+            with torch.no_grad():
+                model.eval()
+                results[-1] += (model(x),)
+                model.train()
+        finally:
+            layers.TERNARY_INT8["enabled"] = True
+    (o1, g1, e1), (o2, g2, e2) = results
+    assert torch.equal(o1, o2) and torch.equal(e1, e2)
+    assert all(torch.equal(a, b) for a, b in zip(g1, g2))
