@@ -207,15 +207,28 @@ class BinarizedLinear(_BinarizedMixin, nn.Module):
                 return out
         return F.linear(x, self.binary_weight())
 
+    def uses_int8(self) -> bool:
+        """Whether the forward product runs in int8 (ternary input, CPU, supported)."""
+        return ((self.input_is_ternary or self.binarize_input) and TERNARY_INT8["enabled"]
+                and self.hidden_weight.device.type == "cpu")
+
+    def binary_int8_buffer(self) -> torch.Tensor:
+        """The int8 copy of sign(W_h) used by the int8 product (allocated on first use)."""
+        w = self.hidden_weight
+        if self._binary_int8 is None or self._binary_int8.shape != w.shape:
+            self._binary_int8 = torch.empty(w.shape, dtype=torch.int8)
+            self._binary_int8_key = None
+        return self._binary_int8
+
+    def mark_binary_int8_current(self) -> None:
+        """Declare that the int8 buffer holds sign(W_h) of the current W_h."""
+        self._binary_int8_key = self._weight_key()
+
     def _ternary_forward(self, x: torch.Tensor) -> torch.Tensor | None:
         binary = self.binary_weight()
-        key = self._binary_key
-        if self._binary_int8 is None or self._binary_int8_key != key \
-                or self._binary_int8.shape != binary.shape:
-            if self._binary_int8 is None or self._binary_int8.shape != binary.shape:
-                self._binary_int8 = torch.empty(binary.shape, dtype=torch.int8)
-            self._binary_int8.copy_(binary.detach())
-            self._binary_int8_key = key
+        if self._binary_int8_key != self._binary_key or self._binary_int8 is None:
+            self.binary_int8_buffer().copy_(binary.detach())
+            self._binary_int8_key = self._binary_key
         try:
             if torch.is_grad_enabled() and (x.requires_grad or self.hidden_weight.requires_grad):
                 return _TernaryLinear.apply(x, self.hidden_weight, binary.detach(),

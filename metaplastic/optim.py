@@ -39,13 +39,13 @@ def metaplastic_factor(w: torch.Tensor, m: torch.Tensor, meta: float) -> torch.T
     return torch.where(torch.sign(w) * m > 0, f, torch.ones_like(w))
 
 
-def _fused_update(params, grads, exp_avgs, exp_avg_sqs, binaries, scalars):
+def _fused_update(params, grads, exp_avgs, exp_avg_sqs, binaries, binaries_int8, scalars):
     """One metaplastic Adam step on lists of tensors, in place.
 
     ``scalars`` is a (n_params, 6) tensor of per-parameter step_size, weight_decay, meta,
     beta1, beta2, eps; meta = 0 makes the factor exactly 1 (plain Adam, used for 1-d parameters).
-    ``binaries[i]``, when not None, receives sign(W) of the updated weight (the binarized
-    layer's forward weight), in the same pass.
+    ``binaries[i]`` / ``binaries_int8[i]``, when not None, receive sign(W) of the updated
+    weight (the binarized layer's forward weight, float32 / int8), in the same pass.
     """
     for i, (w, grad, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
         step_size, weight_decay, meta, beta1, beta2, eps = scalars[i].unbind()
@@ -60,6 +60,8 @@ def _fused_update(params, grads, exp_avgs, exp_avg_sqs, binaries, scalars):
         w.copy_(w_new)
         if binaries[i] is not None:
             binaries[i].copy_(torch.sign(w_new))
+        if binaries_int8[i] is not None:
+            binaries_int8[i].copy_(torch.sign(w_new).to(torch.int8))
 
 
 def _eager_update(w, grad, m, v, step_size: float, weight_decay: float, meta: float,
@@ -110,10 +112,12 @@ class MetaplasticAdam(torch.optim.Optimizer):
     def _step_compiled(self, batch, layers) -> bool:
         params, grads, ms, vs, scalars = zip(*batch)
         binaries = [None if layer is None else layer.binary_buffer() for layer in layers]
+        binaries_int8 = [layer.binary_int8_buffer() if getattr(layer, "uses_int8", None)
+                         and layer.uses_int8() else None for layer in layers]
         scalar_table = torch.tensor(scalars, dtype=params[0].dtype, device=params[0].device)
         try:
             self._fused_kernel()(list(params), list(grads), list(ms), list(vs), binaries,
-                                 scalar_table)
+                                 binaries_int8, scalar_table)
             return True
         except Exception as exc:  # compiler missing, unsupported backend, ...
             if self.implementation == "compiled":
@@ -152,7 +156,8 @@ class MetaplasticAdam(torch.optim.Optimizer):
         if not batch:
             return loss
         layers = [binarized_layer_of(item[0]) for item in batch]
-        if not (self.implementation != "eager" and self._step_compiled(batch, layers)):
+        compiled = self.implementation != "eager" and self._step_compiled(batch, layers)
+        if not compiled:
             for (p, grad, m, v, (step_size, wd, meta, beta1, beta2, eps)), layer in zip(batch,
                                                                                         layers):
                 _eager_update(p, grad.contiguous(), m, v, step_size, wd, meta, beta1, beta2, eps,
@@ -162,6 +167,8 @@ class MetaplasticAdam(torch.optim.Optimizer):
         for layer in layers:
             if layer is not None:
                 layer.mark_binary_current()
+                if compiled and getattr(layer, "uses_int8", None) and layer.uses_int8():
+                    layer.mark_binary_int8_current()
         return loss
 
 

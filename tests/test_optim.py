@@ -147,7 +147,7 @@ def test_compiled_and_eager_agree_on_a_large_tensor():
 @pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 def test_step_refreshes_the_layers_binary_weight(impl):
     torch.manual_seed(5)
-    model = BNN([12, 8, 3])
+    model = BNN([12, 8, 3])  # 12 inputs: the first layer binarizes its input, so all use int8
     opt = make_optimizer(model, lr=0.05, meta=1.0, implementation=impl)
     x, y = torch.randn(16, 12), torch.randint(0, 3, (16,))
     for _ in range(3):
@@ -155,8 +155,12 @@ def test_step_refreshes_the_layers_binary_weight(impl):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        for layer in model.layers:  # the buffer the forward pass uses is sign(W_h) of now
-            assert torch.equal(layer.binary_weight().detach(), torch.sign(layer.hidden_weight.detach()))
+        model(x)  # a forward pass refreshes whatever the step did not write
+        for layer in model.layers:  # the buffers the forward pass uses hold sign(W_h) of now
+            now = torch.sign(layer.hidden_weight.detach())
+            assert torch.equal(layer.binary_weight().detach(), now)
+            if layer.uses_int8():
+                assert torch.equal(layer._binary_int8, now.to(torch.int8))
     import copy
     clone = copy.deepcopy(model)  # a copy has its own buffers, untouched by the original's steps
     loss = torch.nn.functional.cross_entropy(model(x), y)
