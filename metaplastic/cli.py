@@ -75,6 +75,39 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str) -> None:
                    help="epochs between checkpoints (default 1; task ends always checkpoint)")
 
 
+@dataclasses.dataclass
+class RunOptions:
+    """The fields every experiment's config shares (from :func:`add_run_arguments`)."""
+
+    seed: int = 0
+    device: str = "auto"
+    data_root: str = ""
+    out_dir: str = ""
+    optimizer_impl: str = "auto"
+    allow_tf32: bool = False
+    checkpoint_every: int = 1
+
+
+def run_options(args) -> dict:
+    """:class:`RunOptions` fields from parsed flags, as keyword arguments of a config."""
+    return dict(seed=args.seed, device=args.device, data_root=str(args.data_root or ""),
+                out_dir=str(args.out_dir or ""), optimizer_impl=args.optimizer_impl,
+                allow_tf32=args.allow_tf32, checkpoint_every=args.checkpoint_every)
+
+
+def command_line(build_parser, config_from_args, run):
+    """main(argv) for an experiment: parse, build the config, run; errors exit 2 cleanly."""
+
+    @main_guard
+    def main(argv: Sequence[str] | None = None) -> int:
+        args = build_parser().parse_args(argv)
+        run(config_from_args(args), resume=args.resume, dry_run=args.dry_run,
+            progress=not args.no_progress)
+        return 0
+
+    return main
+
+
 def run_directory(out_dir: Path | None, experiment: str, resume: bool) -> Path:
     """The run folder: --out-dir, or a new results/<experiment>/<timestamp> folder."""
     if out_dir is not None:

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Callable
 
 from metaplastic import records, runtime
-from metaplastic.cli import (ArgumentParser, add_run_arguments, config_dict, environment_summary,
-                             main_guard, non_negative_float, positive_float, positive_int,
-                             print_config, run_directory)
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_dict,
+                             environment_summary, main_guard, non_negative_float, positive_float,
+                             positive_int, print_config, run_directory, run_options)
 from metaplastic.consolidation import EWC, FISHER_DIVISORS, SynapticIntelligence
 from metaplastic.errors import ConfigError
 from metaplastic.models import BNN, DNN, MLP
@@ -47,7 +47,7 @@ def build_model(net: str, in_size: int, hidden_layers: list[int], out_size: int,
 
 
 @dataclass
-class ContinualConfig:
+class ContinualConfig(RunOptions):
     """Everything that defines a continual_learning run (saved as config.json)."""
 
     net: str = "bnn"
@@ -77,13 +77,6 @@ class ContinualConfig:
     sign_switch: bool = False
     sign_switch_runs: int = 100
     sign_switch_train_samples: int = 0
-    seed: int = 0
-    device: str = "auto"
-    data_root: str = ""
-    out_dir: str = ""
-    optimizer_impl: str = "auto"
-    allow_tf32: bool = False
-    checkpoint_every: int = 1
     experiment: str = "continual_learning"
     extra: dict = field(default_factory=dict)   # the experiment's own options (Experiment)
 
@@ -165,10 +158,8 @@ def config_from_args(args, experiment: Experiment) -> ContinualConfig:
         bin_path=args.bin_path, decay=args.decay, init=args.init, init_width=args.init_width,
         interleaved=args.interleaved, scenario=args.scenario, save=args.save,
         sign_switch=args.sign_switch, sign_switch_runs=args.sign_switch_runs,
-        sign_switch_train_samples=args.sign_switch_train_samples, seed=args.seed,
-        device=args.device, data_root=str(args.data_root or ""), out_dir=str(args.out_dir or ""),
-        optimizer_impl=args.optimizer_impl, allow_tf32=args.allow_tf32,
-        checkpoint_every=args.checkpoint_every, experiment=experiment.name,
+        sign_switch_train_samples=args.sign_switch_train_samples, **run_options(args),
+        experiment=experiment.name,
         extra={k: (str(v) if isinstance(v, Path) else v)
                for k, v in ((k, getattr(args, k)) for k in experiment.extra_options)})
 

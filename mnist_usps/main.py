@@ -23,9 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metaplastic import records, runtime  # noqa: E402
-from metaplastic.cli import (ArgumentParser, add_run_arguments, config_dict,  # noqa: E402
-                             environment_summary, main_guard, non_negative_float, positive_float,
-                             positive_int, print_config, run_directory)
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # noqa: E402
+                             command_line, config_dict, environment_summary, non_negative_float,
+                             positive_float, positive_int, print_config, run_directory,
+                             run_options)
 from metaplastic.errors import ConfigError  # noqa: E402
 from metaplastic.optim import expand_meta  # noqa: E402
 from metaplastic.sequence import SequenceSettings, check_resumable, run_sequence  # noqa: E402
@@ -37,7 +38,7 @@ SCENARIO = "task"  # records' scenario column; the net has no per-task normaliza
 
 
 @dataclass
-class MnistUspsConfig:
+class MnistUspsConfig(RunOptions):
     """Everything that defines an mnist_usps run (saved as config.json)."""
 
     net: str = "bcnn"
@@ -55,13 +56,6 @@ class MnistUspsConfig:
     mnist_train_samples: int = TRAIN_WINDOW["MNIST"]
     usps_train_samples: int = TRAIN_WINDOW["USPS"]
     train_windows: dict = field(default_factory=dict)  # filled at run time: name -> [start, size]
-    seed: int = 0
-    device: str = "auto"
-    data_root: str = ""
-    out_dir: str = ""
-    optimizer_impl: str = "auto"
-    allow_tf32: bool = False
-    checkpoint_every: int = 1
     experiment: str = EXPERIMENT
 
     @property
@@ -116,10 +110,7 @@ def config_from_args(args) -> MnistUspsConfig:
         init_width=args.init_width, task_sequence=list(args.task_sequence), lr=args.lr,
         meta=list(args.meta), decay=args.decay, epochs_per_task=args.epochs_per_task,
         train_batch_size=args.train_batch_size, mnist_train_samples=args.mnist_train_samples,
-        usps_train_samples=args.usps_train_samples, seed=args.seed, device=args.device,
-        data_root=str(args.data_root or ""), out_dir=str(args.out_dir or ""),
-        optimizer_impl=args.optimizer_impl, allow_tf32=args.allow_tf32,
-        checkpoint_every=args.checkpoint_every)
+        usps_train_samples=args.usps_train_samples, **run_options(args))
 
 
 def row_prefix(config: MnistUspsConfig) -> dict:
@@ -168,13 +159,7 @@ def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,
     return run_dir
 
 
-@main_guard
-def main(argv=None) -> int:
-    """Parse the flags and run; expected errors print a message and exit with status 2."""
-    args = build_parser().parse_args(argv)
-    config = config_from_args(args)
-    run(config, resume=args.resume, dry_run=args.dry_run, progress=not args.no_progress)
-    return 0
+main = command_line(build_parser, config_from_args, run)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metaplastic import records  # noqa: E402
 from metaplastic.augment import AugmentSettings, BatchAugment, device_generator  # noqa: E402
-from metaplastic.cli import (ArgumentParser, add_run_arguments, main_guard,  # noqa: E402
-                             non_negative_float, positive_int)
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # noqa: E402
+                             command_line, non_negative_float, positive_int, run_options)
 from metaplastic.errors import ConfigError  # noqa: E402
 from metaplastic.optim import expand_meta  # noqa: E402
 from metaplastic.stream import (AUGMENT_SEED_OFFSET, StreamExperiment, StreamSettings,  # noqa: E402
@@ -50,7 +50,7 @@ CHECKPOINT_EVERY = 5      # a full checkpoint is ~220 MB: every 5 epochs by defa
 
 
 @dataclass
-class StreamCifarConfig:
+class StreamCifarConfig(RunOptions):
     """Everything that defines a stream CIFAR-10 run (saved as config.json)."""
 
     lr: float = 1e-4
@@ -70,12 +70,6 @@ class StreamCifarConfig:
     normalize: str = "none"
     eval_batch: int = 1000
     download: bool = False
-    seed: int = 0
-    device: str = "auto"
-    data_root: str = ""
-    out_dir: str = ""
-    optimizer_impl: str = "auto"
-    allow_tf32: bool = False
     checkpoint_every: int = CHECKPOINT_EVERY
     experiment: str = EXPERIMENT_NAME
 
@@ -136,10 +130,7 @@ def config_from_args(args) -> StreamCifarConfig:
         weight_decay=args.weight_decay, init=args.init, init_width=args.init_width,
         weight_init=args.weight_init, channels=list(args.channels), fc_width=args.fc_width,
         dropout=args.dropout, augment=args.augment, normalize=args.normalize,
-        eval_batch=args.eval_batch, download=args.download, seed=args.seed, device=args.device,
-        data_root=str(args.data_root or ""), out_dir=str(args.out_dir or ""),
-        optimizer_impl=args.optimizer_impl, allow_tf32=args.allow_tf32,
-        checkpoint_every=args.checkpoint_every)
+        eval_batch=args.eval_batch, download=args.download, **run_options(args))
 
 
 def _configure(config: StreamCifarConfig, model, device, settings: StreamSettings) -> None:
@@ -183,12 +174,7 @@ def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
     return launch(config, EXPERIMENT, settings, resume=resume, dry_run=dry_run)
 
 
-@main_guard
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    config = config_from_args(args)
-    run(config, resume=args.resume, dry_run=args.dry_run, progress=not args.no_progress)
-    return 0
+main = command_line(build_parser, config_from_args, run)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metaplastic import records  # noqa: E402
-from metaplastic.cli import ArgumentParser, add_run_arguments, main_guard, non_negative_float, positive_int  # noqa: E402,E501
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # noqa: E402
+                             command_line, non_negative_float, positive_int, run_options)
 from metaplastic.errors import ConfigError  # noqa: E402
 from metaplastic.optim import expand_meta  # noqa: E402
 from metaplastic.stream import (StreamExperiment, StreamSettings, add_stream_arguments,  # noqa: E402
@@ -42,7 +43,7 @@ EXPERIMENT_NAME = "stream_fmnist"
 
 
 @dataclass
-class StreamFmnistConfig:
+class StreamFmnistConfig(RunOptions):
     """Everything that defines a stream FMNIST run (saved as config.json)."""
 
     task: str = "FMNIST"
@@ -58,13 +59,6 @@ class StreamFmnistConfig:
     eval_impl: str = "auto"
     eval_batch: int = 10_000
     save: bool = False
-    seed: int = 0
-    device: str = "auto"
-    data_root: str = ""
-    out_dir: str = ""
-    optimizer_impl: str = "auto"
-    allow_tf32: bool = False
-    checkpoint_every: int = 1
     experiment: str = EXPERIMENT_NAME
 
 
@@ -97,10 +91,7 @@ def config_from_args(args) -> StreamFmnistConfig:
         task=args.task, hidden_layers=list(args.hidden_layers), lr=args.lr, decay=args.decay,
         meta=list(args.meta), epochs_per_task=args.epochs_per_task, nb_subset=args.nb_subset,
         mbs=args.mbs, init=args.init, init_width=args.init_width, eval_impl=args.eval_impl,
-        eval_batch=args.eval_batch, save=args.save, seed=args.seed, device=args.device,
-        data_root=str(args.data_root or ""), out_dir=str(args.out_dir or ""),
-        optimizer_impl=args.optimizer_impl, allow_tf32=args.allow_tf32,
-        checkpoint_every=args.checkpoint_every)
+        eval_batch=args.eval_batch, save=args.save, **run_options(args))
 
 
 def _configure(config: StreamFmnistConfig, model, device, settings: StreamSettings) -> None:
@@ -141,12 +132,7 @@ def run(config: StreamFmnistConfig, resume: bool = False, dry_run: bool = False,
     return launch(config, EXPERIMENT, settings, resume=resume, dry_run=dry_run)
 
 
-@main_guard
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    config = config_from_args(args)
-    run(config, resume=args.resume, dry_run=args.dry_run, progress=not args.no_progress)
-    return 0
+main = command_line(build_parser, config_from_args, run)
 
 
 if __name__ == "__main__":
