@@ -330,9 +330,7 @@ class StreamExperiment:
     configure: Optional[Callable[[Any, nn.Module, torch.device, StreamSettings], None]] = None
 
 
-def meta_column(meta: Sequence[float]) -> object:
-    """The ``meta`` column: the value, or the per-layer values joined by '-'."""
-    return meta[0] if len(meta) == 1 else "-".join(str(m) for m in meta)
+meta_column = records.meta_label  # the 'meta' column: the value, or per-layer values joined by '-'
 
 
 def check_resume(run_dir: Path, resume: bool, config: dict) -> None:
