@@ -61,7 +61,9 @@ __all__ = [
 
 #: config.json keys that do not distinguish one configuration from another (seeds of one
 #: configuration differ only in these).
-IGNORED_CONFIG_KEYS = frozenset({"seed", "out_dir", "device", "run_dir", "hostname"})
+IGNORED_CONFIG_KEYS = frozenset({"seed", "out_dir", "device", "run_dir", "hostname",
+                                 "environment", "data_root", "optimizer_impl",
+                                 "checkpoint_every", "train_windows"})
 _TIME_KEY = re.compile(r"(^|_)(time|timestamp|date|started|finished|created|elapsed|"
                        r"duration|wall_s|wall_time)(_|$)")
 
@@ -216,7 +218,8 @@ def config_key(run: Run) -> tuple:
     device and time stamps; without config.json, the metrics' hyperparameter columns."""
     if run.config:
         items = {k: v for k, v in run.config.items()
-                 if k not in IGNORED_CONFIG_KEYS and not _TIME_KEY.search(k)}
+                 if k not in IGNORED_CONFIG_KEYS and not _TIME_KEY.search(k)
+                 and v not in ({}, None, [])}
         body = json.dumps(items, sort_keys=True, default=str)
     else:
         first = run.frame.iloc[0]
@@ -338,6 +341,8 @@ def _truthy(value) -> bool:
 
 def _meta_of(run: Run):
     value = run.identity("meta", 0.0)
+    if isinstance(value, (list, tuple)) and len(value) == 1:  # one m for all layers
+        value = value[0]
     if isinstance(value, (list, tuple)):
         return _fmt_value(value)
     try:
@@ -395,7 +400,7 @@ def _differences(groups: Sequence[RunGroup]) -> list[list[str]]:
         if run.config:
             return {k: v for k, v in run.config.items()
                     if k not in IGNORED_CONFIG_KEYS and k not in _SHOWN_KEYS
-                    and not _TIME_KEY.search(k)}
+                    and not _TIME_KEY.search(k) and v not in ({}, None, [])}
         first = run.frame.iloc[0]
         return {c: first[c] for c in _IDENTITY_COLUMNS[run.kind]
                 if c not in ("net", "meta", "arch", "ewc", "SI", "task_order")}
