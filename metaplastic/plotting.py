@@ -862,7 +862,10 @@ def _describe_config(config: dict) -> str:
     if "net" in config:
         parts.append(str(config["net"]).upper())
     if "meta" in config:
-        parts.append(f"m={_fmt_value(config['meta'])}")
+        meta = config["meta"]
+        if isinstance(meta, (list, tuple)) and len(meta) == 1:
+            meta = meta[0]
+        parts.append(f"m={_fmt_value(meta)}")
     if isinstance(config.get("hidden_layers"), (list, tuple)):
         parts.append("-".join(str(h) for h in config["hidden_layers"]))
     return " ".join(parts)
