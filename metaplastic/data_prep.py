@@ -520,8 +520,15 @@ def download_deb(package: str, dest: Path) -> Path:
     if shutil.which("apt-get") is None:
         raise DataError(f"apt-get is not available to download the Debian package {package!r}; "
                         f"on Debian/Ubuntu run 'apt-get download {package}'")
-    _run(["apt-get", "download", package], dest,
-         f"apt-get download {package} (if the package is not found, run 'apt-get update' first)")
+    what = f"apt-get download {package} (if the package is not found, run 'apt-get update' first)"
+    try:
+        _run(["apt-get", "download", package], dest, what)
+    except DataError:
+        if not (hasattr(os, "geteuid") and os.geteuid() == 0):
+            raise
+        # a fresh machine may have no package lists yet; as root, fetch them once and retry
+        _run(["apt-get", "update", "-qq"], dest, "apt-get update")
+        _run(["apt-get", "download", package], dest, what)
     debs = sorted(dest.glob(f"{package}_*.deb"))
     if len(debs) != 1:
         raise DataError(f"apt-get download {package} produced {len(debs)} .deb files, expected 1")
