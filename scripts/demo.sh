@@ -2,7 +2,8 @@
 # The demo: a reduced Fig. 2 on this machine (CPU or GPU). A 784-512-512-10 BNN learns two
 # permuted-MNIST tasks, 10 epochs each, once without (m = 0) and once with metaplasticity
 # (m = 1.35); writes both runs' CSVs and a PNG of every task's test accuracy against epoch.
-# Rerunning it continues an interrupted run and redraws the figure.
+# Rerunning it continues an interrupted run and redraws the figure. Extra arguments go to
+# continual_learning/main.py (e.g. --device cpu, --no-progress).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup_env.sh"
 OUT="${DEMO_OUT:-results/demo}"
@@ -13,7 +14,7 @@ for META in 0.0 1.35; do
   echo "== m = $META -> $RUN"
   "$PY" continual_learning/main.py --net bnn --hidden-layers 512 512 --lr 0.005 --decay 1e-7 \
     --meta "$META" --epochs-per-task 10 --task-sequence pMNIST pMNIST --seed 0 \
-    --out-dir "$RUN" "${RESUME[@]}" ${DEMO_ARGS:-}
+    --out-dir "$RUN" ${RESUME[@]+"${RESUME[@]}"} "$@"
 done
 "$PY" plot_figures.py accuracy "$OUT/meta-0.0" "$OUT/meta-1.35" --out "$OUT/demo_accuracy.png"
 "$PY" - "$OUT" <<'PYEOF'
