@@ -141,14 +141,19 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
             finally:
                 if bar is not None:
                     bar.close()
+            trained = time.perf_counter()
             row = record(t, epoch)
-            log(_summary(row, len(tasks)) + f" | {time.perf_counter() - started:.1f}s")
+            evaluated = time.perf_counter()
             pos.epoch = epoch
             if epoch == settings.epochs_per_task:
                 _end_task(model, training_inputs(t), task.train_y, t, settings, pos, run_dir, hist)
                 pos.task, pos.epoch = t + 1, 0
             if pos.epoch == 0 or epoch % settings.checkpoint_every == 0:
                 _save(checkpoint_path, model, optimizer, generator, pos, settings, row_prefix)
+            done = time.perf_counter()
+            log(_summary(row, len(tasks)) + f" | {done - started:.1f}s (train "
+                f"{trained - started:.1f}, eval {evaluated - trained:.1f}, "
+                f"task end + checkpoint {done - evaluated:.1f})")
             epochs_run += 1
             if settings.stop_after_epochs is not None and epochs_run >= settings.stop_after_epochs:
                 raise SimulatedCrash(f"stopped after {epochs_run} epochs (stop_after_epochs)")
