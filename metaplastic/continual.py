@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Callable
 
 from metaplastic import records, runtime
-from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_dict,
-                             environment_summary, main_guard, non_negative_float, positive_float,
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
+                             main_guard, non_negative_float, positive_float,
                              positive_int, print_config, run_directory, run_options)
 from metaplastic.consolidation import EWC, FISHER_DIVISORS, SynapticIntelligence
 from metaplastic.errors import ConfigError
 from metaplastic.models import BNN, DNN, MLP
 from metaplastic.optim import expand_meta
-from metaplastic.sequence import SequenceSettings, check_resumable, run_sequence
+from metaplastic.sequence import SequenceSettings, run_sequence, start_run_directory
 from metaplastic.tasks import TaskData
 
 
@@ -206,12 +206,8 @@ def run(config: ContinualConfig, experiment: Experiment, resume: bool = False,
     n_params = sum(p.numel() for p in model.parameters())
     print(f"device {device}; model {config.net} {[config.in_size, *config.hidden_layers, config.out_size]}"
           f" ({n_params:,} parameters); tasks {[t.name for t in tasks]}")
-    if dry_run:
-        print(f"dry run: flags and data OK; results would go to {run_dir}")
+    if not start_run_directory(run_dir, config, resume, dry_run):
         return run_dir
-    check_resumable(run_dir, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    records.save_config(run_dir, config_dict(config) | {"environment": environment_summary()})
     settings = settings_from_config(config, progress)
     if experiment.train_batch_size is not None:
         settings.train_batch_size = experiment.train_batch_size(config.task_sequence)

@@ -262,6 +262,20 @@ def _summary(row: dict, n_tasks: int) -> str:
             f"loss {row['loss_tr']:.4f} | test per task: {tests}")
 
 
+def start_run_directory(run_dir: Path, config, resume: bool, dry_run: bool) -> bool:
+    """After the checks of a run: a dry run stops here (False); otherwise refuse to overwrite or
+    to resume nothing, create the folder and save config.json (True)."""
+    from metaplastic.cli import config_dict, environment_summary
+
+    if dry_run:
+        print(f"dry run: flags and data OK; results would go to {run_dir}")
+        return False
+    check_resumable(run_dir, resume)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    records.save_config(run_dir, config_dict(config) | {"environment": environment_summary()})
+    return True
+
+
 def check_resumable(run_dir: Path, resume: bool) -> None:
     """Refuse to overwrite an existing run, or to resume one that does not exist."""
     metrics = run_dir / records.METRICS_FILE

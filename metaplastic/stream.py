@@ -407,3 +407,16 @@ def add_stream_arguments(parser, lr: float, mbs: int, epochs_per_task: int,
     g.add_argument("--eval-batch", type=positive_int, default=eval_batch,
                    help=f"samples per forward pass at evaluation (default {eval_batch}; results "
                         "do not depend on it: the norms use running statistics)")
+
+
+def run_function(settings_from_config: Callable[[Any, bool], "StreamSettings"],
+                 experiment: "StreamExperiment"):
+    """run(config, resume, dry_run, progress, stop_after_epochs) for a stream experiment."""
+
+    def run(config, resume: bool = False, dry_run: bool = False, progress: bool = True,
+            stop_after_epochs: int | None = None) -> Path:
+        settings = settings_from_config(config, progress)
+        settings.stop_after_epochs = stop_after_epochs
+        return launch(config, experiment, settings, resume=resume, dry_run=dry_run)
+
+    return run

@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metaplastic import records, runtime  # noqa: E402
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # noqa: E402
-                             command_line, config_dict, environment_summary, non_negative_float,
+                             command_line, non_negative_float,
                              positive_float, positive_int, print_config, run_directory,
                              run_options)
 from metaplastic.errors import ConfigError  # noqa: E402
 from metaplastic.optim import expand_meta  # noqa: E402
-from metaplastic.sequence import SequenceSettings, check_resumable, run_sequence  # noqa: E402
+from metaplastic.sequence import SequenceSettings, run_sequence, start_run_directory  # noqa: E402
 from mnist_usps.data_utils import TRAIN_WINDOW, build_tasks, check_task_names  # noqa: E402
 from mnist_usps.model_utils import architecture_label, build_model, spatial_sizes  # noqa: E402
 
@@ -146,12 +146,8 @@ def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,
           f"{model.side}x{model.side} ({n_params:,} hidden weights); training windows "
           + ", ".join(f"{n} [{s}:{s + k}]" for n, (s, k) in windows.items())
           + f"; test sets {', '.join(f'{t.name} {len(t.test_x)}' for t in tasks)}")
-    if dry_run:
-        print(f"dry run: flags and data OK; results would go to {run_dir}")
+    if not start_run_directory(run_dir, config, resume, dry_run):
         return run_dir
-    check_resumable(run_dir, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    records.save_config(run_dir, config_dict(config) | {"environment": environment_summary()})
     settings = settings_from_config(config, progress)
     settings.stop_after_epochs = stop_after_epochs
     run_sequence(model, tasks, settings, run_dir, row_prefix(config), resume=resume)

@@ -40,7 +40,7 @@ from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # n
 from metaplastic.errors import ConfigError  # noqa: E402
 from metaplastic.optim import expand_meta  # noqa: E402
 from metaplastic.stream import (AUGMENT_SEED_OFFSET, StreamExperiment, StreamSettings,  # noqa: E402
-                                add_stream_arguments, launch, meta_column)
+                                add_stream_arguments, meta_column, run_function)
 from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, Preprocess, load_data  # noqa: E402
 from stream_cifar10.model_utils import DEFAULT_CHANNELS, WEIGHT_INITS, build_model  # noqa: E402
 
@@ -166,12 +166,7 @@ def settings_from_config(config: StreamCifarConfig, progress: bool = True) -> St
         checkpoint_every=config.checkpoint_every, progress=progress, save_final=True)
 
 
-def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
-        progress: bool = True, stop_after_epochs: int | None = None) -> Path:
-    """Run (or, with dry_run, only check) one stream CIFAR-10 configuration."""
-    settings = settings_from_config(config, progress)
-    settings.stop_after_epochs = stop_after_epochs
-    return launch(config, EXPERIMENT, settings, resume=resume, dry_run=dry_run)
+run = run_function(settings_from_config, EXPERIMENT)  # run(config, resume, dry_run, ...)
 
 
 main = command_line(build_parser, config_from_args, run)

@@ -34,7 +34,7 @@ from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # n
 from metaplastic.errors import ConfigError  # noqa: E402
 from metaplastic.optim import expand_meta  # noqa: E402
 from metaplastic.stream import (StreamExperiment, StreamSettings, add_stream_arguments,  # noqa: E402
-                                launch, meta_column)
+                                meta_column, run_function)
 from stream_fmnist.data_utils import TASKS, load_data, pixels  # noqa: E402
 from stream_fmnist.model_utils import (EVAL_IMPLS, IntegerEvaluator, build_model,  # noqa: E402
                                        resolve_eval_impl)
@@ -124,12 +124,7 @@ def settings_from_config(config: StreamFmnistConfig, progress: bool = True) -> S
         checkpoint_every=config.checkpoint_every, progress=progress, save_final=config.save)
 
 
-def run(config: StreamFmnistConfig, resume: bool = False, dry_run: bool = False,
-        progress: bool = True, stop_after_epochs: int | None = None) -> Path:
-    """Run (or, with dry_run, only check) one stream FMNIST configuration."""
-    settings = settings_from_config(config, progress)
-    settings.stop_after_epochs = stop_after_epochs
-    return launch(config, EXPERIMENT, settings, resume=resume, dry_run=dry_run)
+run = run_function(settings_from_config, EXPERIMENT)  # run(config, resume, dry_run, ...)
 
 
 main = command_line(build_parser, config_from_args, run)
