@@ -26,6 +26,18 @@ class Evaluation:
     loss: float      # summed cross-entropy / number of samples
 
 
+def progress_bar(enabled: bool, total: int, desc: str):
+    """A tqdm bar on stderr for one epoch's batches, or None when progress is off."""
+    if not enabled:
+        return None
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5)
+
+
 def shuffled_batches(n: int, batch_size: int, generator: torch.Generator,
                      device: torch.device) -> list[torch.Tensor]:
     """A fresh random order of ``range(n)`` cut into batches (the last one may be smaller)."""

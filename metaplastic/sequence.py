@@ -7,7 +7,6 @@ A run resumed from its checkpoint writes exactly the rows an uninterrupted run w
 """
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from torch import nn
 from metaplastic import records
 from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
 from metaplastic.consolidation import EWC, SynapticIntelligence
-from metaplastic.engine import evaluate, train_epoch
+from metaplastic.engine import evaluate, progress_bar, train_epoch
 from metaplastic.errors import MetaplasticError
 from metaplastic.models import layer_weight, weight_layers
 from metaplastic.norms import norm_state, using_norm_state
@@ -132,7 +131,7 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
         n_batches = -(-len(task.train_y) // settings.train_batch_size)
         for epoch in range(pos.epoch + 1, settings.epochs_per_task + 1):
             started = time.perf_counter()
-            bar = _progress_bar(settings, n_batches, f"task {t + 1}/{len(training_tasks)} "
+            bar = progress_bar(settings.progress, n_batches, f"task {t + 1}/{len(training_tasks)} "
                                 f"({task.name}) epoch {epoch}/{settings.epochs_per_task}")
             try:
                 train_epoch(model, optimizer, training_inputs(t), task.train_y,
@@ -245,15 +244,6 @@ def _to_device(obj, device):
     if isinstance(obj, dict):
         return {k: _to_device(v, device) for k, v in obj.items()}
     return obj
-
-
-def _progress_bar(settings, total, desc):
-    if not settings.progress:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.5)
 
 
 def _summary(row: dict, n_tasks: int) -> str:

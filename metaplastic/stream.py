@@ -35,7 +35,7 @@ from torch import nn
 from metaplastic import records
 from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
 from metaplastic.cli import config_dict, environment_summary, print_config, run_directory
-from metaplastic.engine import evaluate, train_epoch
+from metaplastic.engine import evaluate, progress_bar, train_epoch
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.optim import make_optimizer
 
@@ -223,7 +223,7 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
         n_batches = -(-len(idx) // settings.batch_size)
         for epoch in range(pos.epoch + 1, settings.epochs_per_task + 1):
             started = time.perf_counter()
-            bar = _progress_bar(settings, n_batches,
+            bar = progress_bar(settings.progress, n_batches,
                                 f"subset {s + 1}/{n_sub} epoch {epoch}/{settings.epochs_per_task}")
             try:
                 loss = train_epoch(model, optimizer, sub_x, sub_y, settings.batch_size, generator,
@@ -298,17 +298,6 @@ def _restore(path, model, optimizer, generator, settings, recorder, device) -> _
     pos = _Position(p["subset"], p["epoch"], p["rows"])
     recorder.truncate_rows(pos.rows)
     return pos
-
-
-def _progress_bar(settings, total, desc):
-    if not settings.progress:
-        return None
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,
-                mininterval=0.5)
 
 
 # --------------------------------------------------------------------------------------------
