@@ -9,8 +9,9 @@ shapes. ratio = epoch time / floor; 1.0 would mean everything but the matmuls is
 
 Training is timed over --steps steps and scaled to the 600 steps of an epoch (said in the output);
 evaluations are timed in full; each part is timed --epoch-repeats times and the best kept, as the
-floor keeps the best of its GEMM timings (this machine's timings vary by 10-20 % from run to run). Data are random pixels of MNIST's shape (timing does not depend on
-the values). Example:
+floor keeps the best of its GEMM timings (this machine's timings vary by 10-20 % from run to
+run). Data are random 8-bit pixels of MNIST's shape (byte / 255, as the datasets give them).
+Example:
     python benchmarks/benchmark_epoch.py                 # 784-512-512-10 and 784-4096-4096-10
     python benchmarks/benchmark_epoch.py --hidden 4096 --steps 100 --device cuda
 """
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from metaplastic import runtime  # noqa: E402
+from metaplastic.datasets import IMAGE_LEVELS  # noqa: E402
 from metaplastic.engine import EVAL_CHUNK_SAMPLES, evaluate, train_epoch  # noqa: E402
 from metaplastic.models import BNN  # noqa: E402
 from metaplastic.optim import make_optimizer  # noqa: E402
@@ -85,15 +87,21 @@ def square_gemm_throughput(device: torch.device, size: int = 2048) -> float:
     return 5 * 2.0 * size ** 3 / dt
 
 
+def random_images(n: int, size: int, device: torch.device) -> torch.Tensor:
+    """Random 8-bit pixels as the datasets give them: byte / 255."""
+    return torch.randint(0, 256, (n, size), device=device).float() / IMAGE_LEVELS
+
+
 def measure_epoch(dims, device, steps: int, n_test_sets: int, meta: float, impl: str,
-                  repeats: int = 2):
+                  repeats: int = 2, train_impl: str = "auto"):
     torch.manual_seed(0)
-    model = BNN(dims).to(device)
+    model = BNN(dims, input_levels=IMAGE_LEVELS).to(device)
+    model.training_impl = train_impl
     optimizer = make_optimizer(model, 0.005, meta, 1e-7, impl)
     generator = torch.Generator().manual_seed(0)
-    x = torch.rand(TRAIN_SAMPLES, dims[0], device=device)
+    x = random_images(TRAIN_SAMPLES, dims[0], device)
     y = torch.randint(0, dims[-1], (TRAIN_SAMPLES,), device=device)
-    xt = torch.rand(TEST_SAMPLES, dims[0], device=device)
+    xt = random_images(TEST_SAMPLES, dims[0], device)
     yt = torch.randint(0, dims[-1], (TEST_SAMPLES,), device=device)
     n = steps * BATCH
     # warm-up: compiles the optimizer step, touches all buffers
@@ -120,6 +128,7 @@ def main(argv=None) -> int:
     p.add_argument("--meta", type=float, default=1.35)
     p.add_argument("--device", default="auto")
     p.add_argument("--optimizer-impl", default="auto", choices=("auto", "compiled", "eager"))
+    p.add_argument("--train-impl", default="auto", choices=("auto", "compiled", "eager"))
     p.add_argument("--repeats", type=int, default=5, help="calls per GEMM shape timing")
     p.add_argument("--epoch-repeats", type=int, default=2,
                    help="timings of each epoch part; the best is kept, as for the floor (default 2)")
@@ -134,10 +143,11 @@ def main(argv=None) -> int:
         steps = args.steps or (TRAIN_SAMPLES // BATCH if h <= 1024 else 60)
         train_s, ev_tr, ev_te, impl = measure_epoch(dims, device, steps, args.test_sets,
                                                     args.meta, args.optimizer_impl,
-                                                    args.epoch_repeats)
+                                                    args.epoch_repeats, args.train_impl)
         floor_s, flops = gemm_floor(epoch_gemms(dims, args.test_sets), device, args.repeats)
         epoch_s = train_s + ev_tr + ev_te
-        print(f"\n784-{h}-{h}-10, meta {args.meta}, optimizer {impl}, {args.test_sets} test sets")
+        print(f"\n784-{h}-{h}-10, meta {args.meta}, optimizer {impl}, training "
+              f"{args.train_impl}, {args.test_sets} test sets")
         print(f"  training   {train_s:8.2f} s  (best of {args.epoch_repeats} timings of {steps} "
               "steps, scaled to 600)")
         print(f"  eval train {ev_tr:8.2f} s  (60000 samples, batches of 100)")

@@ -69,8 +69,14 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--allow-tf32", action="store_true",
                    help="allow TF32 matmuls on NVIDIA GPUs (faster, less exact; default off)")
+    g.add_argument("--keep-denormals", action="store_true",
+                   help="keep subnormal floats (< 1.2e-38) on CPU instead of flushing them to zero "
+                        "(bit-for-bit IEEE arithmetic, often 2x slower; default flush)")
     g.add_argument("--optimizer-impl", choices=("auto", "compiled", "eager"), default="auto",
                    help="metaplastic Adam implementation (default auto: compiled if possible)")
+    g.add_argument("--train-impl", choices=("auto", "compiled", "eager"), default="auto",
+                   help="MLP training forward/backward: one torch.compile graph or eager modules "
+                        "(default auto: compiled on CPU if possible)")
     g.add_argument("--checkpoint-every", type=positive_int, default=1,
                    help="epochs between checkpoints (default 1; task ends always checkpoint)")
 
@@ -84,7 +90,9 @@ class RunOptions:
     data_root: str = ""
     out_dir: str = ""
     optimizer_impl: str = "auto"
+    train_impl: str = "auto"
     allow_tf32: bool = False
+    keep_denormals: bool = False
     checkpoint_every: int = 1
 
 
@@ -92,7 +100,9 @@ def run_options(args) -> dict:
     """:class:`RunOptions` fields from parsed flags, as keyword arguments of a config."""
     return dict(seed=args.seed, device=args.device, data_root=str(args.data_root or ""),
                 out_dir=str(args.out_dir or ""), optimizer_impl=args.optimizer_impl,
-                allow_tf32=args.allow_tf32, checkpoint_every=args.checkpoint_every)
+                train_impl=args.train_impl,
+                allow_tf32=args.allow_tf32, keep_denormals=args.keep_denormals,
+                checkpoint_every=args.checkpoint_every)
 
 
 def command_line(build_parser, config_from_args, run):

@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from metaplastic import records, runtime
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
                              main_guard, non_negative_float, positive_float,
                              positive_int, print_config, run_directory, run_options)
 from metaplastic.consolidation import EWC, FISHER_DIVISORS, SynapticIntelligence
+from metaplastic.datasets import IMAGE_LEVELS
 from metaplastic.errors import ConfigError
 from metaplastic.models import BNN, DNN, MLP
 from metaplastic.optim import expand_meta
@@ -38,11 +41,13 @@ class Experiment:
 
 
 def build_model(net: str, in_size: int, hidden_layers: list[int], out_size: int, norm: str,
-                init: str, init_width: float) -> MLP:
-    """'bnn' -> BNN, 'dnn' -> DNN with dims [in_size, *hidden_layers, out_size]."""
+                init: str, init_width: float, input_levels: int | None = None) -> MLP:
+    """'bnn' -> BNN, 'dnn' -> DNN with dims [in_size, *hidden_layers, out_size].
+
+    ``input_levels`` (BNN): the inputs are k / input_levels, k integer (8-bit images: 255)."""
     dims = [in_size, *hidden_layers, out_size]
     if net == "bnn":
-        return BNN(dims, norm=norm, init=init, init_width=init_width)
+        return BNN(dims, norm=norm, init=init, init_width=init_width, input_levels=input_levels)
     return DNN(dims, norm=norm, init=init, init_width=init_width)
 
 
@@ -190,7 +195,7 @@ def run(config: ContinualConfig, experiment: Experiment, resume: bool = False,
         dry_run: bool = False, progress: bool = True,
         stop_after_epochs: int | None = None) -> Path:
     """Run (or, with dry_run, only check) one continual-learning configuration."""
-    device = runtime.setup(config.device, config.seed, config.allow_tf32)
+    device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
     run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, experiment.name,
                             resume)
     config.out_dir = str(run_dir)
@@ -202,7 +207,9 @@ def run(config: ContinualConfig, experiment: Experiment, resume: bool = False,
         raise ConfigError(f"--in-size {config.in_size}, but the tasks have "
                           f"{tasks[0].train_x[0].numel()} inputs")
     model = build_model(config.net, config.in_size, config.hidden_layers, config.out_size,
-                        config.norm, config.init, config.init_width).to(device)
+                        config.norm, config.init, config.init_width,
+                        input_levels=image_levels(config.task_sequence, tasks, experiment)).to(device)
+    model.training_impl = config.train_impl
     n_params = sum(p.numel() for p in model.parameters())
     print(f"device {device}; model {config.net} {[config.in_size, *config.hidden_layers, config.out_size]}"
           f" ({n_params:,} parameters); tasks {[t.name for t in tasks]}")
@@ -221,6 +228,16 @@ def run(config: ContinualConfig, experiment: Experiment, resume: bool = False,
         _sign_switch(model, tasks[-1], config, run_dir)
     print(f"results: {run_dir / records.METRICS_FILE}")
     return run_dir
+
+
+def image_levels(task_names: list[str], tasks: list[TaskData], experiment: Experiment) -> int | None:
+    """255 when every task is an 8-bit image task (pixels byte / 255, checked on a sample)."""
+    if not tasks or any(name not in experiment.image_tasks for name in task_names):
+        return None
+    sample = tasks[0].train_x[:1000]
+    if not torch.equal(torch.round(sample * IMAGE_LEVELS) / IMAGE_LEVELS, sample):
+        return None
+    return IMAGE_LEVELS
 
 
 def _sign_switch(model, task, config: ContinualConfig, run_dir: Path) -> None:

@@ -168,9 +168,12 @@ def canonical_image_dataset(name: str) -> str:
     return canonical
 
 
+IMAGE_LEVELS = 255  # image pixels are byte / IMAGE_LEVELS
+
+
 def images_to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 images N x H x W as float32 rows N x (H*W) equal to pixel / 255 (like ``ToTensor``)."""
-    return images.reshape(images.shape[0], -1).to(torch.float32).div(255)
+    return images.reshape(images.shape[0], -1).to(torch.float32).div(IMAGE_LEVELS)
 
 
 def _read_split(folder: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:

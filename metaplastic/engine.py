@@ -57,13 +57,14 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     optimizer step; ``transform`` maps a batch of inputs (data augmentation).
     """
     model.train()
+    forward = getattr(model, "training_forward", model)  # MLPs: a compiled graph on CPU
     total = torch.zeros((), device=x.device)
     batches = shuffled_batches(len(x), batch_size, generator, x.device)
     for idx in batches:
         xb, yb = x.index_select(0, idx), y.index_select(0, idx)
         if transform is not None:
             xb = transform(xb)
-        loss = F.cross_entropy(model(xb), yb)
+        loss = F.cross_entropy(forward(xb), yb)
         objective = loss if penalty is None else loss + penalty()
         optimizer.zero_grad(set_to_none=True)
         objective.backward()

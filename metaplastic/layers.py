@@ -160,30 +160,49 @@ def init_weight(weight: torch.Tensor, init: str, width: float) -> None:
             raise ValueError(f"unknown init {init!r} (uniform, gauss, xavier)")
 
 
-class _TernaryLinear(torch.autograd.Function):
-    """y = x W_b^T for x and W_b with entries in {-1, 0, 1}, computed in int8 with int32
-    accumulation: exact, so identical to the float32 product, and several times faster on CPU.
-    Backward as for a float linear layer (dL/dW_b passed to W_h unchanged)."""
+def int8_product(x: torch.Tensor, binary_int8: torch.Tensor, row_sums: torch.Tensor | None,
+                 levels: int | None) -> torch.Tensor:
+    """x W_b^T in integer arithmetic (int8 operands, int32 sums), for W_b in {-1, 0, 1} and
+    - levels None: x in {-1, 0, 1};
+    - levels L: x = k / L with integer k in [0, 255] (8-bit images, L = 255), computed as
+      ((k - 128) W_b^T + 128 sum_j W_b[:, j]) / L, with ``row_sums`` = sum_j W_b[:, j] (int32).
+    Ternary inputs give exactly the float32 product; 8-bit inputs give the exact product rounded
+    once (a float32 matmul rounds at every addition)."""
+    if levels is None:
+        return torch._int_mm(x.to(torch.int8), binary_int8.t()).to(x.dtype)
+    shifted = torch.round(x * levels).sub_(128).to(torch.int8)
+    return (torch._int_mm(shifted, binary_int8.t()) + 128 * row_sums).to(x.dtype) / levels
+
+
+class _Int8Linear(torch.autograd.Function):
+    """y = :func:`int8_product`; backward as for a float linear layer with weight W_b (dL/dW_b
+    passed to W_h unchanged)."""
 
     @staticmethod
-    def forward(ctx, x, hidden, binary, binary_int8):
+    def forward(ctx, x, hidden, binary, binary_int8, row_sums, levels):
         ctx.save_for_backward(x, binary)
-        return torch._int_mm(x.to(torch.int8), binary_int8.t()).to(x.dtype)
+        return int8_product(x, binary_int8, row_sums, levels)
 
     @staticmethod
     def backward(ctx, grad_output):
         x, binary = ctx.saved_tensors
         grad_x = grad_output @ binary if ctx.needs_input_grad[0] else None
         grad_w = grad_output.t() @ x if ctx.needs_input_grad[1] else None
-        return grad_x, grad_w, None, None
+        return grad_x, grad_w, None, None, None, None
 
 
-# int8 products for layers fed by sign activations (CPU only; switched off if unsupported)
+# int8 products for layers fed by sign activations or 8-bit images (CPU only; switched off if
+# unsupported)
 TERNARY_INT8 = {"enabled": True}
 
 
 class BinarizedLinear(_BinarizedMixin, nn.Module):
-    """y = x_in @ sign(W_h)^T, x_in = sign(x) if ``binarize_input`` else x; no bias."""
+    """y = x_in @ sign(W_h)^T, x_in = sign(x) if ``binarize_input`` else x; no bias.
+
+    On CPU the product runs in int8 (exact integer sums) when the inputs are known to be
+    ternary (``binarize_input``, or ``input_is_ternary`` set by a model whose previous layer ends
+    with a sign activation) or 8-bit levels (``input_levels`` = L: inputs are k / L, k integer in
+    [0, 255]; set for raw 8-bit images)."""
 
     def __init__(self, in_features: int, out_features: int, binarize_input: bool = True,
                  init: str = "uniform", init_width: float = 0.1):
@@ -192,25 +211,31 @@ class BinarizedLinear(_BinarizedMixin, nn.Module):
         self.hidden_weight = nn.Parameter(torch.empty(out_features, in_features))
         self._init_binarized(binarize_input)
         self.init_hidden_weight(init, init_width)
-        # set by a model whose previous layer ends with a sign activation: the input is then
-        # in {-1, 0, 1} and the product can be computed exactly in int8 on CPU
         self.input_is_ternary = False
+        self.input_levels: int | None = None
         self._binary_int8: torch.Tensor | None = None
         self._binary_int8_key: tuple | None = None
+        self._row_sums: torch.Tensor | None = None
+        self._row_sums_key: tuple | None = None
+        self._prepared_int8 = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._prepare_input(x)
-        if (self.input_is_ternary or self.binarize_input) and x.device.type == "cpu" \
-                and x.dim() == 2 and TERNARY_INT8["enabled"]:
-            out = self._ternary_forward(x)
-            if out is not None:
-                return out
+        if self.uses_int8() and x.device.type == "cpu" and x.dim() == 2:
+            try:
+                return self._int8_forward(x)
+            except RuntimeError:  # no int8 matmul for this build or shape: float32 from now on
+                TERNARY_INT8["enabled"] = False
         return F.linear(x, self.binary_weight())
 
+    def _int8_levels(self) -> int | None:
+        """None for ternary inputs, else the level count L of 8-bit inputs k / L."""
+        return None if self.input_is_ternary or self.binarize_input else self.input_levels
+
     def uses_int8(self) -> bool:
-        """Whether the forward product runs in int8 (ternary input, CPU, supported)."""
-        return ((self.input_is_ternary or self.binarize_input) and TERNARY_INT8["enabled"]
-                and self.hidden_weight.device.type == "cpu")
+        """Whether the forward product runs in int8 (ternary or 8-bit input, CPU, supported)."""
+        known = self.input_is_ternary or self.binarize_input or self.input_levels is not None
+        return known and TERNARY_INT8["enabled"] and self.hidden_weight.device.type == "cpu"
 
     def binary_int8_buffer(self) -> torch.Tensor:
         """The int8 copy of sign(W_h) used by the int8 product (allocated on first use)."""
@@ -224,19 +249,41 @@ class BinarizedLinear(_BinarizedMixin, nn.Module):
         """Declare that the int8 buffer holds sign(W_h) of the current W_h."""
         self._binary_int8_key = self._weight_key()
 
-    def _ternary_forward(self, x: torch.Tensor) -> torch.Tensor | None:
-        binary = self.binary_weight()
+    def _int8_operands(self) -> tuple[torch.Tensor, torch.Tensor | None, int | None]:
+        """(int8 sign(W_h), its row sums for 8-bit inputs, levels), brought up to date."""
+        binary = self.binary_weight().detach()
         if self._binary_int8_key != self._binary_key or self._binary_int8 is None:
-            self.binary_int8_buffer().copy_(binary.detach())
+            self.binary_int8_buffer().copy_(binary)
             self._binary_int8_key = self._binary_key
-        try:
-            if torch.is_grad_enabled() and (x.requires_grad or self.hidden_weight.requires_grad):
-                return _TernaryLinear.apply(x, self.hidden_weight, binary.detach(),
-                                            self._binary_int8)
-            return torch._int_mm(x.to(torch.int8), self._binary_int8.t()).to(x.dtype)
-        except RuntimeError:  # no int8 matmul for this build or shape: float32 from now on
-            TERNARY_INT8["enabled"] = False
-            return None
+        levels = self._int8_levels()
+        if levels is not None and self._row_sums_key != self._binary_int8_key:
+            self._row_sums = self._binary_int8.sum(dim=1, dtype=torch.int32)
+            self._row_sums_key = self._binary_int8_key
+        return self._binary_int8, (self._row_sums if levels is not None else None), levels
+
+    def _int8_forward(self, x: torch.Tensor) -> torch.Tensor:
+        binary_int8, row_sums, levels = self._int8_operands()
+        if torch.is_grad_enabled() and (x.requires_grad or self.hidden_weight.requires_grad):
+            return _Int8Linear.apply(x, self.hidden_weight, self._binary, binary_int8, row_sums,
+                                     levels)
+        return int8_product(x, binary_int8, row_sums, levels)
+
+    def prepare_forward(self) -> None:
+        """Bring sign(W_h) (and its int8 form when the product runs in int8) up to date, so that
+        :meth:`forward_prepared` can use them without checks (it is traced by torch.compile)."""
+        self.binary_weight()
+        self._prepared_int8 = self.uses_int8()
+        if self._prepared_int8:
+            self._int8_operands()
+
+    def forward_prepared(self, x: torch.Tensor) -> torch.Tensor:
+        """forward(x) after :meth:`prepare_forward` (training step, gradients recorded)."""
+        x = self._prepare_input(x)
+        if self._prepared_int8:
+            levels = self._int8_levels()
+            return _Int8Linear.apply(x, self.hidden_weight, self._binary, self._binary_int8,
+                                     self._row_sums if levels is not None else None, levels)
+        return F.linear(x, _BufferedSign.apply(self.hidden_weight, self._binary))
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, binarize_input={self.binarize_input}"

@@ -62,7 +62,7 @@ __all__ = [
 #: config.json keys that do not distinguish one configuration from another (seeds of one
 #: configuration differ only in these).
 IGNORED_CONFIG_KEYS = frozenset({"seed", "out_dir", "device", "run_dir", "hostname",
-                                 "environment", "data_root", "optimizer_impl",
+                                 "environment", "data_root", "optimizer_impl", "train_impl",
                                  "checkpoint_every", "train_windows"})
 _TIME_KEY = re.compile(r"(^|_)(time|timestamp|date|started|finished|created|elapsed|"
                        r"duration|wall_s|wall_time)(_|$)")

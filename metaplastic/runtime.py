@@ -1,4 +1,5 @@
-"""Process-wide runtime setup: device choice, seeding, exact float32 maths, allocator tuning."""
+"""Process-wide runtime setup: device choice, seeding, exact float32 maths, subnormal flushing,
+allocator tuning."""
 from __future__ import annotations
 
 import ctypes
@@ -61,6 +62,39 @@ def set_precision(allow_tf32: bool = False) -> None:
     torch.set_float32_matmul_precision("high" if allow_tf32 else "highest")
 
 
+def set_denormals(keep: bool = False) -> bool:
+    """Flush subnormal float results and inputs (|x| < 1.2e-38) to zero on CPU, unless ``keep``.
+
+    Subnormals appear in training (e.g. softmax probabilities of confident predictions, and the
+    gradients they feed) and make x86 arithmetic on them tens of times slower: flushing halves
+    the epoch time of a trained 784-512-512-10 BNN. Only values below 1.2e-38 change (to 0), far
+    below anything that moves a weight. The setting is per thread: it is applied to the calling
+    thread and to every thread of PyTorch's OpenMP pool. Returns whether the CPU supports it.
+    """
+    supported = torch.set_flush_denormal(not keep)
+    _on_every_openmp_thread(lambda: torch.set_flush_denormal(not keep))
+    return supported
+
+
+def _on_every_openmp_thread(fn) -> bool:
+    """Run ``fn()`` once on each thread of the OpenMP team PyTorch uses (libgomp builds only)."""
+    from pathlib import Path
+
+    candidates = sorted((Path(torch.__file__).parent / "lib").glob("libgomp*.so*"))
+    if platform.system() != "Linux" or not candidates:
+        return False
+    try:
+        libgomp = ctypes.CDLL(str(candidates[0]))
+        callback_type = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        callback = callback_type(lambda _: fn())
+        libgomp.GOMP_parallel.argtypes = [callback_type, ctypes.c_void_p, ctypes.c_uint,
+                                          ctypes.c_uint]
+        libgomp.GOMP_parallel(callback, None, torch.get_num_threads(), 0)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) global generators."""
     random.seed(seed)
@@ -68,10 +102,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(device: str = "auto", seed: int | None = None, allow_tf32: bool = False) -> torch.device:
+def setup(device: str = "auto", seed: int | None = None, allow_tf32: bool = False,
+          keep_denormals: bool = False) -> torch.device:
     """The one call every experiment makes before building anything."""
     tune_allocator()
     set_precision(allow_tf32)
+    set_denormals(keep_denormals)
     if seed is not None:
         seed_everything(seed)
     return resolve_device(device)

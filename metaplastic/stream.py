@@ -46,8 +46,8 @@ FINAL_MODEL_FILE = "model_final.pt"
 # Keys of config.json that may change when a run is resumed (they do not change the results,
 # or only through floating-point details of another device).
 RESUME_FREE_KEYS = frozenset({
-    "device", "data_root", "out_dir", "checkpoint_every", "optimizer_impl", "eval_impl",
-    "eval_batch", "download", "environment", "allow_tf32",
+    "device", "data_root", "out_dir", "checkpoint_every", "optimizer_impl", "train_impl",
+    "eval_impl", "eval_batch", "download", "environment", "allow_tf32",
 })
 
 
@@ -347,7 +347,8 @@ def launch(config, experiment: StreamExperiment, settings: StreamSettings, resum
     """
     from metaplastic import runtime
 
-    device = runtime.setup(config.device, config.seed, getattr(config, "allow_tf32", False))
+    device = runtime.setup(config.device, config.seed, getattr(config, "allow_tf32", False),
+                           getattr(config, "keep_denormals", False))
     run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, experiment.name, resume)
     config.out_dir = str(run_dir)
     print_config(config)
@@ -355,6 +356,8 @@ def launch(config, experiment: StreamExperiment, settings: StreamSettings, resum
     subsets = subset_indices(len(data.train_x), config.nb_subset, experiment.permute(config),
                              config.seed)
     model = experiment.build_model(config).to(device)
+    if hasattr(model, "training_impl"):
+        model.training_impl = getattr(config, "train_impl", "auto")
     if experiment.configure is not None:
         experiment.configure(config, model, device, settings)
     n_params = sum(p.numel() for p in model.parameters())

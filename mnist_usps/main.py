@@ -131,7 +131,7 @@ def settings_from_config(config: MnistUspsConfig, progress: bool) -> SequenceSet
 def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,
         progress: bool = True, stop_after_epochs: int | None = None) -> Path:
     """Run (or, with dry_run, only check flags, data and model) one mnist_usps configuration."""
-    device = runtime.setup(config.device, config.seed, config.allow_tf32)
+    device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
     run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, EXPERIMENT, resume)
     config.out_dir = str(run_dir)
     data_root = Path(config.data_root) if config.data_root else None

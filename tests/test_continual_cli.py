@@ -124,3 +124,36 @@ def test_short_real_run_and_resume_refusal(tmp_path):
     assert (out / "hidden_weights_task2.pt").is_file() and (out / "model_final.pt").is_file()
     again = run_cli(args)  # the same folder again: refused, nothing overwritten
     assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_image_tasks_declare_8bit_inputs_to_the_model():
+    from metaplastic.continual import image_levels
+    from metaplastic.tasks import TaskData
+
+    pixels = torch.randint(0, 256, (50, 784)).float() / 255
+    labels = torch.zeros(50, dtype=torch.long)
+    tasks = [TaskData(f"pMNIST{i}", pixels, labels, pixels, labels) for i in (1, 2)]
+    assert image_levels(["pMNIST", "pMNIST"], tasks, EXPERIMENT) == 255
+    assert image_levels(["MNIST", "FMNIST"], tasks, EXPERIMENT) == 255
+    # not byte / 255 (e.g. normalised inputs): the first layer keeps the float product
+    other = [TaskData("MNIST", pixels * 0.5, labels, pixels, labels)]
+    assert image_levels(["MNIST"], other, EXPERIMENT) is None
+    assert image_levels(["animals"], tasks, EXPERIMENT) is None
+
+
+@needs_data
+def test_pmnist_run_builds_a_bnn_with_an_int8_first_layer(tmp_path, monkeypatch):
+    from metaplastic import continual
+
+    built = []
+    original = continual.build_model
+
+    def spy(*args, **kwargs):
+        built.append(original(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(continual, "build_model", spy)
+    argv = ["--net", "bnn", "--hidden-layers", "16", "--task-sequence", "pMNIST", "pMNIST",
+            "--data-root", str(DATA_ROOT), "--out-dir", str(tmp_path / "run"), "--dry-run"]
+    assert main(EXPERIMENT, argv) == 0
+    assert built[0].layers[0].input_levels == 255 and built[0].layers[0].uses_int8()
