@@ -63,7 +63,7 @@ __all__ = [
 #: configuration differ only in these).
 IGNORED_CONFIG_KEYS = frozenset({"seed", "out_dir", "device", "run_dir", "hostname",
                                  "environment", "data_root", "optimizer_impl", "train_impl",
-                                 "checkpoint_every", "train_windows"})
+                                 "keep_denormals", "checkpoint_every", "train_windows"})
 _TIME_KEY = re.compile(r"(^|_)(time|timestamp|date|started|finished|created|elapsed|"
                        r"duration|wall_s|wall_time)(_|$)")
 

@@ -47,7 +47,7 @@ FINAL_MODEL_FILE = "model_final.pt"
 # or only through floating-point details of another device).
 RESUME_FREE_KEYS = frozenset({
     "device", "data_root", "out_dir", "checkpoint_every", "optimizer_impl", "train_impl",
-    "eval_impl", "eval_batch", "download", "environment", "allow_tf32",
+    "eval_impl", "eval_batch", "download", "environment", "allow_tf32", "keep_denormals",
 })
 
 
