@@ -130,15 +130,20 @@ class _BinarizedMixin:
         """Declare that the buffer holds sign(W_h) of the current W_h."""
         self._binary_key = self._weight_key()
 
+    def current_binary(self) -> torch.Tensor:
+        """The buffer holding sign(W_h) of the current W_h (refreshed if W_h changed); no graph."""
+        if self._binary_key != self._weight_key() or self._binary is None:
+            torch.sign(self.hidden_weight.detach(), out=self.binary_buffer())
+            self.mark_binary_current()
+        return self._binary
+
     def binary_weight(self) -> torch.Tensor:
         """W_b = sign(W_h); differentiable (identity STE) when gradients are being recorded."""
         w = self.hidden_weight
-        if self._binary_key != self._weight_key() or self._binary is None:
-            torch.sign(w.detach(), out=self.binary_buffer())
-            self.mark_binary_current()
+        binary = self.current_binary()
         if torch.is_grad_enabled() and w.requires_grad:
-            return _BufferedSign.apply(w, self._binary)
-        return self._binary
+            return _BufferedSign.apply(w, binary)
+        return binary
 
     def _prepare_input(self, x: torch.Tensor) -> torch.Tensor:
         return binarize_ste(x) if self.binarize_input else x
@@ -251,7 +256,7 @@ class BinarizedLinear(_BinarizedMixin, nn.Module):
 
     def _int8_operands(self) -> tuple[torch.Tensor, torch.Tensor | None, int | None]:
         """(int8 sign(W_h), its row sums for 8-bit inputs, levels), brought up to date."""
-        binary = self.binary_weight().detach()
+        binary = self.current_binary()
         if self._binary_int8_key != self._binary_key or self._binary_int8 is None:
             self.binary_int8_buffer().copy_(binary)
             self._binary_int8_key = self._binary_key
@@ -271,7 +276,7 @@ class BinarizedLinear(_BinarizedMixin, nn.Module):
     def prepare_forward(self) -> None:
         """Bring sign(W_h) (and its int8 form when the product runs in int8) up to date, so that
         :meth:`forward_prepared` can use them without checks (it is traced by torch.compile)."""
-        self.binary_weight()
+        self.current_binary()
         self._prepared_int8 = self.uses_int8()
         if self._prepared_int8:
             self._int8_operands()
