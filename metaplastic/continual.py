@@ -33,7 +33,7 @@ class Experiment:
     task_help: str
     check_task_names: Callable[[list], None]    # raises ConfigError for unknown names
     build_tasks: Callable[..., list]            # (names, data_root, device, seed, config) -> tasks
-    default_tasks: tuple = ("pMNIST", "pMNIST")
+    default_tasks: tuple = ("MNIST",)     # published default --task-sequence
     add_arguments: Callable | None = None       # (parser) -> None: the experiment's own flags
     extra_options: tuple = ()                   # their dests, kept in ContinualConfig.extra
     image_tasks: tuple = ("MNIST", "FMNIST", "pMNIST")  # tasks with 784 inputs
@@ -56,24 +56,24 @@ class ContinualConfig(RunOptions):
     """Everything that defines a continual_learning run (saved as config.json)."""
 
     net: str = "bnn"
-    hidden_layers: list = field(default_factory=lambda: [4096, 4096])
+    hidden_layers: list = field(default_factory=list)   # published default: no hidden layer
     in_size: int = 784
     out_size: int = 10
-    task_sequence: list = field(default_factory=lambda: ["pMNIST", "pMNIST"])
+    task_sequence: list = field(default_factory=lambda: ["MNIST"])
     lr: float = 0.005
     gamma: float = 1.0
-    epochs_per_task: int = 20
+    epochs_per_task: int = 5
     norm: str = "bn"
     meta: list = field(default_factory=lambda: [0.0])
     ewc: bool = False
-    ewc_lambda: float = 5000.0
+    ewc_lambda: float = 0.0
     ewc_samples: int = 5000
     fisher_divisor: str = "published"
     rnd_consolidation: bool = False
     si: bool = False
-    si_lambda: float = 1.0
+    si_lambda: float = 0.0
     bin_path: bool = False
-    decay: float = 1e-7
+    decay: float = 0.0
     init: str = "uniform"
     init_width: float = 0.1
     interleaved: bool = False
@@ -91,7 +91,8 @@ def build_parser(experiment: Experiment) -> ArgumentParser:
                        description="BNN/DNN learning a sequence of tasks; metaplasticity via --meta.")
     g = p.add_argument_group("model")
     g.add_argument("--net", choices=("bnn", "dnn"), default="bnn")
-    g.add_argument("--hidden-layers", nargs="+", type=positive_int, default=[4096, 4096])
+    g.add_argument("--hidden-layers", nargs="*", type=positive_int, default=[],
+                   help="hidden layer sizes (default: none, a single layer in -> out)")
     g.add_argument("--in-size", type=positive_int, default=784)
     g.add_argument("--out-size", type=positive_int, default=10)
     g.add_argument("--norm", choices=("bn", "in"), default="bn")
@@ -103,17 +104,18 @@ def build_parser(experiment: Experiment) -> ArgumentParser:
     g.add_argument("--lr", type=positive_float, default=0.005)
     g.add_argument("--gamma", type=positive_float, default=1.0,
                    help="task k (from 0) learns with lr * gamma^(-k)")
-    g.add_argument("--epochs-per-task", type=positive_int, default=20)
+    g.add_argument("--epochs-per-task", type=positive_int, default=5)
     g.add_argument("--meta", nargs="+", type=non_negative_float, default=[0.0],
                    help="metaplasticity m: one value, or one per layer")
-    g.add_argument("--decay", type=non_negative_float, default=1e-7, help="L2 weight decay")
+    g.add_argument("--decay", type=non_negative_float, default=0.0,
+                   help="coupled L2 weight decay (default 0.0)")
     g.add_argument("--interleaved", action="store_true",
                    help="learn all tasks' training sets at once (test sets still separate)")
     g.add_argument("--scenario", choices=("task", "domain"), default="task",
                    help="task: earlier tasks evaluated with their own stored norm state")
     g = p.add_argument_group("consolidation baselines")
     g.add_argument("--ewc", action="store_true", help="elastic weight consolidation")
-    g.add_argument("--ewc-lambda", type=non_negative_float, default=5000.0)
+    g.add_argument("--ewc-lambda", type=non_negative_float, default=0.0)
     g.add_argument("--ewc-samples", type=positive_int, default=5000,
                    help="training samples of a task used for its Fisher (default 5000)")
     g.add_argument("--fisher-divisor", choices=FISHER_DIVISORS, default="published",
@@ -122,7 +124,7 @@ def build_parser(experiment: Experiment) -> ArgumentParser:
     g.add_argument("--rnd-consolidation", action="store_true",
                    help="EWC with each Fisher's values shuffled (Table 1 control)")
     g.add_argument("--si", action="store_true", help="synaptic intelligence")
-    g.add_argument("--si-lambda", type=non_negative_float, default=1.0)
+    g.add_argument("--si-lambda", type=non_negative_float, default=0.0)
     g.add_argument("--bin-path", action="store_true", help="SI path integral on binary weights")
     g = p.add_argument_group("outputs")
     g.add_argument("--save", action="store_true",
