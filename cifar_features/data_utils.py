@@ -240,7 +240,7 @@ def cifar100_tasks(k: int, x_tr, y_tr, x_te, y_te) -> list[TaskData]:
     for i, classes in enumerate(cifar100_subsets(k), start=1):
         tr = (y_tr >= classes.start) & (y_tr < classes.stop)
         te = (y_te >= classes.start) & (y_te < classes.stop)
-        tasks.append(TaskData(f"cifar100-{k}.{i} (classes {classes.start}-{classes.stop - 1})",
+        tasks.append(TaskData(f"cifar100-{i}",  # published name; classes [start, stop)
                               x_tr[tr], y_tr[tr], x_te[te], y_te[te],
                               test_batch_size=CIFAR100_BATCH, train_eval_batch_size=CIFAR100_BATCH))
     return tasks

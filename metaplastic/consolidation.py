@@ -1,8 +1,9 @@
 """Consolidation baselines: EWC, random consolidation and Synaptic Intelligence (SPEC section 5).
 
 Fisher estimator. The diagonal empirical Fisher with respect to the binary weights,
-F = (1/d) sum_n (dl_n/dW_b)^2 over the first ``samples`` training samples with their true labels
-(d = n - 1 as in the published script, or n). The published script took one sample at a time,
+F = (1/n) sum_n (dl_n/dW_b)^2 over the first n = ``samples`` training samples with their true
+labels (the mean; the published script divides its sum by its loop index at exit, which is n
+when n samples were processed). The published script took one sample at a time,
 which batch-statistics BatchNorm refuses on current PyTorch. Here the normalization statistics
 (mean and biased variance) of the whole ``samples`` batch are computed once and frozen, so every
 sample's loss depends on that sample alone; then for a linear layer y = x W^T the per-sample
@@ -22,9 +23,6 @@ from metaplastic.errors import ConfigError
 from metaplastic.layers import BINARIZED_TYPES, BinarizedLinear
 from metaplastic.models import effective_weight, layer_weight, weight_layers
 from metaplastic.norms import frozen_norm_forward
-
-FISHER_DIVISORS = ("published", "exact")
-
 
 def _batch_stat_norms(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -62,13 +60,10 @@ def frozen_batch_statistics(model: nn.Module, x: torch.Tensor) -> Iterator[None]
 
 
 def empirical_fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                     divisor: str = "published", chunk: int = 1000) -> list[torch.Tensor]:
-    """Diagonal empirical Fisher of each weight layer w.r.t. its (binary) weight, per sample.
-
-    Returns one tensor per layer of :func:`weight_layers`, shaped like the weight.
+                     chunk: int = 1000) -> list[torch.Tensor]:
+    """Diagonal empirical Fisher of each weight layer w.r.t. its (binary) weight:
+    F = mean over the samples of (dl_n/dW_b)^2, one tensor per layer of :func:`weight_layers`.
     """
-    if divisor not in FISHER_DIVISORS:
-        raise ValueError(f"divisor must be one of {FISHER_DIVISORS}")
     layers = weight_layers(model)
     for layer in layers:
         if not isinstance(layer, (BinarizedLinear, nn.Linear)):
@@ -105,8 +100,7 @@ def empirical_fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                 h.remove()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    d = len(x) - 1 if divisor == "published" else len(x)
-    return [f / d for f in fishers]
+    return [f / len(x) for f in fishers]
 
 
 def shuffled_like(tensors: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
@@ -126,9 +120,9 @@ class EWC:
     so its cost does not grow with the number of tasks.
     """
 
-    def __init__(self, lam: float, samples: int = 5000, divisor: str = "published",
-                 random_consolidation: bool = False, seed: int = 0):
-        self.lam, self.samples, self.divisor = lam, samples, divisor
+    def __init__(self, lam: float, samples: int = 5000, random_consolidation: bool = False,
+                 seed: int = 0):
+        self.lam, self.samples = lam, samples
         self.random_consolidation = random_consolidation
         self.generator = torch.Generator().manual_seed(seed)
         self.fisher_sum: list[torch.Tensor] | None = None
@@ -137,7 +131,7 @@ class EWC:
 
     def consolidate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """End of a task: Fisher on its first ``samples`` training samples, anchor W_b*."""
-        fishers = empirical_fisher(model, x[: self.samples], y[: self.samples], self.divisor)
+        fishers = empirical_fisher(model, x[: self.samples], y[: self.samples])
         if self.random_consolidation:
             fishers = shuffled_like(fishers, self.generator)
         with torch.no_grad():
@@ -171,66 +165,62 @@ class EWC:
 
 
 class SynapticIntelligence:
-    """Synaptic Intelligence: omega accumulates -grad * dW along the path of each task;
-    Omega += omega / (total change^2 + damping); penalty lambda sum Omega (W - W_prev)^2.
+    """Synaptic Intelligence as published (SPEC section 5), with its own plain Adam.
 
-    W is the hidden weight, or with ``binary_path`` the binary weight sign(W_h).
+    After every optimizer step: w += -g * (W_now - W_before), with W the hidden weights (or,
+    ``binary_path``, sign(W_h)) and g the gradient w.r.t. the binary weights (= that of W_h,
+    straight-through). End of a task: omega += w / ((W_h,end - W_h,prev)^2 + damping) with the
+    change of the HIDDEN weights over the task; w <- 0; W_h,prev <- W_h,end.
+    Penalty: lambda * sum omega * (W_b - sign(W_h,prev))^2 for binarized layers, and
+    lambda * sum omega * (W - W_prev)^2 for full-precision ones. Normalization parameters are
+    not consolidated.
     """
 
     def __init__(self, lam: float, damping: float = 0.1, binary_path: bool = False):
         self.lam, self.damping, self.binary_path = lam, damping, binary_path
-        self.importance: list[torch.Tensor] | None = None
-        self.anchor: list[torch.Tensor] | None = None
-        self.path_integral: list[torch.Tensor] = []
-        self.task_start: list[torch.Tensor] = []
-        self.last: list[torch.Tensor] = []
-        self.grads: list[torch.Tensor] = []
+        self.omega: list[torch.Tensor] | None = None          # importance, summed over tasks
+        self.previous: list[torch.Tensor] | None = None       # W_h at the end of the last task
+        self.path_integral: list[torch.Tensor] = []           # w, over the current task
+        self.before: list[torch.Tensor] = []                  # path weights before the step
 
-    def _weights(self, model: nn.Module, differentiable: bool = False) -> list[torch.Tensor]:
-        layers = weight_layers(model)
-        if self.binary_path:
-            return [effective_weight(l) if differentiable else torch.sign(layer_weight(l).detach())
-                    for l in layers]
-        return [layer_weight(l) if differentiable else layer_weight(l).detach().clone()
-                for l in layers]
+    def _path_weights(self, model: nn.Module) -> list[torch.Tensor]:
+        hidden = [layer_weight(l).detach() for l in weight_layers(model)]
+        return [torch.sign(w) if self.binary_path else w.clone() for w in hidden]
 
     def begin_task(self, model: nn.Module) -> None:
-        self.task_start = self._weights(model)
-        self.last = [w.clone() for w in self.task_start]
-        self.path_integral = [torch.zeros_like(w) for w in self.task_start]
+        """Start of a task (the first one also takes W_h,prev = the initial hidden weights)."""
+        if self.previous is None:
+            self.previous = [layer_weight(l).detach().clone() for l in weight_layers(model)]
+            self.omega = [torch.zeros_like(w) for w in self.previous]
+        self.path_integral = [torch.zeros_like(w) for w in self.previous]
+        self.before = self._path_weights(model)
 
     def after_step(self, model: nn.Module) -> None:
-        """Accumulate -g * (W_new - W_old), g the gradient this optimizer step used.
-
-        g is the gradient of the whole objective (task loss plus penalties), which the
-        straight-through estimator also makes the gradient w.r.t. the binary weight.
-        """
+        """w += -g * (W_now - W_before), g the gradient this step used (whole objective)."""
+        now = self._path_weights(model)
         grads = [layer_weight(l).grad for l in weight_layers(model)]
-        current = self._weights(model)
-        for omega, g, new, old in zip(self.path_integral, grads, current, self.last):
-            omega -= g * (new - old)
-        self.last = current
+        for w, g, new, old in zip(self.path_integral, grads, now, self.before):
+            w.sub_(g * (new - old))
+        self.before = now
 
     def end_task(self, model: nn.Module) -> None:
-        end = self._weights(model)
-        if self.importance is None:
-            self.importance = [torch.zeros_like(w) for w in end]
-        for imp, omega, w_end, w_start in zip(self.importance, self.path_integral, end,
-                                              self.task_start):
-            imp += omega / ((w_end - w_start) ** 2 + self.damping)
-        self.anchor = [w.clone() for w in end]
+        end = [layer_weight(l).detach().clone() for l in weight_layers(model)]
+        for omega, w, w_end, w_prev in zip(self.omega, self.path_integral, end, self.previous):
+            omega.add_(w / ((w_end - w_prev) ** 2 + self.damping))
+            w.zero_()
+        self.previous = end
 
     def penalty(self, model: nn.Module) -> torch.Tensor:
-        if self.importance is None:
+        if self.omega is None:
             return torch.zeros(())
         total = 0.0
-        for imp, anchor, w in zip(self.importance, self.anchor, self._weights(model, True)):
-            total = total + (imp * (w - anchor) ** 2).sum()
+        for layer, omega, w_prev in zip(weight_layers(model), self.omega, self.previous):
+            anchor = torch.sign(w_prev) if isinstance(layer, BINARIZED_TYPES) else w_prev
+            total = total + (omega * (effective_weight(layer) - anchor) ** 2).sum()
         return self.lam * total
 
     def state_dict(self) -> dict:
-        return {k: getattr(self, k) for k in
-                ("importance", "anchor", "path_integral", "task_start", "last")}
+        return {k: getattr(self, k) for k in ("omega", "previous", "path_integral", "before")}
 
     def load_state_dict(self, state: dict) -> None:
         for k, v in state.items():

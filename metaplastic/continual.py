@@ -5,6 +5,7 @@ Shared by continual_learning/main.py (MNIST, FMNIST, pMNIST) and cifar_features/
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,7 +16,7 @@ from metaplastic import records, runtime
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
                              main_guard, non_negative_float, positive_float,
                              positive_int, print_config, run_directory, run_options)
-from metaplastic.consolidation import EWC, FISHER_DIVISORS, SynapticIntelligence
+from metaplastic.consolidation import EWC, SynapticIntelligence
 from metaplastic.datasets import IMAGE_LEVELS
 from metaplastic.errors import ConfigError
 from metaplastic.models import BNN, DNN, MLP
@@ -68,7 +69,6 @@ class ContinualConfig(RunOptions):
     ewc: bool = False
     ewc_lambda: float = 0.0
     ewc_samples: int = 5000
-    fisher_divisor: str = "published"
     rnd_consolidation: bool = False
     si: bool = False
     si_lambda: float = 0.0
@@ -118,12 +118,11 @@ def build_parser(experiment: Experiment) -> ArgumentParser:
     g.add_argument("--ewc-lambda", type=non_negative_float, default=0.0)
     g.add_argument("--ewc-samples", type=positive_int, default=5000,
                    help="training samples of a task used for its Fisher (default 5000)")
-    g.add_argument("--fisher-divisor", choices=FISHER_DIVISORS, default="published",
-                   help="published: divide the Fisher sum by samples-1 (the published quirk); "
-                        "exact: by samples")
     g.add_argument("--rnd-consolidation", action="store_true",
                    help="EWC with each Fisher's values shuffled (Table 1 control)")
-    g.add_argument("--si", action="store_true", help="synaptic intelligence")
+    g.add_argument("--si", action="store_true",
+                   help="synaptic intelligence, as published: one plain Adam (constant --lr, "
+                        "coupled --decay) for the whole sequence; needs --meta 0")
     g.add_argument("--si-lambda", type=non_negative_float, default=0.0)
     g.add_argument("--bin-path", action="store_true", help="SI path integral on binary weights")
     g = p.add_argument_group("outputs")
@@ -149,6 +148,15 @@ def config_from_args(args, experiment: Experiment) -> ContinualConfig:
         raise ConfigError("--rnd-consolidation is a variant of EWC: add --ewc")
     if args.ewc and args.si:
         raise ConfigError("choose one of --ewc and --si")
+    if args.si and any(m != 0 for m in args.meta):
+        raise ConfigError("--si trains with plain Adam as published (no metaplasticity): "
+                          "use --meta 0")
+    if args.si and args.gamma != 1.0:
+        raise ConfigError("--si uses one optimizer with a constant --lr for the whole "
+                          "sequence, as published: --gamma does not apply")
+    if args.ewc_lambda > 0 and not args.ewc and not args.dry_run:
+        print("note: --ewc-lambda is set but EWC is off (add --ewc); the 'ewc' column records "
+              "the lambda, as the published scripts do", file=sys.stderr)
     if args.in_size != 784 and any(t in experiment.image_tasks for t in args.task_sequence):
         raise ConfigError(f"--in-size {args.in_size}: MNIST-type tasks have 784 inputs")
     try:
@@ -160,7 +168,7 @@ def config_from_args(args, experiment: Experiment) -> ContinualConfig:
         out_size=args.out_size, task_sequence=list(args.task_sequence), lr=args.lr,
         gamma=args.gamma, epochs_per_task=args.epochs_per_task, norm=args.norm,
         meta=list(args.meta), ewc=args.ewc, ewc_lambda=args.ewc_lambda,
-        ewc_samples=args.ewc_samples, fisher_divisor=args.fisher_divisor,
+        ewc_samples=args.ewc_samples,
         rnd_consolidation=args.rnd_consolidation, si=args.si, si_lambda=args.si_lambda,
         bin_path=args.bin_path, decay=args.decay, init=args.init, init_width=args.init_width,
         interleaved=args.interleaved, scenario=args.scenario, save=args.save,
@@ -172,22 +180,23 @@ def config_from_args(args, experiment: Experiment) -> ContinualConfig:
 
 
 def row_prefix(config: ContinualConfig) -> dict:
-    """The run-constant columns of every metrics row."""
+    """The run-constant columns of every metrics row (ewc, SI: the lambdas, as published)."""
     return records.continual_row_prefix(
         config.net, config.scenario, "-".join(str(h) for h in config.hidden_layers), config.norm,
-        config.lr, config.meta, config.task_sequence,
-        ewc=config.ewc_lambda if config.ewc else 0.0, si=config.si_lambda if config.si else 0.0)
+        expand_meta(config.meta, len(config.hidden_layers) + 1),
+        ewc=config.ewc_lambda, si=config.si_lambda)
 
 
 def settings_from_config(config: ContinualConfig, progress: bool) -> SequenceSettings:
     n_layers = len(config.hidden_layers) + 1
-    ewc = (EWC(config.ewc_lambda, config.ewc_samples, config.fisher_divisor,
-               config.rnd_consolidation, seed=config.seed) if config.ewc else None)
+    ewc = (EWC(config.ewc_lambda, config.ewc_samples, config.rnd_consolidation,
+               seed=config.seed) if config.ewc else None)
     si = SynapticIntelligence(config.si_lambda, binary_path=config.bin_path) if config.si else None
     return SequenceSettings(
         epochs_per_task=config.epochs_per_task, lr=config.lr,
         meta=expand_meta(config.meta, n_layers), weight_decay=config.decay, gamma=config.gamma,
-        scenario=config.scenario, optimizer_per_task=True, interleaved=config.interleaved,
+        scenario=config.scenario, optimizer_per_task=not config.si, plain_adam=config.si,
+        interleaved=config.interleaved,
         save_hidden_weights=config.save, checkpoint_every=config.checkpoint_every,
         seed=config.seed, optimizer_implementation=config.optimizer_impl, ewc=ewc, si=si,
         progress=progress)
@@ -227,7 +236,7 @@ def run(config: ContinualConfig, experiment: Experiment, resume: bool = False,
 
         save_atomic(model.state_dict(), run_dir / "model_final.pt")
     if config.sign_switch:
-        _sign_switch(model, tasks[-1], config, run_dir)
+        _sign_switch(model, tasks[0], config, run_dir)  # the FIRST task's data, as published
     print(f"results: {run_dir / records.METRICS_FILE}")
     return run_dir
 

@@ -24,13 +24,19 @@ CONTINUAL_BASE_COLUMNS = (
     "net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order",
     "tsk", "epoch", "acc_tr", "loss_tr",
 )
+# Published meanings (SPEC section 4): task_order = 1-based index of the task being learned,
+# tsk = its name (pMNIST1, MNIST, animals, cifar100-1, ...), lr = that task's learning rate,
+# meta = {'l1': m1, 'l2': m2, ...}; then acc_test_tsk_i, loss_test_tsk_i task by task.
 STREAM_FMNIST_COLUMNS = (
-    "init", "meta", "task_order", "tsk", "epoch", "lr",
-    "acc_tr_sub", "acc_1st_sub", "acc_tr", "acc_test",
+    "net", "arch", "lr", "meta", "init", "task_order", "tsk", "epoch",
+    "acc_tr_sub", "acc_tr", "acc_test", "acc_1st_sub",
 )
+# init = the init width, meta = the coefficient, task_order = 1-based part index,
+# tsk = 'sub_FMNIST_k/N' (or sub_MNIST_k/N).
 STREAM_CIFAR10_COLUMNS = (
     "lr", "mbs", "meta", "task_order", "tsk", "epoch", "acc_tr_sub", "acc_tr", "acc_test",
 )
+# task_order = 1-based part index, tsk = 'sub_CIFAR10_k/N'.
 HIDDEN_HIST_COLUMNS = ("task", "layer", "bin_low", "bin_high", "count")
 SIGN_SWITCH_COLUMNS = (
     "layer", "bin", "magnitude_mean", "loss_increase_mean", "loss_increase_std",
@@ -43,23 +49,42 @@ class RecordError(MetaplasticError):
 
 
 def continual_columns(n_tasks: int) -> tuple[str, ...]:
-    """Columns of a continual-learning metrics row for a sequence of ``n_tasks`` tasks."""
-    accs = tuple(f"acc_test_tsk_{k}" for k in range(1, n_tasks + 1))
-    losses = tuple(f"loss_test_tsk_{k}" for k in range(1, n_tasks + 1))
-    return CONTINUAL_BASE_COLUMNS + accs + losses
+    """Columns of a continual-learning metrics row for a sequence of ``n_tasks`` tasks:
+    the base columns, then ``acc_test_tsk_i, loss_test_tsk_i`` for i = 1..n_tasks."""
+    pairs = tuple(c for k in range(1, n_tasks + 1) for c in (f"acc_test_tsk_{k}",
+                                                              f"loss_test_tsk_{k}"))
+    return CONTINUAL_BASE_COLUMNS + pairs
 
 
 def meta_label(meta: Sequence[float]) -> object:
-    """The 'meta' column: the value when one m serves all layers, else 'm1-m2-...'."""
+    """The stream records' 'meta' column: the value when one m serves all layers, else
+    'm1-m2-...'."""
     return meta[0] if len(meta) == 1 else "-".join(str(m) for m in meta)
 
 
-def continual_row_prefix(net: str, scenario: str, arch: str, norm: str, lr: float,
-                         meta: Sequence[float], task_sequence: Sequence[str], ewc: float = 0.0,
+def meta_mapping(meta_per_layer: Sequence[float]) -> str:
+    """The continual records' 'meta' column as published: "{'l1': m1, 'l2': m2, ...}"."""
+    return str({f"l{k}": float(m) for k, m in enumerate(meta_per_layer, start=1)})
+
+
+def continual_row_prefix(net: str, scenario: str, arch: str, norm: str,
+                         meta_per_layer: Sequence[float], ewc: float = 0.0,
                          si: float = 0.0) -> dict:
-    """The run-constant columns of a continual-learning metrics row."""
-    return {"net": net, "scenario": scenario, "arch": arch, "norm": norm, "lr": lr,
-            "meta": meta_label(meta), "ewc": ewc, "SI": si, "task_order": "-".join(task_sequence)}
+    """The run-constant columns of a continual-learning metrics row (lr, task_order and tsk
+    change with the task and are added by the runner)."""
+    return {"net": net, "scenario": scenario, "arch": arch, "norm": norm,
+            "meta": meta_mapping(meta_per_layer), "ewc": ewc, "SI": si}
+
+
+def parse_meta_mapping(value: object) -> list[float]:
+    """Per-layer m from a 'meta' cell: "{'l1': 1.35, ...}" (continual) or a number / 'a-b'."""
+    import ast
+
+    text = str(value).strip()
+    if text.startswith("{"):
+        mapping = ast.literal_eval(text)
+        return [float(mapping[k]) for k in sorted(mapping, key=lambda k: int(str(k)[1:]))]
+    return [float(v) for v in text.split("-")] if "-" in text[1:] else [float(text)]
 
 
 def n_tasks_of(columns: Sequence[str]) -> int:

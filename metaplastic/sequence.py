@@ -40,6 +40,7 @@ class SequenceSettings:
     gamma: float = 1.0
     scenario: str = "task"             # 'task': earlier tasks evaluated with their own norm state
     optimizer_per_task: bool = True    # continual_learning: fresh Adam state for every task
+    plain_adam: bool = False           # SI as published: torch.optim.Adam, not metaplastic
     initial_evaluation: bool = False   # mnist_usps: an epoch-0 row before any training
     interleaved: bool = False
     save_hidden_weights: bool = False
@@ -65,8 +66,21 @@ class SimulatedCrash(RuntimeError):
 
 
 def task_lr(settings: SequenceSettings, task_index: int) -> float:
-    """lr * gamma^(-task index)."""
+    """The learning rate of the optimizer that learns task ``task_index`` (from 0):
+    lr * gamma^(-task index) with a fresh optimizer per task, else the constant lr."""
+    if not settings.optimizer_per_task:
+        return settings.lr
     return settings.lr * settings.gamma ** (-task_index)
+
+
+def new_optimizer(model: nn.Module, settings: SequenceSettings, task_index: int):
+    """The optimizer that learns task ``task_index``: metaplastic Adam, or (SI as published)
+    torch's plain Adam with coupled weight decay."""
+    lr = task_lr(settings, task_index)
+    if settings.plain_adam:
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=settings.weight_decay)
+    return make_optimizer(model, lr, settings.meta, settings.weight_decay,
+                          settings.optimizer_implementation)
 
 
 def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSettings,
@@ -99,9 +113,13 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
 
     def record(task_index: int, epoch: int) -> dict:
         current = training_tasks[task_index]
-        tr = evaluate(model, training_inputs(task_index), current.train_y,
-                      current.train_eval_batch_size)
-        row = dict(row_prefix, tsk=task_index + 1, epoch=epoch, acc_tr=tr.accuracy, loss_tr=tr.loss)
+        # acc_tr as published: the training loader in its (seeded) shuffled order, so that
+        # batch-statistics norms see the batches a shuffled loader gives
+        order = torch.randperm(len(current.train_y), generator=generator).to(current.train_y.device)
+        tr = evaluate(model, training_inputs(task_index).index_select(0, order),
+                      current.train_y.index_select(0, order), current.train_eval_batch_size)
+        row = dict(row_prefix, lr=task_lr(settings, task_index), task_order=task_index + 1,
+                   tsk=current.name, epoch=epoch, acc_tr=tr.accuracy, loss_tr=tr.loss)
         for k, task in enumerate(tasks, start=1):
             state = None
             if settings.scenario == "task" and k - 1 < len(pos.norm_states) and k - 1 < task_index:
@@ -122,8 +140,7 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
         task = training_tasks[t]
         if pos.epoch == 0:
             if optimizer is None or settings.optimizer_per_task:
-                optimizer = make_optimizer(model, task_lr(settings, t), settings.meta,
-                                           settings.weight_decay, settings.optimizer_implementation)
+                optimizer = new_optimizer(model, settings, t)
             if settings.si is not None:
                 settings.si.begin_task(model)
         penalty = _penalty(model, settings)
@@ -217,8 +234,7 @@ def _restore(path, model, generator, settings, recorder, hist):
     optimizer = None
     if state["optimizer"] is not None:
         task_index = pos.task if pos.epoch > 0 else max(pos.task - 1, 0)
-        optimizer = make_optimizer(model, task_lr(settings, task_index), settings.meta,
-                                   settings.weight_decay, settings.optimizer_implementation)
+        optimizer = new_optimizer(model, settings, task_index)
         optimizer.load_state_dict(state["optimizer"])
     recorder.truncate_rows(pos.rows)
     if hist is not None:
@@ -248,7 +264,7 @@ def _to_device(obj, device):
 
 def _summary(row: dict, n_tasks: int) -> str:
     tests = " ".join(f"{row[f'acc_test_tsk_{k}']:6.2f}" for k in range(1, n_tasks + 1))
-    return (f"task {row['tsk']} epoch {row['epoch']:3d} | train {row['acc_tr']:6.2f}% "
+    return (f"task {row['task_order']} ({row['tsk']}) epoch {row['epoch']:3d} | train {row['acc_tr']:6.2f}% "
             f"loss {row['loss_tr']:.4f} | test per task: {tests}")
 
 

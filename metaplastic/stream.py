@@ -11,8 +11,9 @@ data and record columns (a :class:`StreamExperiment`).
   learned for ``epochs_per_task`` epochs in shuffled batches (batch-order generator seeded with
   seed + 1). After every epoch, in evaluation mode: accuracy on the current part
   (``acc_tr_sub``), on the first part (``acc_1st_sub``), on the whole training set (``acc_tr``)
-  and on the test set (``acc_test``), in percent rounded to 2 decimals. ``tsk`` is the part
-  (1-based), ``epoch`` the epoch within that part (1 .. epochs_per_task).
+  and on the test set (``acc_test``), in percent rounded to 2 decimals. ``task_order`` is the
+  part (1-based), ``tsk`` its name 'sub_<dataset>_k/N', ``epoch`` the epoch within that part
+  (1 .. epochs_per_task).
 - Evaluation: with running-statistics normalization (both stream models) a sample's output does
   not depend on the other samples of its batch, so every set is evaluated in large chunks and
   the part accuracies are read off the whole-training-set predictions (no second pass). A
@@ -82,7 +83,7 @@ def subset_indices(n: int, nb_subset: int, permute: bool, seed: int) -> list[tor
 class StreamData:
     """The dataset of a stream run, on the run's device (images in any stored form)."""
 
-    name: str                 # the task_order column, e.g. "FMNIST", "CIFAR10"
+    name: str                 # the dataset in the tsk column ('sub_FMNIST_k/N'), e.g. "CIFAR10"
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
@@ -233,8 +234,8 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
                     bar.close()
             trained = time.perf_counter()
             acc = stream_accuracies(model, data, subsets[s], subsets[0], settings)
-            row = {k: v for k, v in (dict(row_prefix, tsk=s + 1, epoch=epoch) | acc).items()
-                   if k in columns}
+            row = {k: v for k, v in (dict(row_prefix, task_order=s + 1, tsk=part_name(data, s, n_sub),
+                                          epoch=epoch) | acc).items() if k in columns}
             recorder.write(row)
             pos.rows += 1
             written.append(row)
@@ -259,6 +260,11 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict()},
                     run_dir / FINAL_MODEL_FILE)
     return written
+
+
+def part_name(data: StreamData, index: int, n_parts: int) -> str:
+    """The published ``tsk`` of part ``index`` (from 0): 'sub_FMNIST_k/N'."""
+    return f"sub_{data.name}_{index + 1}/{n_parts}"
 
 
 def _rng_states(device: torch.device) -> dict:

@@ -116,7 +116,7 @@ def config_from_args(args) -> MnistUspsConfig:
 def row_prefix(config: MnistUspsConfig) -> dict:
     """The run-constant columns of every metrics row (records.continual_columns schema)."""
     return records.continual_row_prefix(config.net, SCENARIO, architecture_label(config.ch, config.kr),
-                                        config.norm, config.lr, config.meta, config.task_sequence)
+                                        config.norm, expand_meta(config.meta, config.n_layers))
 
 
 def settings_from_config(config: MnistUspsConfig, progress: bool) -> SequenceSettings:

@@ -146,8 +146,7 @@ def _configure(config: StreamCifarConfig, model, device, settings: StreamSetting
 
 
 def _row_prefix(config: StreamCifarConfig, data) -> dict:
-    return {"lr": config.lr, "mbs": config.mbs, "meta": meta_column(config.meta),
-            "task_order": data.name}
+    return {"lr": config.lr, "mbs": config.mbs, "meta": meta_column(config.meta)}
 
 
 EXPERIMENT = StreamExperiment(

@@ -2,9 +2,10 @@
 
 The training set (Fashion-MNIST or MNIST) is permuted once at random (seeded) and cut into
 --nb-subset equal contiguous parts, learned one after another for --epochs-per-task epochs
-each with ONE metaplastic Adam optimizer. Per epoch (metrics.csv): acc_tr_sub (current part),
-acc_1st_sub (first part), acc_tr (whole training set), acc_test, with init, meta, task_order,
-tsk (part, 1-based), epoch (within the part), lr.
+each with ONE metaplastic Adam optimizer. Per epoch (metrics.csv, the published
+columns): net, arch, lr, meta, init (the init width), task_order (part, 1-based), tsk
+('sub_FMNIST_k/N'), epoch (within the part), acc_tr_sub (current part), acc_tr (whole training
+set), acc_test, acc_1st_sub (first part).
 
 Published commands:
     python stream_fmnist/main.py --task FMNIST --hidden-layers 1024 1024 --lr 0.005 \
@@ -105,8 +106,8 @@ def _configure(config: StreamFmnistConfig, model, device, settings: StreamSettin
 
 
 def _row_prefix(config: StreamFmnistConfig, data) -> dict:
-    return {"init": config.init, "meta": meta_column(config.meta), "task_order": data.name,
-            "lr": config.lr}
+    return {"net": "bnn", "arch": "-".join(str(h) for h in config.hidden_layers), "lr": config.lr,
+            "meta": meta_column(config.meta), "init": config.init_width}
 
 
 EXPERIMENT = StreamExperiment(

@@ -1,4 +1,6 @@
 """EWC Fisher against a brute-force per-sample loop; random consolidation; penalties; SI."""
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -16,7 +18,7 @@ def _toy_bnn(seed=0):
     return model
 
 
-def _brute_force_fisher(model: BNN, x, y, divisor):
+def _brute_force_fisher(model: BNN, x, y):
     """One sample at a time, by hand: normalization with the statistics of the whole batch
     (frozen), gradients w.r.t. the binary weights as leaves of a manual forward."""
     binary = [torch.sign(l.hidden_weight.detach()) for l in model.layers]
@@ -48,19 +50,28 @@ def _brute_force_fisher(model: BNN, x, y, divisor):
         grads = torch.autograd.grad(loss, leaves)
         for f, g in zip(fisher, grads):
             f += g ** 2
-    d = len(x) - 1 if divisor == "published" else len(x)
-    return [f / d for f in fisher]
+    return [f / len(x) for f in fisher]  # the mean over the samples processed
 
 
 def test_fisher_matches_brute_force_per_sample_loop():
     model = _toy_bnn()
     x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
-    for divisor in ("published", "exact"):
-        fast = empirical_fisher(model, x, y, divisor=divisor, chunk=16)  # several chunks
-        slow = _brute_force_fisher(model, x, y, divisor)
-        for a, b in zip(fast, slow):
-            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+    fast = empirical_fisher(model, x, y, chunk=16)  # several chunks
+    slow = _brute_force_fisher(model, x, y)
+    for f, s in zip(fast, slow):
+        torch.testing.assert_close(f, s, rtol=1e-4, atol=1e-7)
+        assert f.abs().sum() > 0
     assert all(l.hidden_weight.grad is None for l in model.layers)
+
+
+def test_fisher_is_the_mean_over_the_samples_processed():
+    """EWC with 5000 requested samples on a 30-sample set: the mean over those 30."""
+    model = _toy_bnn(1)
+    x, y = torch.randn(30, 6), torch.randint(0, 3, (30,))
+    ewc = EWC(lam=1.0, samples=5000)
+    fishers = ewc.consolidate(model, x, y)
+    for f, s in zip(fishers, _brute_force_fisher(model, x, y)):
+        torch.testing.assert_close(f, s, rtol=1e-4, atol=1e-7)
 
 
 def test_fisher_of_dnn_has_weight_shapes():
@@ -111,25 +122,71 @@ def test_random_consolidation_ewc_shuffles():
         torch.testing.assert_close(e.flatten().sort().values, r.flatten().sort().values)
 
 
-def test_synaptic_intelligence_importance_and_penalty():
+@pytest.mark.parametrize("binary_path", [False, True])
+def test_synaptic_intelligence_one_task_by_hand(binary_path):
+    """SI as published, recomputed in NumPy: path integral over the steps of one task (hidden or
+    binary weights), omega from the change of the HIDDEN weights, penalty on the binary weights
+    against the sign of the stored hidden weights, and its straight-through gradient."""
     model = _toy_bnn(4)
-    si = SynapticIntelligence(lam=2.0, damping=0.1)
+    x, y = torch.randn(24, 6), torch.randint(0, 3, (24,))
+    si = SynapticIntelligence(lam=2.0, damping=0.1, binary_path=binary_path)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    hidden = lambda: [l.hidden_weight.detach().numpy().copy() for l in model.layers]  # noqa: E731
+    path = np.sign if binary_path else (lambda a: a)
+    start = hidden()
+    w = [np.zeros_like(a) for a in start]
     si.begin_task(model)
-    start = [l.hidden_weight.detach().clone() for l in model.layers]
-    grads = [torch.randn_like(w) for w in start]
-    for l, g in zip(model.layers, grads):
-        l.hidden_weight.grad = g
+    for step in range(4):
+        before = hidden()
+        xb, yb = x[6 * step:6 * step + 6], y[6 * step:6 * step + 6]
+        objective = F.cross_entropy(model(xb), yb) + si.penalty(model)
+        optimizer.zero_grad()
+        objective.backward()
+        optimizer.step()
+        si.after_step(model)
+        grads = [l.hidden_weight.grad.numpy().copy() for l in model.layers]
+        for acc, g, new, old in zip(w, grads, hidden(), before):
+            acc += -g * (path(new) - path(old))
+    assert all(np.abs(a).sum() > 0 for a in w)
+    si.end_task(model)
+    end = hidden()
+    for omega, acc, e, s0 in zip(si.omega, w, end, start):
+        np.testing.assert_allclose(omega.numpy(), acc / ((e - s0) ** 2 + 0.1), rtol=1e-5, atol=1e-7)
+    assert all(torch.count_nonzero(p) == 0 for p in si.path_integral)  # w reset
+    # penalty: lambda * sum omega * (W_b - sign(W_h,end))^2, after flipping some signs
     with torch.no_grad():
-        for l, g in zip(model.layers, grads):
-            l.hidden_weight.sub_(0.1 * g)
+        model.layers[0].hidden_weight[:2].mul_(-1)
+    expected = sum((2.0 * om.numpy() * (np.sign(now) - np.sign(e)) ** 2).sum()
+                   for om, now, e in zip(si.omega, hidden(), end))
+    penalty = si.penalty(model)
+    assert expected != 0
+    np.testing.assert_allclose(penalty.item(), expected, rtol=1e-5)
+    model.zero_grad()
+    penalty.backward()
+    for layer, om, e in zip(model.layers, si.omega, end):  # straight-through: d/dW_h = d/dW_b
+        now = np.sign(layer.hidden_weight.detach().numpy())
+        np.testing.assert_allclose(layer.hidden_weight.grad.numpy(),
+                                   2.0 * 2.0 * om.numpy() * (now - np.sign(e)), rtol=1e-5,
+                                   atol=1e-8)
+
+
+def test_synaptic_intelligence_penalty_of_a_dnn_uses_real_weights():
+    torch.manual_seed(5)
+    model = DNN([6, 5, 3])
+    si = SynapticIntelligence(lam=3.0)
+    si.begin_task(model)
+    start = [l.weight.detach().clone() for l in model.layers]
+    for l in model.layers:
+        l.weight.grad = torch.randn_like(l.weight)
+    with torch.no_grad():
+        for l in model.layers:
+            l.weight.sub_(0.1 * l.weight.grad)
     si.after_step(model)
     si.end_task(model)
-    for imp, g, w0 in zip(si.importance, grads, start):
-        delta = -0.1 * g
-        torch.testing.assert_close(imp, (-g * delta) / (delta ** 2 + 0.1))
-        assert torch.all(imp >= 0)
-    assert si.penalty(model).item() == 0.0  # at the anchor
+    end = [l.weight.detach().clone() for l in model.layers]
     with torch.no_grad():
-        model.layers[0].hidden_weight.add_(1.0)
-    expected = 2.0 * si.importance[0].sum()
-    torch.testing.assert_close(si.penalty(model), expected, rtol=1e-5, atol=1e-6)
+        for l in model.layers:
+            l.weight.add_(0.3)
+    expected = sum((3.0 * om * (e + 0.3 - e) ** 2).sum() for om, e in zip(si.omega, end))
+    torch.testing.assert_close(si.penalty(model), expected, rtol=1e-5, atol=1e-7)
+    assert all(not torch.equal(a, b) for a, b in zip(start, end))

@@ -65,7 +65,9 @@ def test_published_commands_accepted(command, capsys):
     (["--net", "cnn"], "invalid choice"),
     (["--lr", "-1"], "must be a finite number > 0"),
     (["--hidden-layers", "0"], "positive integer"),
-    (["--meta", "1", "2"], "--meta takes 1 value or one per layer (3)"),
+    (["--hidden-layers", "8", "8", "--meta", "1", "2"],
+     "--meta takes 1 value or one per layer (3)"),
+    (["--si", "--meta", "1.35"], "use --meta 0"),
     (["--task-sequence", "USPS"], "run it with mnist_usps/main.py"),
     (["--task-sequence", "CIFAR"], "unknown task 'CIFAR'"),
     (["--rnd-consolidation"], "add --ewc"),
@@ -157,3 +159,48 @@ def test_pmnist_run_builds_a_bnn_with_an_int8_first_layer(tmp_path, monkeypatch)
             "--data-root", str(DATA_ROOT), "--out-dir", str(tmp_path / "run"), "--dry-run"]
     assert main(EXPERIMENT, argv) == 0
     assert built[0].layers[0].input_levels == 255 and built[0].layers[0].uses_int8()
+
+
+@needs_data
+@pytest.mark.slow
+def test_no_model_flags_train_the_published_default_network(tmp_path):
+    """Published defaults: BNN 784-10, MNIST, 5 epochs, no decay, m = 0, lr 0.005."""
+    out = tmp_path / "default"
+    result = run_cli(["--out-dir", str(out), "--data-root", str(DATA_ROOT), "--no-progress"])
+    assert result.returncode == 0, result.stderr
+    config = records.load_config(out)
+    expected = {"net": "bnn", "hidden_layers": [], "in_size": 784, "out_size": 10,
+                "task_sequence": ["MNIST"], "epochs_per_task": 5, "decay": 0.0, "meta": [0.0],
+                "lr": 0.005, "gamma": 1.0, "norm": "bn", "init": "uniform", "init_width": 0.1,
+                "ewc": False, "ewc_lambda": 0.0, "si": False, "si_lambda": 0.0,
+                "scenario": "task", "interleaved": False}
+    assert {k: config[k] for k in expected} == expected
+    frame = records.read_records(out / records.METRICS_FILE)
+    assert list(frame.epoch) == [1, 2, 3, 4, 5] and set(frame.tsk) == {"MNIST"}
+    assert frame.meta.iloc[0] == "{'l1': 0.0}"
+    assert frame.acc_test_tsk_1.iloc[-1] > 80   # a single binarized layer learns MNIST
+    assert "[784, 10]" in result.stdout
+
+
+@needs_data
+@pytest.mark.slow
+def test_two_task_pmnist_run_writes_the_published_records(tmp_path):
+    out = tmp_path / "gamma"
+    result = run_cli(["--hidden-layers", "32", "32", "--epochs-per-task", "1", "--gamma", "2",
+                      "--meta", "1.35", "--task-sequence", "pMNIST", "pMNIST", "--decay", "1e-7",
+                      "--data-root", str(DATA_ROOT), "--out-dir", str(out), "--no-progress"])
+    assert result.returncode == 0, result.stderr
+    with open(out / records.METRICS_FILE, newline="") as f:
+        import csv
+
+        table = list(csv.reader(f))
+    assert table[0] == ["net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order",
+                        "tsk", "epoch", "acc_tr", "loss_tr", "acc_test_tsk_1", "loss_test_tsk_1",
+                        "acc_test_tsk_2", "loss_test_tsk_2"]
+    meta = "{'l1': 1.35, 'l2': 1.35, 'l3': 1.35}"
+    assert [row[:11] for row in table[1:]] == [
+        ["bnn", "task", "32-32", "bn", "0.005", meta, "0.0", "0.0", "1", "pMNIST1", "1"],
+        ["bnn", "task", "32-32", "bn", "0.0025", meta, "0.0", "0.0", "2", "pMNIST2", "1"]]
+    for row in table[1:]:
+        accuracies = [float(row[i]) for i in (11, 13, 15)]
+        assert all(0 <= a <= 100 and round(a, 2) == a for a in accuracies)

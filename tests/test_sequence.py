@@ -13,8 +13,7 @@ from metaplastic.sequence import SequenceSettings, SimulatedCrash, run_sequence
 from metaplastic.tasks import (PMNIST_TEST_BATCH, TaskData, draw_permutations, permuted_task,
                                positional_names)
 
-PREFIX = {"net": "bnn", "scenario": "task", "arch": "16", "norm": "bn", "lr": 0.01, "meta": 1.0,
-          "ewc": 0.0, "SI": 0.0, "task_order": "A-B"}
+PREFIX = records.continual_row_prefix("bnn", "task", "16", "bn", [1.0, 1.0])
 
 
 def _synthetic_tasks(n=200, dim=20, classes=4, seed=0):
@@ -52,14 +51,43 @@ def test_csv_schema_and_rows(tmp_path):
     table = _read(tmp_path / records.METRICS_FILE)
     assert table[0] == [
         "net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order", "tsk", "epoch",
-        "acc_tr", "loss_tr", "acc_test_tsk_1", "acc_test_tsk_2", "loss_test_tsk_1",
+        "acc_tr", "loss_tr", "acc_test_tsk_1", "loss_test_tsk_1", "acc_test_tsk_2",
         "loss_test_tsk_2"]
     assert len(table) == 1 + 4 and len(rows) == 4
-    assert [(r[9], r[10]) for r in table[1:]] == [("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")]
+    assert [r[4:11] for r in table[1:]] == [
+        ["0.01", "{'l1': 1.0, 'l2': 1.0}", "0.0", "0.0", str(t), name, str(e)]
+        for t, name in ((1, "A"), (2, "B")) for e in (1, 2)]
     for r in rows:
         assert 0 <= r["acc_tr"] <= 100 and r["acc_tr"] == round(r["acc_tr"], 2)
     frame = records.read_records(tmp_path / records.METRICS_FILE)
     assert list(frame.columns) == table[0]
+
+
+def test_lr_column_is_the_current_task_learning_rate(tmp_path):
+    rows = run_sequence(_model(), _synthetic_tasks(), _settings(gamma=2.0, epochs_per_task=1),
+                        tmp_path, PREFIX, log=lambda s: None)
+    assert [r["lr"] for r in rows] == [0.01, 0.005]
+    rows = run_sequence(_model(), _synthetic_tasks(), _settings(
+        gamma=2.0, epochs_per_task=1, optimizer_per_task=False), tmp_path / "one", PREFIX,
+        log=lambda s: None)
+    assert [r["lr"] for r in rows] == [0.01, 0.01]  # one optimizer: constant lr
+
+
+def test_acc_tr_is_measured_on_the_shuffled_training_loader(tmp_path):
+    """acc_tr / loss_tr: the training set in a seeded shuffled order (the draw after the epoch's
+    batch order), batches of train_eval_batch_size normalized with their own statistics."""
+    model, tasks = _model(), _synthetic_tasks()[:1]
+    rows = run_sequence(model, tasks, _settings(epochs_per_task=1), tmp_path, PREFIX,
+                        log=lambda s: None)
+    replica = torch.Generator().manual_seed(0)
+    torch.randperm(200, generator=replica)            # the epoch's batch order
+    order = torch.randperm(200, generator=replica)    # the evaluation loader's order
+    x, y = tasks[0].train_x, tasks[0].train_y
+    shuffled = evaluate(model, x[order], y[order], 50)
+    stored = evaluate(model, x, y, 50)
+    assert rows[0]["loss_tr"] == pytest.approx(shuffled.loss, rel=1e-6)
+    assert rows[0]["acc_tr"] == shuffled.accuracy
+    assert stored.loss != pytest.approx(shuffled.loss, rel=1e-6)  # the order matters with BN
 
 
 def test_scenario_task_evaluates_earlier_tasks_with_their_stored_norm_state(tmp_path):
@@ -124,7 +152,7 @@ def test_resume_with_ewc_and_hidden_weights(tmp_path):
 def test_interleaved_learns_one_concatenated_task(tmp_path):
     rows = run_sequence(_model(), _synthetic_tasks(), _settings(interleaved=True), tmp_path,
                         PREFIX, log=lambda s: None)
-    assert [r["tsk"] for r in rows] == [1, 1]
+    assert [(r["task_order"], r["tsk"]) for r in rows] == [(1, "interleaved")] * 2
     assert all("acc_test_tsk_2" in r for r in rows)
 
 
