@@ -324,9 +324,37 @@ def _python3_kernelspec_dir(tmp_path):
     return str(tmp_path / "jupyter")
 
 
+def test_committed_notebook_holds_its_outputs():
+    """The notebook is committed executed, figures embedded, so that it reads on a code-hosting
+    page; its outputs stay small."""
+    nbformat = pytest.importorskip("nbformat")
+    assert os.path.getsize(NB_PATH) < 1_000_000
+    nb = nbformat.read(NB_PATH, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert any("SAVE_FIGURES = False" in c.source for c in code)   # writes no file by default
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    pngs = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(pngs) == 2                                            # Fig. 5(a) and Fig. 5(b)
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "final W_h" in text and "bins (mean x, count, mean cost, unbiased std)" in text
+    # Fig. 5(a)'s legend names every marker
+    fig_a = next(c.source for c in code if "run_2d(" in c.source)
+    for label in ("unit inf-norm ball", "hidden weights W_h", "start W_h(0)", "end W_h(500)",
+                  "binary points sign(W_h)", "best binary point", "optimum W*"):
+        assert f'label="{label}' in fig_a or f'label=f"{label}' in fig_a, label
+
+
+def _stream_text(nb) -> list:
+    return ["".join(o.get("text", "") for o in c.get("outputs", []) if o.get("output_type") == "stream")
+            for c in nb.cells if c.cell_type == "code"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cwd", [NB_DIR, REPO_ROOT], ids=["notebook_dir", "repo_root"])
 def test_notebook_executes(tmp_path, monkeypatch, cwd):
+    """Runs a copy of the notebook in memory: no error, the committed printed numbers are
+    reproduced, and neither the committed file nor its folder changes."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
@@ -337,13 +365,13 @@ def test_notebook_executes(tmp_path, monkeypatch, cwd):
     monkeypatch.setenv("JUPYTER_PATH", jp + (os.pathsep + old if old else ""))
     monkeypatch.setenv("MPLBACKEND", "Agg")
 
-    nb = nbformat.read(NB_PATH, as_version=4)
-    # the committed notebook is saved with outputs cleared
+    with open(NB_PATH, "rb") as f:
+        committed_bytes = f.read()
+    committed = nbformat.reads(committed_bytes.decode("utf-8"), as_version=4)
+    nb = nbformat.reads(committed_bytes.decode("utf-8"), as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            assert not cell.get("outputs"), "notebook must be committed with outputs cleared"
-    # it must not write figures by default
-    assert any("SAVE_FIGURES = False" in c.source for c in nb.cells if c.cell_type == "code")
+            cell.outputs = []
 
     before = set(os.listdir(NB_DIR))
     client = nbclient.NotebookClient(
@@ -353,4 +381,7 @@ def test_notebook_executes(tmp_path, monkeypatch, cwd):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+    assert _stream_text(nb) == _stream_text(committed), "committed outputs are stale: re-execute"
     assert set(os.listdir(NB_DIR)) - before <= {"__pycache__"}
+    with open(NB_PATH, "rb") as f:
+        assert f.read() == committed_bytes
