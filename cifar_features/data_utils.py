@@ -19,6 +19,15 @@ correction, torch's default); $METAPLASTIC_FEATURE_SCALE=std divides by the stan
 instead. With --net bnn the first layer binarizes its input, so sign(x - mean(x)) is all that
 reaches it and the divisor makes no difference; it matters for --net dnn.
 
+ResNet mode: generate_features.py records in the features' info whether the ResNet ran with its
+BatchNorm in training mode ('train', published: statistics of each batch of 500 images) or in
+evaluation mode ('eval'), for the file and for each of its train and test parts. Features of the
+two modes are not interchangeable, so the loader refuses (exit status 2) a file that does not
+record its mode (files made before the option existed were made in eval mode: regenerate them),
+whose train and test parts disagree, or whose mode differs from the one the run expects:
+--features-resnet-mode (default 'train', the published features; recorded in config.json).
+Only one features file is used per run (a sequence never mixes CIFAR-10 and CIFAR-100 tasks).
+
 Batches: training 100 for CIFAR-10 tasks and 20 for CIFAR-100 tasks; evaluation (test sets and
 the current task's training set) 100 for CIFAR-10 and 20 for CIFAR-100 tasks.
 """
@@ -49,6 +58,9 @@ FEATURE_SCALE_ENV = "METAPLASTIC_FEATURE_SCALE"
 FEATURE_SCALES = ("variance", "std")
 DEFAULT_FEATURE_SCALE = "variance"      # published: divide by the variance
 VARIANCE_CORRECTION = 1                 # torch.var's default (unbiased, divide by 511)
+
+RESNET_MODES = ("train", "eval")        # generate_features.py --resnet-mode
+DEFAULT_RESNET_MODE = "train"           # published features: BatchNorm in training mode
 
 ELSEWHERE = {"MNIST": "continual_learning/main.py", "FMNIST": "continual_learning/main.py",
              "pMNIST": "continual_learning/main.py", "USPS": "mnist_usps/main.py"}
@@ -97,9 +109,12 @@ def info_file(dataset: str, folder: Path) -> Path:
     return Path(folder) / f"{dataset}_features.json"
 
 
-def generate_command(dataset: str, data_root: Path | None, folder: Path) -> str:
-    """The command that makes the missing features file."""
+def generate_command(dataset: str, data_root: Path | None, folder: Path,
+                     resnet_mode: str | None = None) -> str:
+    """The command that makes the missing features file (in ``resnet_mode``, if not the default)."""
     parts = ["python", "cifar_features/generate_features.py", "--dataset", dataset]
+    if resnet_mode is not None and resnet_mode != DEFAULT_RESNET_MODE:
+        parts += ["--resnet-mode", resnet_mode]
     if data_root is not None:
         parts += ["--data-root", str(data_root)]
     if Path(folder) != default_features_dir(data_root) or os.environ.get(FEATURES_DIR_ENV):
@@ -109,13 +124,17 @@ def generate_command(dataset: str, data_root: Path | None, folder: Path) -> str:
 
 
 def load_features(dataset: str, data_root: Path | None, device,
-                  folder: Path | None = None) -> dict:
+                  folder: Path | None = None, resnet_mode: str | None = DEFAULT_RESNET_MODE) -> dict:
     """The features file of ``dataset`` (train_x, train_y, test_x, test_y, info) on ``device``,
-    from ``folder`` (default :func:`default_features_dir`)."""
+    from ``folder`` (default :func:`default_features_dir`). The file must record its ResNet mode
+    (the same for its train and test parts) and, unless ``resnet_mode`` is None, that mode must be
+    ``resnet_mode``; otherwise a DataError says how to make the right file."""
+    if resnet_mode is not None and resnet_mode not in RESNET_MODES:
+        raise ConfigError(f"--features-resnet-mode {resnet_mode!r}: use one of {', '.join(RESNET_MODES)}")
     folder = Path(folder) if folder else default_features_dir(data_root)
     path = features_file(dataset, folder)
     name = "CIFAR-10" if dataset == "cifar10" else "CIFAR-100"
-    how = (f"Make it with\n  {generate_command(dataset, data_root, folder)}\n"
+    how = (f"Make it with\n  {generate_command(dataset, data_root, folder, resnet_mode)}\n"
            f"(needs the {name} python folder under the data root and the ImageNet ResNet-18 "
            f"weights; see cifar_features/generate_features.py --help), or point "
            f"${FEATURES_DIR_ENV} at the folder holding {path.name}.")
@@ -126,7 +145,44 @@ def load_features(dataset: str, data_root: Path | None, device,
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
         raise DataError(f"{path} is not a readable features file ({exc}). {how}") from None
     _check_features(data, dataset, path, how)
+    check_resnet_mode(data.get("info") or {}, path, resnet_mode, how)
     return data
+
+
+def features_resnet_mode(info: dict, path: Path | str = "features file", how: str = "") -> str:
+    """The ResNet mode recorded in a features file's ``info`` ('train' or 'eval'); a DataError if
+    it is missing, unknown, or differs between the file and its train and test parts."""
+    tail = f" {how}" if how else ""
+    mode = info.get("resnet_mode")
+    if mode is None:
+        raise DataError(
+            f"{path} does not record the ResNet mode its features were made with (files made "
+            f"before generate_features.py had --resnet-mode used eval mode; the published "
+            f"features use train mode): features of different modes must not be mixed, so "
+            f"regenerate it.{tail}")
+    per_split = info.get("resnet_mode_per_split") or {}
+    modes = {"file": mode, **{f"{k} part": v for k, v in per_split.items()}}
+    if len(set(modes.values())) > 1:
+        detail = ", ".join(f"{k} {v!r}" for k, v in modes.items())
+        raise DataError(f"{path} mixes features made with different ResNet modes ({detail}); "
+                        f"train and test features must come from the same mode.{tail}")
+    if mode not in RESNET_MODES:
+        raise DataError(f"{path}: unknown ResNet mode {mode!r} (expected one of "
+                        f"{', '.join(RESNET_MODES)}).{tail}")
+    return mode
+
+
+def check_resnet_mode(info: dict, path: Path, expected: str | None, how: str = "") -> str:
+    """:func:`features_resnet_mode`, and a DataError if it is not ``expected`` (None: any)."""
+    mode = features_resnet_mode(info, path, how)
+    if expected is not None and mode != expected:
+        raise DataError(
+            f"{path} holds features made with the ResNet in {mode} mode, but this run expects "
+            f"{expected} mode (--features-resnet-mode {expected}"
+            f"{', the published default' if expected == DEFAULT_RESNET_MODE else ''}). Pass "
+            f"--features-resnet-mode {mode} to use this file, or replace it with {expected}-mode "
+            f"features.{' ' + how if how else ''}")
+    return mode
 
 
 def _check_features(data, dataset: str, path: Path, how: str) -> None:
@@ -260,13 +316,15 @@ def build_tasks(names: list[str], data_root: Path | None, device: torch.device, 
                           f"use --out-size {n_classes}")
     extra = getattr(config, "extra", None) or {}
     scale = extra.get("feature_scale") or feature_scale()
-    data = load_features(dataset, data_root, device, extra.get("features_dir"))
+    expected_mode = extra.get("features_resnet_mode") or DEFAULT_RESNET_MODE
+    data = load_features(dataset, data_root, device, extra.get("features_dir"), expected_mode)
     x_tr = process_features(data["train_x"], scale)
     x_te = process_features(data["test_x"], scale)
     y_tr, y_te = data["train_y"].long(), data["test_y"].long()
     info = data.get("info") or {}
     print(f"{dataset} features: {len(x_tr)} training, {len(x_te)} test vectors "
-          f"({info.get('train_passes', '?')} augmented passes; weights "
+          f"({info.get('train_passes', '?')} augmented passes; ResNet in "
+          f"{info.get('resnet_mode')} mode; weights "
           f"{info.get('weights_identified_as') or info.get('weights_sha256', '?')}); "
           f"processing (x - mean) / {scale}")
     if dataset == "cifar10":
@@ -286,6 +344,11 @@ def add_arguments(group) -> None:
     group.add_argument("--feature-scale", choices=FEATURE_SCALES, default=None,
                        help="per-example processing (x - mean) / variance (published, default) or "
                             f"/ std (default from ${FEATURE_SCALE_ENV} when set)")
+    group.add_argument("--features-resnet-mode", choices=RESNET_MODES, default=DEFAULT_RESNET_MODE,
+                       help="the ResNet mode the features must have been made with "
+                            "(generate_features.py --resnet-mode): 'train' (default, published: "
+                            "BatchNorm statistics of each batch of 500 images) or 'eval'; a file "
+                            "of the other mode, or one that does not record it, is refused")
 
 
 EXPERIMENT = Experiment(
@@ -295,4 +358,4 @@ EXPERIMENT = Experiment(
               f"in ${FEATURES_DIR_ENV} or <data-root>/features",
     check_task_names=check_task_names, build_tasks=build_tasks,
     default_tasks=("vehicles", "animals"), image_tasks=(), train_batch_size=train_batch_size,
-    add_arguments=add_arguments, extra_options=("features_dir", "feature_scale"))
+    add_arguments=add_arguments, extra_options=("features_dir", "feature_scale", "features_resnet_mode"))

@@ -7,17 +7,34 @@ Transforms (as published, done batch-wise on tensors):
 - test set, one pass: resize to 220, centre crop 200;
 - pixels scaled to [0, 1] (pixel / 255), no ImageNet mean/std normalization.
 
+ResNet mode (--resnet-mode):
+- ``train`` (default, as published): the published notebook never switched the ResNet-18 to
+  evaluation mode, so its BatchNorm layers run in TRAINING mode and every feature is computed
+  with the mean and variance of its own batch of 500 images. Batches are taken in data-set (file)
+  order, never shuffled, for the test set and for every training pass alike; the last batch of a
+  set is whatever remains. The features therefore depend on the batch composition, and the batch
+  size is fixed at 500 (--batch-size other than 500 is refused). Running the network in training
+  mode also updates its BatchNorm running statistics; nothing reads them (training-mode BatchNorm
+  only uses batch statistics, and the network is discarded after the run), and no gradient is
+  ever computed (torch.no_grad).
+- ``eval``: the BatchNorm layers use their running ImageNet statistics, so each feature depends
+  on its image only and --batch-size (default 128) is a speed setting.
+The mode is recorded in the features' info (``resnet_mode``, and per split in
+``resnet_mode_per_split``); cifar_features/main.py refuses features of another mode than the one
+it expects (--features-resnet-mode, default train) and files that do not record it.
+
 The resize reproduces torchvision's ``Resize(220)`` on PIL images (PIL's bilinear filter, two
 passes in 8-bit fixed point) bit for bit, as a pair of matrix products with PIL's own
 coefficients; see :func:`resize_like_pil`. Crop offsets and flips come from a CPU generator
-seeded by --seed, drawn for a whole pass at once, so the features do not depend on the batch
-size or the device (up to the network's floating-point arithmetic).
+seeded by --seed, drawn for a whole pass at once, so the random draws do not depend on the batch
+size or the device; in eval mode neither do the features (up to the network's floating-point
+arithmetic).
 
 Output (written atomically): ``<out>/<dataset>_features.pt``, a dict with
 train_x (N * passes x 512, float32; rows p*N .. (p+1)*N - 1 are pass p over the training set
 in file order), train_y (int64), test_x (N_test x 512), test_y, info (a dict), and
 ``<out>/<dataset>_features.json`` holding the same info: dataset, weights file and its
-SHA-256, transforms, passes, seed, versions, date. Default <out>: <data-root>/features, where
+SHA-256, ResNet mode, batch size, transforms, passes, seed, versions, date. Default <out>: <data-root>/features, where
 cifar_features/main.py looks for them.
 
 Inputs: CIFAR in torchvision's layout under --data-root (cifar-10-batches-py/ or
@@ -29,6 +46,7 @@ A missing input ends with a message naming it and how to obtain it (exit status 
 Examples:
     python cifar_features/generate_features.py --dataset cifar10 --weights resnet18-f37072fd.pth
     python cifar_features/generate_features.py --dataset cifar100 --weights resnet18-f37072fd.pth
+    python cifar_features/generate_features.py --dataset cifar10 --resnet-mode eval --weights ...
     python cifar_features/generate_features.py --dataset cifar10 --dry-run   # check inputs only
 """
 from __future__ import annotations
@@ -60,7 +78,16 @@ from metaplastic.records import write_atomic_text
 RESIZE = 220
 CROP = 200
 DEFAULT_TRAIN_PASSES = 10
-DEFAULT_BATCH_SIZE = 128
+DEFAULT_BATCH_SIZE = 128            # eval mode: images per forward pass (a speed setting)
+RESNET_MODES = ("train", "eval")
+DEFAULT_RESNET_MODE = "train"       # published: BatchNorm in training mode (batch statistics)
+TRAIN_MODE_BATCH_SIZE = 500         # published: batches of 500 images, in data-set order
+MODE_DESCRIPTIONS = {
+    "train": "BatchNorm in training mode: each feature normalized with the statistics of its "
+             "batch of {batch} images, batches in data-set order, as published",
+    "eval": "BatchNorm in evaluation mode: running ImageNet statistics; features independent of "
+            "the batch ({batch} images per forward pass)",
+}
 PIL_PRECISION_BITS = 22  # Pillow's fixed-point precision for 8-bit resampling
 
 
@@ -167,10 +194,39 @@ def transform_batch(images: torch.Tensor, top, left, flip, resize: int = RESIZE,
 # --------------------------------------------------------------------------------------------
 
 
+def resolve_batch_size(resnet_mode: str, batch_size: int | None) -> int:
+    """Images per forward pass: TRAIN_MODE_BATCH_SIZE (500) in train mode, where it defines the
+    BatchNorm statistics and nothing else is accepted; ``batch_size`` (default 128) in eval mode."""
+    if resnet_mode not in RESNET_MODES:
+        raise ConfigError(f"--resnet-mode {resnet_mode!r}: use one of {', '.join(RESNET_MODES)}")
+    if resnet_mode == "eval":
+        return DEFAULT_BATCH_SIZE if batch_size is None else int(batch_size)
+    if batch_size is not None and int(batch_size) != TRAIN_MODE_BATCH_SIZE:
+        raise ConfigError(
+            f"--batch-size {batch_size} with --resnet-mode train: in train mode (published) the "
+            f"ResNet's BatchNorm normalizes every batch with its own statistics, so the features "
+            f"depend on the batch, and the published batches are {TRAIN_MODE_BATCH_SIZE} images in "
+            f"data-set order; leave --batch-size out (or give {TRAIN_MODE_BATCH_SIZE}), or use "
+            f"--resnet-mode eval, where the batch size is only a speed setting")
+    return TRAIN_MODE_BATCH_SIZE
+
+
+def set_resnet_mode(model: torch.nn.Module, resnet_mode: str) -> torch.nn.Module:
+    """``model.train()`` for 'train' (BatchNorm on batch statistics), ``model.eval()`` for 'eval'."""
+    if resnet_mode not in RESNET_MODES:
+        raise ConfigError(f"--resnet-mode {resnet_mode!r}: use one of {', '.join(RESNET_MODES)}")
+    return model.train(resnet_mode == "train")
+
+
 @torch.no_grad()
 def extract(model: torch.nn.Module, images: torch.Tensor, top, left, flip, batch_size: int,
             device: torch.device, bar=None) -> torch.Tensor:
-    """Features (len(images) x 512, float32, on the CPU) of the transformed images."""
+    """Features (len(images) x 512, float32, on the CPU) of the transformed images.
+
+    Consecutive batches of ``batch_size`` images in the order of ``images`` (the last one holds
+    what remains): with the model in training mode (--resnet-mode train) each batch is normalized
+    by its own BatchNorm statistics.
+    """
     out = torch.empty(len(images), FEATURE_SIZE, dtype=torch.float32)
     for start in range(0, len(images), batch_size):
         end = min(start + batch_size, len(images))
@@ -223,13 +279,20 @@ def download_weights() -> Path:
 
 
 def generate(dataset: str, data_root: Path, weights: Path, out_dir: Path, train_passes: int,
-             seed: int, device: torch.device, batch_size: int, progress: bool = True,
-             dry_run: bool = False) -> Path | None:
-    """Make and save the features of ``dataset``; returns the features file (None on a dry run)."""
+             seed: int, device: torch.device, batch_size: int | None = None,
+             progress: bool = True, dry_run: bool = False,
+             resnet_mode: str = DEFAULT_RESNET_MODE) -> Path | None:
+    """Make and save the features of ``dataset``; returns the features file (None on a dry run).
+
+    ``resnet_mode`` 'train' (published) runs the ResNet's BatchNorm on the statistics of each
+    batch of TRAIN_MODE_BATCH_SIZE images in data-set order (``batch_size`` must then be None or
+    that number); 'eval' uses its running statistics (``batch_size`` default 128).
+    """
     started = time.perf_counter()
+    batch_size = resolve_batch_size(resnet_mode, batch_size)
     train_x, train_y, test_x, test_y = load_cifar_images(dataset, data_root, "cpu")
     state = load_state_dict_file(weights)
-    model = feature_extractor(state, source=str(weights)).to(device)
+    model = set_resnet_mode(feature_extractor(state, source=str(weights)).to(device), resnet_mode)
     digest = sha256_of(weights)
     known = identify_weights(digest)
     target = features_file(dataset, out_dir)
@@ -239,8 +302,9 @@ def generate(dataset: str, data_root: Path, weights: Path, out_dir: Path, train_
     n_train, n_test = len(train_x), len(test_x)
     print(f"{dataset}: {n_train} training images x {train_passes} passes, {n_test} test images; "
           f"weights {weights} (sha256 {digest[:16]}..., "
-          f"{known or 'NOT one of torchvision ImageNet ResNet-18 files'}); device {device}; "
-          f"output {target}")
+          f"{known or 'NOT one of torchvision ImageNet ResNet-18 files'}); ResNet in "
+          f"{resnet_mode} mode ({MODE_DESCRIPTIONS[resnet_mode].format(batch=batch_size)}); "
+          f"device {device}; output {target}")
     if known is None:
         print(f"warning: {weights} is not torchvision's ImageNet ResNet-18 ({DEFAULT_WEIGHTS_FILE} "
               "or resnet18-5c106cde.pth); the features will not match the paper's", file=sys.stderr)
@@ -281,7 +345,11 @@ def generate(dataset: str, data_root: Path, weights: Path, out_dir: Path, train_
         "train_passes": train_passes,
         "train_rows": "rows p*N .. (p+1)*N-1 of train_x are pass p over the training set, in file order",
         "feature_size": FEATURE_SIZE,
-        "network": "torchvision resnet18, fc replaced by identity (global-average-pool output), eval mode",
+        "network": "torchvision resnet18, fc replaced by identity (global-average-pool output), "
+                   f"{resnet_mode} mode",
+        "resnet_mode": resnet_mode,
+        "resnet_mode_per_split": {"train": resnet_mode, "test": resnet_mode},
+        "batchnorm": MODE_DESCRIPTIONS[resnet_mode].format(batch=batch_size),
         "weights_file": str(Path(weights).resolve()),
         "weights_sha256": digest,
         "weights_identified_as": known,
@@ -339,8 +407,17 @@ def build_parser() -> ArgumentParser:
                    help="augmented passes over the training set (default 10, as published)")
     p.add_argument("--seed", type=int, default=0, help="seed of the crops and flips (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
-                   help=f"images per forward pass (default {DEFAULT_BATCH_SIZE}; results do not depend on it)")
+    p.add_argument("--resnet-mode", choices=RESNET_MODES, default=DEFAULT_RESNET_MODE,
+                   help="'train' (default, as published): the ResNet's BatchNorm layers run in "
+                        "training mode, so every feature is normalized with the statistics of its "
+                        f"batch of {TRAIN_MODE_BATCH_SIZE} images taken in data-set order (train "
+                        "passes and test set alike); 'eval': running ImageNet statistics, each "
+                        "feature depends on its image only. Recorded in the features' info")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help=f"images per forward pass. --resnet-mode train: fixed at "
+                        f"{TRAIN_MODE_BATCH_SIZE} (the published batches; any other value is "
+                        f"refused). --resnet-mode eval: default {DEFAULT_BATCH_SIZE}, results do "
+                        "not depend on it")
     p.add_argument("--allow-tf32", action="store_true",
                    help="allow TF32 convolutions on NVIDIA GPUs (faster, less exact; default off)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -354,6 +431,7 @@ def main(argv=None) -> int:
     from metaplastic.data_prep import default_data_root
 
     args = build_parser().parse_args(argv)
+    resolve_batch_size(args.resnet_mode, args.batch_size)   # refuse a bad pair before any work
     data_root = Path(args.data_root) if args.data_root else default_data_root()
     out_dir = Path(args.out) if args.out else default_features_dir(data_root)
     device = runtime.setup(args.device, args.seed, args.allow_tf32)
@@ -363,7 +441,8 @@ def main(argv=None) -> int:
         download(data_root, args.dataset)
     weights = resolve_weights(args.weights, args.download_weights, data_root)
     generate(args.dataset, data_root, weights, out_dir, args.train_passes, args.seed, device,
-             args.batch_size, progress=not args.no_progress, dry_run=args.dry_run)
+             args.batch_size, progress=not args.no_progress, dry_run=args.dry_run,
+             resnet_mode=args.resnet_mode)
     return 0
 
 

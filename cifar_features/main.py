@@ -4,6 +4,10 @@ First make the features (once per dataset; see generate_features.py --help):
     python cifar_features/generate_features.py --dataset cifar10 --weights resnet18-f37072fd.pth
     python cifar_features/generate_features.py --dataset cifar100 --weights resnet18-f37072fd.pth
 They are written to, and read from, <data-root>/features/ (or $METAPLASTIC_CIFAR_FEATURES).
+By default (as published) the ResNet runs with its BatchNorm in training mode, on batches of 500
+images in data-set order; --resnet-mode eval makes features with its running statistics instead.
+Training refuses features of another mode than --features-resnet-mode (default train) and files
+that do not record their mode.
 
 Fig. 4(e, f), CIFAR-10 vehicles then animals, without / with metaplasticity:
     python cifar_features/main.py --net 'bnn' --norm 'bn' --decay 1e-8 --in-size 512 \

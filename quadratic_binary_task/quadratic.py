@@ -14,20 +14,57 @@ so a hidden weight keeps growing in magnitude as long as the loss keeps
 binary weight grows with the magnitude of its hidden weight, which is the
 rationale for metaplasticity (consolidating large hidden weights).
 
-Everything is plain NumPy.  Randomness always comes from a
-``np.random.Generator`` (passed in, or built from a ``seed``).
+Published settings (the defaults of :func:`run_2d` and :func:`run_500d`; every
+one of them is also a keyword argument):
 
-Convention: ``binarize`` maps 0 to +1 so that the binary point always lies
-on a vertex of the hypercube {-1, +1}^n.
+- Fig. 5(a), 2-d: ``torch.manual_seed(11)``; H = A diag(5 U(0,1)) A with the
+  Householder reflection A = I - 2 u u^T / (u^T u), u ~ N(0, I);
+  W* = (1.5, 0.5); W_h(0) = (0.01, 0.02); eta = 0.35; 500 steps.
+- Fig. 5(b), 500-d: ``torch.manual_seed(1)``; H = R^T D R with R a random
+  orthogonal matrix and eigenvalues 20 + 19 (U(0,1) - 0.5); W* uniform in
+  [-4, 4]; W_h(0) ~ N(0, 0.01^2); eta = 0.01; 1000 steps; then the cost
+  L(b with b_i flipped) - L(b) of every single binary weight, averaged in 15
+  bins of |W_h| / max|W_h| with OPEN intervals k/15 < x < (k+1)/15 (a weight
+  exactly on a bin edge, including the largest one, x = 1, is in no bin), the
+  bin's x being the mean x of its weights and its std the unbiased (n - 1)
+  one.
+
+Randomness.  The random numbers come from torch's CPU generator, as in the
+published scripts: a ``torch.Generator`` seeded with ``seed`` yields exactly
+the numbers that ``torch.manual_seed(seed)`` followed by draws from the
+default generator yields (the global generator is left alone).  Draws are
+float32 (torch's default dtype); everything after the draws is NumPy float64.
+The published scripts do not say in which order the random quantities were
+drawn, so this module fixes a natural order, the order in which the quantities
+are defined above:
+
+- Fig. 5(a) (:func:`householder_hessian`): first u = torch.randn(2), then
+  the eigenvalues 5 * torch.rand(2).  Nothing else is random.
+- Fig. 5(b) (:func:`run_500d`): first R (QR decomposition of
+  torch.randn(n, n), see :func:`random_orthogonal`), then the eigenvalues
+  20 + 19 * (torch.rand(n) - 0.5), then W* = 8 * torch.rand(n) - 4, then
+  W_h(0) = 0.01 * torch.randn(n).
+
+Another order gives another (equally valid) draw of the same experiment, not
+the paper's exact numbers.
+
+Convention: ``binarize`` maps 0 to +1 so that the binary point always lies on
+a vertex of the hypercube {-1, +1}^n (torch.sign would give 0 there).  With the
+published settings no hidden weight is ever exactly 0, so the two agree.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 __all__ = [
+    "FIG5A",
+    "FIG5B",
     "as_generator",
     "random_orthogonal",
+    "householder",
+    "householder_hessian",
     "positive_definite_hessian",
     "loss",
     "gradient",
@@ -41,40 +78,88 @@ __all__ = [
     "run_2d",
 ]
 
+# The published settings (section 6 of the project's specification).
+FIG5A = dict(seed=11, eta=0.35, steps=500, w_star=(1.5, 0.5), w_hidden0=(0.01, 0.02),
+             eigen_scale=5.0)
+FIG5B = dict(seed=1, n=500, eta=0.01, steps=1000, n_bins=15, center=20.0, spread=19.0,
+             w_star_bound=4.0, init_std=0.01)
 
-def as_generator(rng=None) -> np.random.Generator:
-    """Return ``rng`` if it is a Generator, else ``np.random.default_rng(rng)`` (int seed or None)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
+
+def as_generator(seed=None) -> torch.Generator:
+    """A CPU ``torch.Generator``: ``seed`` itself if it is one, else a new one seeded with
+    ``seed`` (an int; None: a non-deterministic seed).
+
+    ``torch.Generator().manual_seed(s)`` produces the same numbers as the default
+    generator after ``torch.manual_seed(s)``.
+    """
+    if isinstance(seed, torch.Generator):
+        return seed
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g
 
 
-def random_orthogonal(n: int, rng=None) -> np.ndarray:
+def _randn(generator: torch.Generator, *shape) -> np.ndarray:
+    return torch.randn(*shape, generator=generator).double().numpy()
+
+
+def _rand(generator: torch.Generator, *shape) -> np.ndarray:
+    return torch.rand(*shape, generator=generator).double().numpy()
+
+
+def random_orthogonal(n: int, generator=None) -> np.ndarray:
     """Haar-distributed random orthogonal matrix R (n x n), R^T R = I.
 
-    QR decomposition of a standard Gaussian matrix A = Q R_qr, with the columns of
-    Q multiplied by sign(diag(R_qr)) so that the distribution is exactly Haar.
+    Draws G = torch.randn(n, n) (one draw of n*n normals, row-major), takes its QR
+    decomposition G = Q R_qr in float64 and multiplies the columns of Q by
+    sign(diag(R_qr)) so that the distribution is exactly Haar.
     """
-    rng = as_generator(rng)
-    a = rng.standard_normal((n, n))
+    g = as_generator(generator)
+    a = _randn(g, n, n)
     q, r = np.linalg.qr(a)
     d = np.sign(np.diag(r))
     d[d == 0] = 1.0
     return q * d[np.newaxis, :]
 
 
-def positive_definite_hessian(n: int, rng=None, center: float = 20.0, spread: float = 19.0):
-    """Random SPD matrix H = R^T D R with eigenvalues center + spread * (U(0,1) - 0.5).
+def householder(u) -> np.ndarray:
+    """The Householder reflection A = I - 2 u u^T / (u^T u) (symmetric, orthogonal, A A = I)."""
+    u = np.asarray(u, dtype=float)
+    return np.eye(u.size) - 2.0 * np.outer(u, u) / float(u @ u)
 
-    R is Haar orthogonal; with the defaults the eigenvalues lie in [10.5, 29.5].
+
+def householder_hessian(n: int = 2, generator=None, eigen_scale: float = 5.0):
+    """Fig. 5(a)'s H = A diag(eigen_scale * U(0,1)) A with A = I - 2 u u^T / (u^T u).
+
+    Draw order: u = torch.randn(n) first, then the eigenvalues eigen_scale * torch.rand(n).
+    Returns ``(H, eigenvalues, u)``; H is exactly symmetrised, its eigenvalues are
+    ``eigenvalues`` (A is orthogonal and its own inverse) and its eigenvectors the columns of A.
+    """
+    g = as_generator(generator)
+    u = _randn(g, n)
+    eigenvalues = eigen_scale * _rand(g, n)
+    a = householder(u)
+    h = a @ (eigenvalues[:, np.newaxis] * a)
+    h = 0.5 * (h + h.T)
+    return h, eigenvalues, u
+
+
+def positive_definite_hessian(n: int, generator=None, center: float = 20.0, spread: float = 19.0):
+    """Fig. 5(b)'s random SPD matrix H = R^T D R with eigenvalues center + spread * (U(0,1) - 0.5).
+
+    Draw order: R first (:func:`random_orthogonal`, n*n normals), then the n uniforms of
+    the eigenvalues.  With the defaults the eigenvalues lie in [10.5, 29.5].
     ``spread`` must be < 2 * ``center`` for H to be positive definite.
     Returns ``(H, eigenvalues)``; H is exactly symmetrised.
     """
     if spread >= 2 * center:
         raise ValueError("spread must be < 2*center for H to be positive definite")
-    rng = as_generator(rng)
-    eigenvalues = center + spread * (rng.uniform(0.0, 1.0, size=n) - 0.5)
-    r = random_orthogonal(n, rng)
+    g = as_generator(generator)
+    r = random_orthogonal(n, g)
+    eigenvalues = center + spread * (_rand(g, n) - 0.5)
     h = r.T @ (eigenvalues[:, np.newaxis] * r)
     h = 0.5 * (h + h.T)
     return h, eigenvalues
@@ -138,11 +223,13 @@ def flip_costs_direct(w_binary, w_star, H) -> np.ndarray:
 
 
 def bin_by_magnitude(w_hidden, values, n_bins: int = 15):
-    """Average ``values`` in ``n_bins`` equal bins of x = |W_h| / max|W_h| over [0, 1].
+    """Average ``values`` in ``n_bins`` equal bins of x = |W_h| / max|W_h|, as published.
 
-    Bin k covers [k/n_bins, (k+1)/n_bins) (the last bin includes x = 1).  Empty bins are
-    skipped.  Returns ``(centres, mean, std, count)`` for the non-empty bins, where
-    ``centres`` are the bin centres (k + 1/2)/n_bins and ``std`` is the population std.
+    Bin k holds the weights with k/n_bins < x < (k+1)/n_bins: OPEN intervals, so a weight
+    exactly on an edge (x = 0, x = k/n_bins, and the largest weight, x = 1) belongs to no
+    bin.  Empty bins are skipped.  Returns ``(x_mean, mean, std, count)`` for the non-empty
+    bins: the mean x of the bin's weights, the mean and the unbiased (n - 1) standard
+    deviation of their ``values`` (NaN for a bin of one weight), and the number of weights.
     """
     w_hidden = np.asarray(w_hidden, dtype=float).ravel()
     values = np.asarray(values, dtype=float).ravel()
@@ -151,38 +238,45 @@ def bin_by_magnitude(w_hidden, values, n_bins: int = 15):
     mag = np.abs(w_hidden)
     m = mag.max() if mag.size else 0.0
     x = mag / m if m > 0 else np.zeros_like(mag)
-    idx = np.minimum((x * n_bins).astype(int), n_bins - 1)
-    centres, means, stds, counts = [], [], [], []
+    x_mean, means, stds, counts = [], [], [], []
     for k in range(n_bins):
-        sel = idx == k
+        sel = (x > k / n_bins) & (x < (k + 1) / n_bins)
         c = int(sel.sum())
         if c == 0:
             continue
-        centres.append((k + 0.5) / n_bins)
+        x_mean.append(x[sel].mean())
         means.append(values[sel].mean())
-        stds.append(values[sel].std())
+        stds.append(values[sel].std(ddof=1) if c > 1 else np.nan)
         counts.append(c)
-    return (np.array(centres), np.array(means), np.array(stds), np.array(counts, dtype=int))
+    return (np.array(x_mean), np.array(means), np.array(stds), np.array(counts, dtype=int))
 
 
-def run_500d(seed: int = 0, n: int = 500, eta: float = 0.01, steps: int = 1000, n_bins: int = 15):
-    """Fig. 5(b) experiment: H = R^T D R (eigenvalues 20 + 19 (U - 0.5)), W* ~ U[-4, 4]^n,
-    W_h(0) ~ N(0, 0.01^2), ``steps`` binarized steps of size ``eta``, then flip cost of every
-    binary weight, binned by normalised hidden magnitude.
+def run_500d(seed: int = FIG5B["seed"], n: int = FIG5B["n"], eta: float = FIG5B["eta"],
+             steps: int = FIG5B["steps"], n_bins: int = FIG5B["n_bins"],
+             center: float = FIG5B["center"], spread: float = FIG5B["spread"],
+             w_star_bound: float = FIG5B["w_star_bound"], init_std: float = FIG5B["init_std"]):
+    """Fig. 5(b) experiment (defaults: the published settings, see the module docstring).
+
+    Random draws from a generator seeded with ``seed`` (as ``torch.manual_seed(seed)``), in
+    this order: R (torch.randn(n, n)), the eigenvalues center + spread (torch.rand(n) - 0.5),
+    W* = w_star_bound * (2 torch.rand(n) - 1), W_h(0) = init_std * torch.randn(n).  Then
+    ``steps`` binarized steps of size ``eta``, the exact flip cost of every binary weight,
+    and its average in ``n_bins`` open bins of |W_h| / max|W_h| (:func:`bin_by_magnitude`).
 
     Returns a dict with keys: H, eigenvalues, w_star, w_hidden0, trajectory, w_hidden
-    (final), w_binary, flip_costs, normalized_magnitude, bin_centres, bin_mean, bin_std,
-    bin_count, loss_binary (L(sign(W_h)) along the trajectory, length steps+1).
+    (final), w_binary, flip_costs, normalized_magnitude, bin_x (mean normalized magnitude
+    of each non-empty bin), bin_mean, bin_std (unbiased), bin_count, loss_binary
+    (L(sign(W_h)) along the trajectory, length steps+1).
     """
-    rng = np.random.default_rng(seed)
-    H, eig = positive_definite_hessian(n, rng, center=20.0, spread=19.0)
-    w_star = rng.uniform(-4.0, 4.0, size=n)
-    w0 = rng.normal(0.0, 0.01, size=n)
+    g = as_generator(seed)
+    H, eig = positive_definite_hessian(n, g, center=center, spread=spread)
+    w_star = w_star_bound * (2.0 * _rand(g, n) - 1.0)
+    w0 = init_std * _randn(g, n)
     traj = train(w0, w_star, H, eta, steps)
     w_h = traj[-1]
     b = binarize(w_h)
     costs = flip_costs(b, w_star, H)
-    centres, mean, std, count = bin_by_magnitude(w_h, costs, n_bins)
+    bin_x, mean, std, count = bin_by_magnitude(w_h, costs, n_bins)
     # L at the binary point along the trajectory (vectorised)
     d = np.where(traj >= 0, 1.0, -1.0) - w_star
     loss_binary = 0.5 * np.einsum("ti,ij,tj->t", d, H, d)
@@ -197,7 +291,7 @@ def run_500d(seed: int = 0, n: int = 500, eta: float = 0.01, steps: int = 1000, 
         "w_binary": b,
         "flip_costs": costs,
         "normalized_magnitude": mag / mag.max(),
-        "bin_centres": centres,
+        "bin_x": bin_x,
         "bin_mean": mean,
         "bin_std": std,
         "bin_count": count,
@@ -205,23 +299,34 @@ def run_500d(seed: int = 0, n: int = 500, eta: float = 0.01, steps: int = 1000, 
     }
 
 
-def run_2d(seed: int = 0, eta: float = 0.1, steps: int = 30, w_star=(1.6, -0.3),
-           center: float = 2.0, spread: float = 3.0, w_hidden0=None):
-    """Fig. 5(a) experiment in 2-d: random SPD H (eigenvalues center + spread (U - 0.5)),
-    W* given (by default outside the unit square in coordinate 0), W_h(0) ~ N(0, 0.01^2)
-    unless given; returns dict with H, eigenvalues, w_star, trajectory (steps+1, 2),
-    binary (sign of every trajectory point).
+def run_2d(seed: int = FIG5A["seed"], eta: float = FIG5A["eta"], steps: int = FIG5A["steps"],
+           w_star=FIG5A["w_star"], w_hidden0=FIG5A["w_hidden0"],
+           eigen_scale: float = FIG5A["eigen_scale"]):
+    """Fig. 5(a) experiment in 2-d (defaults: the published settings, see the module docstring).
+
+    H = A diag(eigen_scale * U(0,1)) A with the Householder reflection A = I - 2 u u^T / (u^T u),
+    u ~ N(0, I), drawn in that order (u, then the eigenvalues) from a generator seeded with
+    ``seed`` (as ``torch.manual_seed(seed)``); then ``steps`` binarized steps of size ``eta``
+    from ``w_hidden0``.
+
+    Returns a dict with H, eigenvalues, u, w_star, trajectory (steps+1, 2), binary (sign of
+    every trajectory point), loss_binary (L(sign(W_h)) along the trajectory) and
+    best_binary (the vertex of {-1, 1}^2 with the lowest loss).
     """
-    rng = np.random.default_rng(seed)
-    H, eig = positive_definite_hessian(2, rng, center=center, spread=spread)
+    g = as_generator(seed)
+    H, eig, u = householder_hessian(2, g, eigen_scale=eigen_scale)
     w_star = np.asarray(w_star, dtype=float)
-    if w_hidden0 is None:
-        w_hidden0 = rng.normal(0.0, 0.01, size=2)
-    traj = train(w_hidden0, w_star, H, eta, steps)
+    traj = train(np.asarray(w_hidden0, dtype=float), w_star, H, eta, steps)
+    binary = binarize(traj)
+    vertices = np.array([[s0, s1] for s0 in (-1.0, 1.0) for s1 in (-1.0, 1.0)])
+    vertex_loss = [loss(v, w_star, H) for v in vertices]
     return {
         "H": H,
         "eigenvalues": eig,
+        "u": u,
         "w_star": w_star,
         "trajectory": traj,
-        "binary": binarize(traj),
+        "binary": binary,
+        "loss_binary": np.array([loss(b, w_star, H) for b in binary]),
+        "best_binary": vertices[int(np.argmin(vertex_loss))],
     }

@@ -3,7 +3,9 @@
 The real CIFAR files and ImageNet weights cannot be obtained offline: the tests write CIFAR-10 /
 CIFAR-100 in torchvision's pickle layout (dicts with bytes keys, protocol 2) and save a randomly
 initialised torchvision ResNet-18 state dict. ResNet-18 at 200x200 costs ~0.1-0.3 s per image on
-a small CPU, so every generation here uses a handful of images.
+a small CPU, so every generation here uses a handful of images. The published train-mode batches
+of 500 are exercised on fewer images (one batch per set) and, for batch boundaries, with the
+batch size patched down to 3.
 """
 from __future__ import annotations
 
@@ -103,15 +105,19 @@ def write_weights(path: Path) -> Path:
     return path
 
 
-def write_fake_features(folder: Path, dataset: str, n_train: int, n_test: int, seed: int = 0) -> dict:
-    """A features file with random vectors and labels covering every class (for task tests)."""
+def write_fake_features(folder: Path, dataset: str, n_train: int, n_test: int, seed: int = 0,
+                        info: dict | None = None) -> dict:
+    """A features file with random vectors and labels covering every class (for task tests);
+    its info records train-mode features unless ``info`` replaces it."""
     n_classes = 10 if dataset == "cifar10" else 100
     g = torch.Generator().manual_seed(seed)
     data = {"train_x": torch.randn(n_train, 512, generator=g) * 3 + 1,
             "train_y": torch.arange(n_train) % n_classes,
             "test_x": torch.randn(n_test, 512, generator=g) * 3 + 1,
             "test_y": torch.arange(n_test) % n_classes,
-            "info": {"dataset": dataset, "train_passes": 1}}
+            "info": info if info is not None else
+            {"dataset": dataset, "train_passes": 1, "resnet_mode": "train",
+             "resnet_mode_per_split": {"train": "train", "test": "train"}}}
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(data, folder / f"{dataset}_features.pt")
     return data
@@ -127,14 +133,14 @@ def clean_environment(monkeypatch):
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> dict:
     """CIFAR-10 (5 train, 4 test) and CIFAR-100 (4 train, 2 test) folders, weights, and the
-    CIFAR-10 features generated once with 2 passes."""
+    CIFAR-10 features generated once with 2 passes (published train mode, batches of 500)."""
     root = tmp_path_factory.mktemp("cifar")
     c10 = write_cifar10(root, 5, 4)
     c100 = write_cifar100(root, 4, 2)
     weights = write_weights(root / "random_resnet18.pth")
     out = root / "features"
     path = generate("cifar10", root, weights, out, train_passes=2, seed=0,
-                    device=torch.device("cpu"), batch_size=4, progress=False)
+                    device=torch.device("cpu"), progress=False)
     return {"root": root, "c10": c10, "c100": c100, "weights": weights, "out": out,
             "c10_features": torch.load(path, weights_only=True)}
 
@@ -229,6 +235,9 @@ def test_generated_features_shapes_labels_and_info(synthetic) -> None:
     assert info["weights_sha256"] == sha256_of(synthetic["weights"])
     assert info["weights_identified_as"] is None
     assert info["transforms"]["imagenet_normalization"] is False
+    assert info["resnet_mode"] == "train" and info["batch_size"] == 500
+    assert info["resnet_mode_per_split"] == {"train": "train", "test": "train"}
+    assert "train mode" in info["network"] and "500" in info["batchnorm"]
     assert data["info"] == info
 
 
@@ -236,26 +245,183 @@ def test_ten_passes_shape(tmp_path) -> None:
     write_cifar100(tmp_path, 2, 1)
     weights = write_weights(tmp_path / "w.pth")
     path = generate("cifar100", tmp_path, weights, tmp_path / "f", train_passes=10, seed=0,
-                    device=torch.device("cpu"), batch_size=16, progress=False)
+                    device=torch.device("cpu"), progress=False)
     data = torch.load(path, weights_only=True)
     assert data["train_x"].shape == (2 * 10, 512) and data["test_x"].shape == (1, 512)
     assert data["train_y"].shape == (20,) and data["test_y"].shape == (1,)
 
 
 def test_generation_is_deterministic(synthetic, tmp_path) -> None:
-    """Same seed: identical features; other seed (and batch size): the same test features up to
-    float rounding, different training features."""
+    """Eval mode. Same seed: identical features; other seed (and batch size): the same test
+    features up to float rounding, different training features."""
     def features(seed: int, batch_size: int, out: str) -> dict:
         path = generate("cifar100", synthetic["root"], synthetic["weights"], tmp_path / out,
                         train_passes=1, seed=seed, device=torch.device("cpu"),
-                        batch_size=batch_size, progress=False)
+                        batch_size=batch_size, progress=False, resnet_mode="eval")
         return torch.load(path, weights_only=True)
 
     first, again, other = features(0, 8, "a"), features(0, 8, "b"), features(1, 3, "c")
+    assert first["info"]["resnet_mode"] == "eval" and first["info"]["batch_size"] == 8
     assert torch.equal(again["test_x"], first["test_x"])
     assert torch.equal(again["train_x"], first["train_x"])
     torch.testing.assert_close(other["test_x"], first["test_x"], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(other["train_x"], first["train_x"])
+
+
+def _pil_cifar(arrays: np.ndarray) -> list:
+    """PIL images of CIFAR rows (3072 bytes: the R, G, B planes of a 32x32 image)."""
+    from PIL import Image
+
+    return [Image.fromarray(np.ascontiguousarray(a.reshape(3, 32, 32).transpose(1, 2, 0)))
+            for a in arrays]
+
+
+def _hand_features(weights: Path, images: list, crops: list, batch: int, train_mode: bool = True):
+    """The reference: torchvision's ResNet-18 (fc = identity) in training mode, fed consecutive
+    batches of ``batch`` images in order, each image transformed by torchvision on PIL:
+    Resize(220), crop (top, left) of 200 or CenterCrop(200) when None, flip, ToTensor."""
+    import torchvision.transforms as T
+    import torchvision.transforms.functional as TF
+    from torchvision.models import resnet18
+
+    net = resnet18(weights=None)
+    net.fc = torch.nn.Identity()
+    state = torch.load(weights, weights_only=True)
+    net.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
+    net.train(train_mode)
+
+    def tensor(im, crop):
+        im = T.Resize(220)(im)
+        if crop is None:
+            return TF.to_tensor(T.CenterCrop(200)(im))
+        top, left, flip = crop
+        im = TF.crop(im, top, left, 200, 200)
+        return TF.to_tensor(TF.hflip(im) if flip else im)
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch):
+            x = torch.stack([tensor(im, c) for im, c in zip(images[start:start + batch],
+                                                           crops[start:start + batch])])
+            out.append(net(x))
+    return torch.cat(out)
+
+
+def _hand_train_crops(n: int, passes: int, seed: int) -> list[list]:
+    """Per pass, (top, left, flip) per image: a CPU generator seeded with ``seed`` draws, per
+    pass, n tops, n lefts (randint 0..20) and n flips (rand < 0.5)."""
+    g = torch.Generator().manual_seed(seed)
+    crops = []
+    for _ in range(passes):
+        top = torch.randint(0, 21, (n,), generator=g).tolist()
+        left = torch.randint(0, 21, (n,), generator=g).tolist()
+        flip = (torch.rand(n, generator=g) < 0.5).tolist()
+        crops.append(list(zip(top, left, flip)))
+    return crops
+
+
+def _hand_all(synthetic, passes: int, batch: int, train_mode: bool = True):
+    c10 = synthetic["c10"]
+    train_images, test_images = _pil_cifar(c10["train_x"]), _pil_cifar(c10["test_x"])
+    test = _hand_features(synthetic["weights"], test_images, [None] * len(test_images), batch,
+                          train_mode)
+    train = [_hand_features(synthetic["weights"], train_images, crops, batch, train_mode)
+             for crops in _hand_train_crops(len(train_images), passes, 0)]
+    train = torch.cat(train) if train else torch.empty(0, 512)
+    return train, test
+
+
+def test_train_mode_features_equal_a_hand_loop_over_batches_of_500(synthetic) -> None:
+    """Published default: BatchNorm in training mode, batches of 500 in data-set order (here each
+    set fits in one batch: 4 test images, 5 training images per pass)."""
+    pytest.importorskip("PIL")
+    data = synthetic["c10_features"]
+    train, test = _hand_all(synthetic, passes=2, batch=500)
+    torch.testing.assert_close(data["test_x"], test, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(data["train_x"], train, rtol=1e-5, atol=1e-6)
+    # not the eval-mode features: the batch statistics matter
+    _, test_eval = _hand_all(synthetic, passes=0, batch=500, train_mode=False)
+    assert not torch.allclose(data["test_x"], test_eval, rtol=1e-3, atol=1e-4)
+
+
+def test_train_mode_batches_are_consecutive_in_data_set_order(synthetic, tmp_path, monkeypatch) -> None:
+    """With the train-mode batch patched to 3: batches [0:3], [3:5] of each training pass and
+    [0:3], [3:4] of the test set, each normalized with its own statistics."""
+    pytest.importorskip("PIL")
+    monkeypatch.setattr(generate_features, "TRAIN_MODE_BATCH_SIZE", 3)
+    path = generate("cifar10", synthetic["root"], synthetic["weights"], tmp_path / "f3",
+                    train_passes=2, seed=0, device=torch.device("cpu"), progress=False)
+    data = torch.load(path, weights_only=True)
+    assert data["info"]["batch_size"] == 3 and data["info"]["resnet_mode"] == "train"
+    train, test = _hand_all(synthetic, passes=2, batch=3)
+    torch.testing.assert_close(data["test_x"], test, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(data["train_x"], train, rtol=1e-5, atol=1e-6)
+    # the features depend on the batch composition: batches of 3 differ from the one batch of 500
+    whole = synthetic["c10_features"]
+    assert not torch.allclose(data["test_x"], whole["test_x"], rtol=1e-3, atol=1e-4)
+    assert not torch.allclose(data["train_x"][:5], whole["train_x"][:5], rtol=1e-3, atol=1e-4)
+    with pytest.raises(ConfigError, match="--batch-size 500"):
+        generate("cifar10", synthetic["root"], synthetic["weights"], tmp_path / "bad",
+                 train_passes=1, seed=0, device=torch.device("cpu"), batch_size=500,
+                 progress=False)
+
+
+def test_resnet_mode_on_the_command_line(synthetic, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        generate_features.build_parser().parse_args(["--help"])
+    help_text = capsys.readouterr().out
+    assert "--resnet-mode" in help_text and "{train,eval}" in help_text and "500" in help_text
+    assert generate_features.build_parser().parse_args([]).resnet_mode == "train"
+    common = ["--data-root", str(synthetic["root"]), "--weights", str(synthetic["weights"]),
+              "--out", str(tmp_path / "f"), "--dry-run", "--device", "cpu"]
+    # train mode: batches of 500, nothing else
+    assert generate_features.main(common + ["--batch-size", "128"]) == 2
+    err = capsys.readouterr().err
+    assert "--batch-size 128" in err and "--resnet-mode eval" in err and "Traceback" not in err
+    assert generate_features.main(common + ["--resnet-mode", "train", "--batch-size", "500"]) == 0
+    assert "train mode" in capsys.readouterr().out
+    assert generate_features.main(common + ["--resnet-mode", "eval", "--batch-size", "3"]) == 0
+    assert "eval mode" in capsys.readouterr().out
+    assert not (tmp_path / "f").exists()
+
+
+def test_features_of_another_or_unrecorded_resnet_mode_are_refused(tmp_path, capsys) -> None:
+    folder = tmp_path / "features"
+    base = {"dataset": "cifar10", "train_passes": 1}
+    write_fake_features(folder, "cifar10", 40, 20, info=base)       # made before the option
+    with pytest.raises(DataError, match="does not record the ResNet mode"):
+        build_tasks(["animals"], tmp_path, torch.device("cpu"), 0)
+    write_fake_features(folder, "cifar10", 40, 20, info=base | {
+        "resnet_mode": "train", "resnet_mode_per_split": {"train": "train", "test": "eval"}})
+    with pytest.raises(DataError, match="mixes features made with different ResNet modes"):
+        build_tasks(["animals"], tmp_path, torch.device("cpu"), 0)
+    write_fake_features(folder, "cifar10", 40, 20, info=base | {"resnet_mode": "batch"})
+    with pytest.raises(DataError, match="unknown ResNet mode"):
+        build_tasks(["animals"], tmp_path, torch.device("cpu"), 0)
+    eval_info = base | {"resnet_mode": "eval", "resnet_mode_per_split": {"train": "eval", "test": "eval"}}
+    write_fake_features(folder, "cifar10", 40, 20, info=eval_info)
+    with pytest.raises(DataError, match="--features-resnet-mode eval"):
+        build_tasks(["animals"], tmp_path, torch.device("cpu"), 0)       # expects train (published)
+    # through the command line: exit 2 without a traceback; accepted when eval is expected
+    argv = PUBLISHED[0].split() + ["--data-root", str(tmp_path), "--dry-run", "--device", "cpu",
+                                   "--out-dir", str(tmp_path / "run")]
+    assert continual.main(EXPERIMENT, argv) == 2
+    err = capsys.readouterr().err
+    assert "eval mode" in err and "expects train mode" in err and "Traceback" not in err
+    assert continual.main(EXPERIMENT, argv + ["--features-resnet-mode", "eval"]) == 0
+    # and the reverse: train-mode features when eval ones are expected
+    write_fake_features(folder, "cifar10", 40, 20)
+    assert continual.main(EXPERIMENT, argv + ["--features-resnet-mode", "eval"]) == 2
+    assert "expects eval mode" in capsys.readouterr().err
+    assert continual.main(EXPERIMENT, argv) == 0
+
+
+def test_missing_eval_features_name_the_eval_command(tmp_path) -> None:
+    with pytest.raises(DataError, match="generate_features.py --dataset cifar10 --resnet-mode eval"):
+        data_utils.load_features("cifar10", tmp_path, "cpu", resnet_mode="eval")
+    with pytest.raises(DataError) as info:
+        data_utils.load_features("cifar10", tmp_path, "cpu")
+    assert "--resnet-mode" not in str(info.value)
 
 
 def test_generate_dry_run_checks_and_writes_nothing(synthetic, tmp_path, capsys) -> None:
@@ -523,6 +689,10 @@ def test_feature_flags_are_recorded_in_the_config() -> None:
     args = build_parser(EXPERIMENT).parse_args(
         ["--in-size", "512", "--feature-scale", "std", "--features-dir", "/tmp/f"])
     config = config_from_args(args, EXPERIMENT)
-    assert config.extra == {"features_dir": "/tmp/f", "feature_scale": "std"}
+    assert config.extra == {"features_dir": "/tmp/f", "feature_scale": "std",
+                            "features_resnet_mode": "train"}
     default = config_from_args(build_parser(EXPERIMENT).parse_args(["--in-size", "512"]), EXPERIMENT)
-    assert default.extra == {"features_dir": None, "feature_scale": None}
+    assert default.extra == {"features_dir": None, "feature_scale": None,
+                             "features_resnet_mode": "train"}
+    args = build_parser(EXPERIMENT).parse_args(["--in-size", "512", "--features-resnet-mode", "eval"])
+    assert config_from_args(args, EXPERIMENT).extra["features_resnet_mode"] == "eval"
