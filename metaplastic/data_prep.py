@@ -83,8 +83,10 @@ def check_cifar(root: Path, name: str, log: Log = print,
         else:
             log(f"  {rel}: {'ok' if problem is None else 'present, but ' + problem}")
     if missing:
-        raise DataError(f"{name} is not under {root}: missing {', '.join(missing)};\n"
-                        f"{how_to_obtain(name, root)}")
+        folder = Path(DATASET_FILES[name][0]).parent
+        what = (f"no folder {root / folder}" if not (root / folder).is_dir()
+                else f"missing {', '.join(missing)}")
+        raise DataError(f"{name} is not under {root}: {what};\n{how_to_obtain(name, root)}")
     return []
 
 
