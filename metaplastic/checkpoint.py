@@ -7,20 +7,14 @@ from pathlib import Path
 import torch
 
 from metaplastic.errors import MetaplasticError
+from metaplastic.fileio import write_atomic
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def save_atomic(obj: object, path: str | os.PathLike) -> None:
-    """torch.save to a temporary file in the same folder, then os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """torch.save ``obj`` to ``path`` atomically (see :func:`metaplastic.fileio.write_atomic`)."""
+    write_atomic(path, lambda stream: torch.save(obj, stream))
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

@@ -24,7 +24,6 @@ data root (``$METAPLASTIC_DATA`` or ``./data``).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -33,34 +32,24 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
+from metaplastic.data_files import CIFAR10_FOLDER, CIFAR100_FOLDER, MD5, download_command
 from metaplastic.errors import DataError
+from metaplastic.fileio import md5_file
 
-CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
 CIFAR10_META_FILE = "batches.meta"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
-CIFAR100_FOLDER = "cifar-100-python"
 CIFAR100_TRAIN_FILE = "train"
 CIFAR100_TEST_FILE = "test"
 CIFAR100_META_FILE = "meta"
 CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 
-#: MD5 sums of the official files (those torchvision checks). Only full-size data is compared
-#: (a mismatch is a warning, since re-pickled copies hold the same pixels).
-OFFICIAL_MD5 = {
-    f"{CIFAR10_FOLDER}/data_batch_1": "c99cafc152244af753f735de768cd75f",
-    f"{CIFAR10_FOLDER}/data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-    f"{CIFAR10_FOLDER}/data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-    f"{CIFAR10_FOLDER}/data_batch_4": "634d18415352ddfa80567beed471001a",
-    f"{CIFAR10_FOLDER}/data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-    f"{CIFAR10_FOLDER}/test_batch": "40351d587109b95175f43aff81a1287e",
-    f"{CIFAR10_FOLDER}/batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
-    f"{CIFAR100_FOLDER}/train": "16019d7e3df5f24257cddd939b257f8d",
-    f"{CIFAR100_FOLDER}/test": "f0ef6b0ae62326f3e7ffdfab6717acfc",
-    f"{CIFAR100_FOLDER}/meta": "7973b15100ade9c7d40fb424638fde48",
-}
+#: MD5 sums of the official files (those torchvision checks), from the registry
+#: :data:`metaplastic.data_files.MD5` (no SHA-256 of them is known). Only full-size data is
+#: compared (a mismatch is a warning, since re-pickled copies hold the same pixels).
+OFFICIAL_MD5 = MD5
 OFFICIAL_SIZES = {"cifar10": (50000, 10000), "cifar100": (50000, 10000)}
 
 IMAGE_SHAPE = (3, 32, 32)
@@ -92,8 +81,9 @@ def how_to_get(which: str, root: Path) -> str:
                         else ("CIFAR100", CIFAR100_URL, CIFAR100_FOLDER))
     return (f"No offline package ships CIFAR, so it must be fetched once on a machine with "
             f"internet: either run\n"
-            f"  python -c \"import torchvision; torchvision.datasets.{cls}('{root}', download=True)\"\n"
-            f"(or pass --download where the experiment offers it), or fetch {url} and unpack it under "
+            f"  {download_command(root, [cls])}\n"
+            f"(torchvision's downloader, i.e. torchvision.datasets.{cls}('{root}', download=True); "
+            f"or pass --download where the experiment offers it), or fetch {url} and unpack it under "
             f"{root} (it creates {folder}/). Copy that folder to {root / folder} on this "
             f"machine, or point --data-root at the folder holding {folder}/.")
 
@@ -115,7 +105,7 @@ def _layout(which: str) -> tuple[str, tuple[str, ...]]:
 
 def _root(root: str | os.PathLike | None) -> Path:
     if root is None or str(root) == "":
-        from metaplastic.data_prep import default_data_root
+        from metaplastic.data_files import default_data_root
 
         return default_data_root()
     return Path(root)
@@ -145,7 +135,7 @@ def check_present(root: str | os.PathLike | None, which: str = "cifar10") -> Pat
 
 def read_batch_file(path: str | os.PathLike) -> dict:
     """One pickled CIFAR file as a dict with ``str`` keys (restricted unpickling)."""
-    from metaplastic.data_prep import restricted_loads
+    from metaplastic.restricted_pickle import restricted_loads
 
     path = Path(path)
     try:
@@ -197,20 +187,12 @@ def _to_tensors(parts: Sequence[tuple[np.ndarray, np.ndarray]], device) -> tuple
     return x.to(device), y.to(device)
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _check_official(folder: Path, names: Sequence[str], which: str, n_train: int, n_test: int) -> None:
     """Warn when full-size data differs from the official files (never for smaller copies)."""
     if (n_train, n_test) != OFFICIAL_SIZES[which]:
         return
     differing = [n for n in names
-                 if OFFICIAL_MD5.get(f"{folder.name}/{n}") not in (None, _md5(folder / n))]
+                 if OFFICIAL_MD5.get(f"{folder.name}/{n}") not in (None, md5_file(folder / n))]
     if differing:
         warnings.warn(f"{folder}: {', '.join(differing)} differ from the official files "
                       "(MD5); results may not be comparable to the paper", stacklevel=3)

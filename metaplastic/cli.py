@@ -51,7 +51,7 @@ def positive_float(text: str) -> float:
 
 def add_run_arguments(parser: argparse.ArgumentParser, experiment: str) -> None:
     """Flags every experiment has: seed, device, data root, output, resume, dry run."""
-    from metaplastic.data_prep import default_data_root
+    from metaplastic.data_files import default_data_root
 
     g = parser.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")

@@ -1,7 +1,7 @@
 """Readers for the prepared datasets: IDX files checked by SHA-256 and loaded once into tensors.
 
 The files are those written by :mod:`metaplastic.data_prep` (torchvision's ``<root>/<Name>/raw/``
-layout). Images become float32 rows of 784 pixels equal to ``byte / 255`` (exactly what
+layout), checked against the registry :mod:`metaplastic.data_files`. Images become float32 rows of 784 pixels equal to ``byte / 255`` (exactly what
 torchvision's ``ToTensor`` gives), labels int64.
 """
 
@@ -16,16 +16,17 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from metaplastic.data_prep import (
+from metaplastic.data_files import (
     DATASET_FILES,
+    FILES,
     IDX_IMAGES_MAGIC,
     IDX_LABELS_MAGIC,
     SHA256,
     default_data_root,
-    prepare_command,
-    sha256_file,
+    how_to_obtain,
 )
 from metaplastic.errors import ConfigError, DataError
+from metaplastic.fileio import sha256_file
 
 __all__ = [
     "ImageDataset",
@@ -114,12 +115,18 @@ def cached_sha256(path: str | os.PathLike[str]) -> str:
     return _hash_cache[key]
 
 
+def _dataset_of(rel_path: str) -> str | None:
+    """The registry's dataset of a file (None for a file the registry does not list)."""
+    return next((f.dataset for f in FILES if f.path == rel_path), None)
+
+
 def verify_files(root: str | os.PathLike[str], names: Iterable[str]) -> None:
     """Check that each file ``root/name`` exists and matches its SHA-256 in :data:`SHA256`.
 
     ``names`` are paths relative to ``root`` such as ``"MNIST/raw/train-images-idx3-ubyte"``; a name
     with no recorded hash is only checked for existence. Raises :class:`DataError` listing every
-    missing and every corrupt file and the command that prepares them.
+    missing and every corrupt file and how to obtain them (the offline preparation command and
+    its ``--download`` alternative).
     """
     root = Path(root)
     missing, corrupt = [], []
@@ -133,7 +140,9 @@ def verify_files(root: str | os.PathLike[str], names: Iterable[str]) -> None:
         lines = [f"dataset files under {root} are not ready:"]
         lines += [f"  missing: {name}" for name in missing]
         lines += [f"  corrupt (SHA-256 mismatch): {name}" for name in corrupt]
-        lines.append(f"prepare them with: {prepare_command(root)}")
+        for dataset in dict.fromkeys(_dataset_of(name) for name in missing + corrupt):
+            if dataset is not None:
+                lines.append(f"{dataset}: {how_to_obtain(dataset, root)}")
         raise DataError("\n".join(lines))
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from metaplastic.errors import MetaplasticError
+from metaplastic.fileio import write_atomic
 
 METRICS_FILE = "metrics.csv"
 CONFIG_FILE = "config.json"
@@ -185,15 +186,8 @@ def load_config(run_dir: str | os.PathLike) -> dict:
 
 
 def write_atomic_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically (see :func:`metaplastic.fileio.write_atomic`)."""
+    write_atomic(path, text)
 
 
 def _rows_to_text(rows: list[list[object]]) -> str:

@@ -4,10 +4,10 @@ USPS sources, looked for under ``<data-root>/USPS/``:
 
 * ``usps.h5`` (written there by ``python -m metaplastic.data_prep``): groups ``train`` / ``test``
   with ``data`` (float32 N x 256, v = (x + 1) / 2 of the LIBSVM values x, step 0.0005) and
-  ``target`` (digits 0-9). Checked against its SHA-256 in :data:`metaplastic.data_prep.SHA256`.
+  ``target`` (digits 0-9). Checked against its SHA-256 in the registry :mod:`metaplastic.data_files`.
 * torchvision's LIBSVM files ``usps.bz2`` and ``usps.t.bz2`` ("label idx:value ..." lines,
   labels 1..10 for digits 0..9, x in [-1, 1] with three decimals), checked against torchvision's
-  MD5s.
+  MD5s (recorded in the same registry).
 
 Both give the same uint8 16x16 images, computed as torchvision does: pixel = uint8((x + 1) / 2 * 255)
 in float32 arithmetic, x parsed from its decimal text as float32; from the h5, x is first recovered
@@ -22,7 +22,6 @@ two-task runs and in the single-task baselines of the same seed. Test sets are c
 from __future__ import annotations
 
 import bz2
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +29,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metaplastic.data_prep import SHA256, default_data_root, prepare_command, shared_usps_h5
+from metaplastic.data_files import MD5, SHA256, USPS_BZ2_FILES, USPS_H5_FILES, default_data_root, how_to_obtain
 from metaplastic.datasets import ImageDataset, images_to_float, load_image_dataset, verify_files
 from metaplastic.errors import ConfigError, DataError
+from metaplastic.fileio import md5_file
 from metaplastic.tasks import DEFAULT_TEST_BATCH, TRAIN_EVAL_BATCH, TaskData
 
 TASKS = ("MNIST", "USPS")
@@ -45,13 +45,10 @@ WINDOW_DRAW_ORDER = ("MNIST", "USPS")
 TEST_BATCH = DEFAULT_TEST_BATCH        # 100
 TRAIN_EVAL_BATCH_SIZE = 20  # acc_tr on the training loader, batch 20 as published
 
-USPS_H5 = "USPS/usps.h5"
-USPS_BZ2 = {"train": "USPS/usps.bz2", "test": "USPS/usps.t.bz2"}
-#: torchvision's MD5s of the LIBSVM files (torchvision.datasets.USPS).
-USPS_BZ2_MD5 = {
-    "USPS/usps.bz2": "ec16c51db3855ca6c91edd34d0e9b197",
-    "USPS/usps.t.bz2": "8ea070ee2aca1ac39742fdd1ef5ed118",
-}
+USPS_H5 = USPS_H5_FILES[0]
+USPS_BZ2 = dict(zip(("train", "test"), USPS_BZ2_FILES))
+#: The registry's MD5 table; its USPS entries are torchvision's MD5s of the LIBSVM files.
+USPS_BZ2_MD5 = MD5
 LIBSVM_URL = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/multiclass/"
 USPS_SIDE = 16
 USPS_PAD = 6
@@ -168,24 +165,13 @@ def _check_split(images: np.ndarray, labels: np.ndarray, what: str) -> tuple[np.
     return images, labels
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def missing_usps_message(root: Path) -> str:
-    shared = shared_usps_h5()
     return "\n".join([
         f"USPS is not under {root / 'USPS'}: expected {USPS_H5} "
-        f"(SHA-256 {SHA256.get(USPS_H5, '?')}),",
-        f"  prepare it with: {prepare_command(root)}",
-        f"  (it copies usps.h5 from {shared} when that file exists, or from --usps-h5 PATH),",
-        f"or torchvision's LIBSVM files {USPS_BZ2['train']} and {USPS_BZ2['test']}",
-        f"  (from {LIBSVM_URL}; e.g. torchvision.datasets.USPS('{root / 'USPS'}', download=True) "
-        "on a machine with internet).",
+        f"(SHA-256 {SHA256.get(USPS_H5, '?')})",
+        f"or torchvision's LIBSVM files {USPS_BZ2['train']} and {USPS_BZ2['test']} "
+        f"(from {LIBSVM_URL});",
+        how_to_obtain("USPS", root),
     ])
 
 
@@ -204,10 +190,9 @@ def read_usps(root: str | os.PathLike[str] | None = None) -> UspsSplits:
                         f"both.\n" + missing_usps_message(root))
     for rel in USPS_BZ2.values():
         expected = USPS_BZ2_MD5.get(rel)
-        if expected is not None and _md5(root / rel) != expected:
+        if expected is not None and md5_file(root / rel) != expected:
             raise DataError(f"{root / rel}: MD5 differs from torchvision's ({expected}); the file is "
-                            f"corrupt or not the LIBSVM USPS. Replace it, or use usps.h5: "
-                            f"{prepare_command(root)}")
+                            f"corrupt or not the LIBSVM USPS. Replace it;\n{how_to_obtain('USPS', root)}")
     train = read_libsvm_usps(root / USPS_BZ2["train"])
     test = read_libsvm_usps(root / USPS_BZ2["test"])
     return UspsSplits(*train, *test, source=f"{root / USPS_BZ2['train']}, {root / USPS_BZ2['test']}")

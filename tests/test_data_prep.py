@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metaplastic import data_prep
+from metaplastic import data_files, data_prep
+from metaplastic.sources import fashion_deb
 from metaplastic.data_prep import (
     encode_idx_images,
     encode_idx_labels,
@@ -264,7 +265,7 @@ def test_prepare_fashion_mnist_from_installed_gz_files(tmp_path: Path, monkeypat
         raw_contents[name] = raw
         (system_dir / f"{name}.gz").write_bytes(gzip.compress(raw))
         monkeypatch.setitem(data_prep.SHA256, f"FashionMNIST/raw/{name}", sha256_bytes(raw))
-    monkeypatch.setattr(data_prep, "FASHION_SYSTEM_DIR", system_dir)
+    monkeypatch.setattr(fashion_deb, "FASHION_SYSTEM_DIR", system_dir)
     root = tmp_path / "root"
 
     written = data_prep.prepare(root, datasets=["FMNIST"], log=lambda message: None)
@@ -279,29 +280,109 @@ def test_prepare_fashion_mnist_from_installed_gz_files(tmp_path: Path, monkeypat
 # USPS, names, command line
 # --------------------------------------------------------------------------------------------
 
-SHARED_USPS = data_prep.shared_usps_h5()
+def write_synthetic_usps_h5(path: Path, monkeypatch) -> Path:
+    """A tiny usps.h5 in the published layout, its SHA-256 substituted in the registry."""
+    import h5py
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        for split, n in (("train", 5), ("test", 3)):
+            group = f.create_group(split)
+            group["data"] = (rng.integers(-1000, 1001, size=(n, 256)) / 1000 + 1).astype(np.float32) / 2
+            group["target"] = rng.integers(0, 10, size=n).astype(np.int32)
+    monkeypatch.setitem(data_files.SHA256, "USPS/usps.h5", data_prep.sha256_file(path))
+    return path
 
 
-@pytest.mark.skipif(not SHARED_USPS.is_file(), reason=f"shared USPS file absent: {SHARED_USPS}")
-def test_prepare_usps_copies_shared_file_and_checks_hash(tmp_path: Path) -> None:
+def write_synthetic_usps_bz2(folder: Path, monkeypatch) -> dict[str, bytes]:
+    """torchvision's usps.bz2 / usps.t.bz2 (LIBSVM lines, bz2), their MD5s substituted in the registry."""
+    import bz2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    contents = {}
+    for name, label in (("usps.bz2", 3), ("usps.t.bz2", 10)):
+        data = bz2.compress(f"{label} 1:-1.000 2:0.500 256:1.000\n".encode())
+        (folder / name).write_bytes(data)
+        contents[name] = data
+        monkeypatch.setitem(data_files.MD5, f"USPS/{name}", hashlib.md5(data).hexdigest())
+    return contents
+
+
+def test_prepare_usps_from_usps_h5_checks_hash_and_is_idempotent(tmp_path: Path, monkeypatch) -> None:
+    source = write_synthetic_usps_h5(tmp_path / "elsewhere/usps.h5", monkeypatch)
+    root = tmp_path / "root"
     messages: list[str] = []
-    written = data_prep.prepare(tmp_path, datasets=["USPS"], log=messages.append)
+
+    written = data_prep.prepare(root, datasets=["USPS"], usps_h5=source, log=messages.append)
+
+    target = root / "USPS/usps.h5"
+    assert written == {"USPS": [target]}
+    assert target.read_bytes() == source.read_bytes()
+    assert leftover_temp_files(root) == []
+    assert data_prep.prepare(root, datasets=["usps"], usps_h5=source, log=messages.append) == {"USPS": []}
+    assert data_prep.prepare(root, datasets=["usps"], log=messages.append) == {"USPS": []}
+    assert any("USPS/usps.h5: ok" in m for m in messages)
+
+
+def test_prepare_usps_refuses_an_h5_with_the_wrong_hash(tmp_path: Path, monkeypatch) -> None:
+    source = write_synthetic_usps_h5(tmp_path / "usps.h5", monkeypatch)
+    monkeypatch.setitem(data_files.SHA256, "USPS/usps.h5", "0" * 64)
+    with pytest.raises(DataError, match="SHA-256 mismatch"):
+        data_prep.prepare(tmp_path / "root", datasets=["USPS"], usps_h5=source, log=lambda m: None)
+    assert not (tmp_path / "root/USPS/usps.h5").exists()
+    assert leftover_temp_files(tmp_path) == []
+
+
+def test_prepare_usps_from_a_folder_of_torchvision_files(tmp_path: Path, monkeypatch) -> None:
+    contents = write_synthetic_usps_bz2(tmp_path / "tv", monkeypatch)
+    root = tmp_path / "root"
+
+    written = data_prep.prepare(root, datasets=["USPS"], usps_dir=tmp_path / "tv", log=lambda m: None)
+
+    assert sorted(p.name for p in written["USPS"]) == ["usps.bz2", "usps.t.bz2"]
+    for name, data in contents.items():
+        assert (root / "USPS" / name).read_bytes() == data
+    assert data_prep.prepare(root, datasets=["USPS"], log=lambda m: None) == {"USPS": []}
+    monkeypatch.setitem(data_files.MD5, "USPS/usps.t.bz2", "0" * 32)
+    with pytest.raises(DataError, match="MD5 mismatch"):
+        data_prep.prepare(tmp_path / "other", datasets=["USPS"], usps_dir=tmp_path / "tv", log=lambda m: None)
+    with pytest.raises(DataError, match="usps.t.bz2"):
+        (tmp_path / "tv/usps.t.bz2").unlink()
+        data_prep.prepare(tmp_path / "other", datasets=["USPS"], usps_dir=tmp_path / "tv", log=lambda m: None)
+
+
+REAL_USPS_H5 = data_prep.default_data_root() / "USPS/usps.h5"
+
+
+@pytest.mark.skipif(not REAL_USPS_H5.is_file(),
+                    reason=f"no real usps.h5 under the data root ({REAL_USPS_H5}); prepare USPS with "
+                           "python -m metaplastic.data_prep --usps-h5 PATH (or --usps-dir DIR, or --download)")
+def test_prepare_usps_copies_a_real_usps_h5_and_checks_hash(tmp_path: Path) -> None:
+    messages: list[str] = []
+    written = data_prep.prepare(tmp_path, datasets=["USPS"], usps_h5=REAL_USPS_H5, log=messages.append)
 
     target = tmp_path / "USPS/usps.h5"
     assert written == {"USPS": [target]}
     assert data_prep.sha256_file(target) == data_prep.SHA256["USPS/usps.h5"]
     assert leftover_temp_files(tmp_path) == []
-    # Idempotent: a second run finds the file valid and writes nothing.
-    assert data_prep.prepare(tmp_path, datasets=["usps"], log=messages.append) == {"USPS": []}
-    assert any("USPS/usps.h5: ok" in m for m in messages)
 
 
-def test_prepare_usps_skips_without_a_source(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(data_prep, "shared_usps_h5", lambda: tmp_path / "nowhere/usps.h5")
+def test_prepare_usps_without_a_source_names_every_way(tmp_path: Path, capsys) -> None:
+    # Not asked for explicitly (the default datasets): USPS is skipped with a message, no error.
     messages: list[str] = []
-    assert data_prep.prepare(tmp_path, datasets=["USPS"], log=messages.append) == {"USPS": []}
-    assert any("skipped" in m for m in messages)
+    written = data_prep.prepare_usps(tmp_path, log=messages.append)
+    assert written == []
+    text = "\n".join(messages)
+    assert "skipped" in text
+    for option in ("--usps-h5", "--usps-dir", "--download"):
+        assert option in text
+    assert "shared" not in text
     assert not (tmp_path / "USPS/usps.h5").exists()
+    # Asked for explicitly: an error (exit status 2) with the same instructions.
+    status = data_prep.main(["--data-root", str(tmp_path), "--datasets", "USPS"])
+    err = capsys.readouterr().err
+    assert status == 2 and "--usps-h5" in err and "--download" in err and "shared" not in err
 
 
 def test_explicit_missing_usps_h5_is_an_error(tmp_path: Path, capsys) -> None:
@@ -317,7 +398,7 @@ def test_explicit_missing_usps_h5_is_an_error(tmp_path: Path, capsys) -> None:
 
 def test_unknown_dataset_is_a_config_error(tmp_path: Path, capsys) -> None:
     with pytest.raises(ConfigError):
-        data_prep.prepare(tmp_path, datasets=["CIFAR-10"], log=lambda m: None)
+        data_prep.prepare(tmp_path, datasets=["ImageNet"], log=lambda m: None)
     assert data_prep.main(["--data-root", str(tmp_path), "--datasets", "nope"]) == 2
     assert "unknown dataset" in capsys.readouterr().err
 
@@ -333,7 +414,25 @@ def test_default_data_root_reads_environment(monkeypatch, tmp_path: Path) -> Non
     assert data_prep.default_data_root() == Path("data")
 
 
-def test_sha256_table_covers_every_dataset_file() -> None:
+def test_registry_has_a_checksum_for_every_file() -> None:
     for files in data_prep.DATASET_FILES.values():
         for rel_path in files:
+            assert len(data_files.SHA256.get(rel_path, "")) == 64 or len(data_files.MD5[rel_path]) == 32
+    for dataset in ("MNIST", "FashionMNIST", "USPS"):  # what the offline preparation writes
+        for rel_path in data_prep.DATASET_FILES[dataset]:
             assert len(data_prep.SHA256[rel_path]) == 64
+    paths = [f.path for f in data_files.FILES]
+    assert len(paths) == len(set(paths))
+    assert all(f.what for f in data_files.FILES)
+
+
+def test_every_missing_data_hint_names_both_ways(tmp_path: Path) -> None:
+    for dataset in data_files.ALL_DATASETS:
+        hint = data_files.how_to_obtain(dataset, tmp_path)
+        assert "--download" in hint and "shared" not in hint
+        if dataset in ("MNIST", "FashionMNIST"):
+            assert data_prep.prepare_command(tmp_path) in hint
+        if dataset == "USPS":
+            assert "--usps-h5" in hint and "--usps-dir" in hint
+        if dataset.startswith("CIFAR"):
+            assert "cifar-" in hint and str(tmp_path) in hint

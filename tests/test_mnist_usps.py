@@ -47,8 +47,11 @@ def real_data_available() -> bool:
             and (REAL_DATA_ROOT / "USPS" / "usps.h5").is_file())
 
 
-needs_real_data = pytest.mark.skipif(not real_data_available(),
-                                     reason=f"MNIST and USPS not prepared under {REAL_DATA_ROOT}")
+needs_real_data = pytest.mark.skipif(
+    not real_data_available(),
+    reason=f"MNIST and USPS not prepared under {REAL_DATA_ROOT}; prepare them with "
+           f"python -m metaplastic.data_prep --data-root {REAL_DATA_ROOT} --usps-h5 PATH "
+           f"(or --usps-dir DIR, or --download on a machine with internet)")
 
 
 @pytest.fixture(autouse=True)
@@ -314,8 +317,9 @@ def test_missing_usps_names_the_files_and_the_prepare_command(tmp_path: Path) ->
         read_usps(tmp_path)
     message = str(info.value)
     for text in ("usps.h5", "usps.bz2", "usps.t.bz2", data_prep.prepare_command(tmp_path),
-                 "shared"):
+                 "--usps-h5", "--usps-dir", "--download"):
         assert text in message
+    assert "shared" not in message
     (tmp_path / "USPS").mkdir()
     (tmp_path / "USPS" / "usps.bz2").write_bytes(b"")
     with pytest.raises(DataError, match="usps.t.bz2"):
