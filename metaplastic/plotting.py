@@ -50,6 +50,7 @@ from metaplastic.records import (
     continual_columns,
     load_config,
     n_tasks_of,
+    parse_meta_mapping,
     read_records,
 )
 
@@ -69,9 +70,9 @@ _TIME_KEY = re.compile(r"(^|_)(time|timestamp|date|started|finished|created|elap
 
 #: identity columns of each metrics schema, used for grouping when no config.json is present
 _IDENTITY_COLUMNS = {
-    "continual": ("net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order"),
-    "stream_fmnist": ("init", "meta", "task_order", "lr"),
-    "stream_cifar10": ("lr", "mbs", "meta", "task_order"),
+    "continual": ("net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI"),
+    "stream_fmnist": ("net", "arch", "init", "meta", "lr"),
+    "stream_cifar10": ("lr", "mbs", "meta"),
 }
 _KIND_TITLES = {"stream_fmnist": "stream FMNIST", "stream_cifar10": "stream CIFAR-10"}
 
@@ -97,17 +98,27 @@ class Run:
     def n_tasks(self) -> int:
         if self.kind == "continual":
             return n_tasks_of(self.frame.columns)
-        return int(self.frame["tsk"].max())
+        return int(self.frame["task_order"].max())
+
+    def row_task_names(self) -> list[str]:
+        """The ``tsk`` names of the phases present in the metrics, in ``task_order``."""
+        first = self.frame.groupby("task_order", sort=True)["tsk"].first()
+        return [str(v) for v in first.tolist()]
+
+    def dataset(self) -> str:
+        """Stream runs: the dataset ('FMNIST', 'CIFAR10'), from config.json or 'sub_X_k/N'."""
+        if "task" in self.config:
+            return str(self.config["task"])
+        match = re.fullmatch(r"sub_(.+)_\d+/\d+", str(self.frame["tsk"].iloc[0]))
+        return match.group(1) if match else ""
 
     def identity(self, column: str, default=None):
         """A hyperparameter: from config.json if present, else from the metrics' first row."""
-        config_names = {"SI": "si", "task_order": "task_sequence", "arch": "hidden_layers"}
+        config_names = {"SI": "si", "arch": "hidden_layers"}
         key = config_names.get(column, column)
         if key in self.config:
             value = self.config[key]
             if column == "arch" and isinstance(value, (list, tuple)):
-                return "-".join(str(v) for v in value)
-            if column == "task_order" and isinstance(value, (list, tuple)):
                 return "-".join(str(v) for v in value)
             return value
         if column in self.frame.columns and len(self.frame):
@@ -237,7 +248,7 @@ def group_runs(runs: Sequence[Run]) -> list[RunGroup]:
     return list(groups.values())
 
 
-def _aggregate(group: RunGroup, columns: Sequence[str], by=("tsk", "epoch")):
+def _aggregate(group: RunGroup, columns: Sequence[str], by=("task_order", "epoch")):
     """Mean and std (ddof=0; 0 for one run) of ``columns`` over the group's runs, aligned on
     ``by``. Returns (keys frame sorted by ``by``, mean frame, std frame)."""
     import pandas as pd
@@ -252,7 +263,7 @@ def _aggregate(group: RunGroup, columns: Sequence[str], by=("tsk", "epoch")):
 
 
 def _cumulative_x(tsk, epoch):
-    """x position of each (tsk, epoch) row over the whole run, and the task boundaries.
+    """x position of each (task_order, epoch) row over the whole run, and the task boundaries.
 
     Task t's epochs follow the last epoch of task t-1; a row with epoch 0 (evaluation before
     training, mnist_usps) sits at x = 0.
@@ -286,31 +297,19 @@ def _expand_sequence(seq: list[str], n_tasks: int) -> list[str]:
     return out
 
 
-def _split_task_order(task_order: str) -> list[str]:
-    parts = str(task_order).split("-")
-    merged: list[str] = []
-    for part in parts:  # 'cifar100-4' is one name
-        if merged and part.isdigit() and merged[-1].lower() == "cifar100":
-            merged[-1] = f"{merged[-1]}-{part}"
-        else:
-            merged.append(part)
-    return merged
-
-
 def task_names(run: Run) -> list[str]:
     """Names of the tasks of a continual-learning run, e.g. pMNIST1, pMNIST2, MNIST, FMNIST.
 
-    Taken from config ``task_sequence`` or else the ``task_order`` column; repeated names (and
-    every pMNIST) get their occurrence number appended; 'task k' when they cannot be matched.
+    Taken from config ``task_sequence`` (repeated names, and every pMNIST, get their occurrence
+    number appended), or else the ``tsk`` column of the metrics (published names, already
+    numbered); 'task k' when they cannot be matched.
     """
     n = run.n_tasks
     seq = run.config.get("task_sequence")
-    if isinstance(seq, (list, tuple)) and seq:
-        seq = [str(s) for s in seq]
-    else:
-        seq = _split_task_order(run.frame["task_order"].iloc[0]) if "task_order" in \
-            run.frame.columns else []
-    seq = _expand_sequence(seq, n)
+    if not (isinstance(seq, (list, tuple)) and seq):
+        from_rows = run.row_task_names()
+        return from_rows if len(from_rows) == n else [f"task {k}" for k in range(1, n + 1)]
+    seq = _expand_sequence([str(s) for s in seq], n)
     if len(seq) != n:
         return [f"task {k}" for k in range(1, n + 1)]
     counts = {s: seq.count(s) for s in seq}
@@ -341,6 +340,10 @@ def _truthy(value) -> bool:
 
 def _meta_of(run: Run):
     value = run.identity("meta", 0.0)
+    if isinstance(value, str) and value.strip().startswith("{"):  # published "{'l1': m1, ...}"
+        value = parse_meta_mapping(value)
+        if len(set(value)) == 1:
+            value = value[0]
     if isinstance(value, (list, tuple)) and len(value) == 1:  # one m for all layers
         value = value[0]
     if isinstance(value, (list, tuple)):
@@ -389,7 +392,7 @@ def _sequence_text(run: Run) -> str:
     if isinstance(seq, (list, tuple)) and seq:
         items = [str(s) for s in seq]
     else:
-        items = _split_task_order(run.identity("task_order", ""))
+        items = run.row_task_names()
     return " → ".join(i for i in items if i)
 
 
@@ -403,7 +406,7 @@ def _differences(groups: Sequence[RunGroup]) -> list[list[str]]:
                     and not _TIME_KEY.search(k) and v not in ({}, None, [])}
         first = run.frame.iloc[0]
         return {c: first[c] for c in _IDENTITY_COLUMNS[run.kind]
-                if c not in ("net", "meta", "arch", "ewc", "SI", "task_order")}
+                if c not in ("net", "meta", "arch", "ewc", "SI")}
 
     all_settings = [settings(g.first) for g in groups]
     keys = sorted({k for s in all_settings for k in s})
@@ -522,7 +525,7 @@ def _draw_task_curves(ax, group: RunGroup, names: list[str], shade_phases: bool,
     n = group.first.n_tasks
     acc_cols = [f"acc_test_tsk_{k}" for k in range(1, n + 1)]
     keys, mean, std = _aggregate(group, acc_cols)
-    x, boundaries = _cumulative_x(keys["tsk"], keys["epoch"])
+    x, boundaries = _cumulative_x(keys["task_order"], keys["epoch"])
     colors = _task_colors(n)
     lines = []
     for k, col in enumerate(acc_cols):
@@ -532,7 +535,7 @@ def _draw_task_curves(ax, group: RunGroup, names: list[str], shade_phases: bool,
         ax.axvline(b + 0.5, color="0.35", ls=":", lw=1.1, zorder=0)
     if shade_phases:
         edges = [float(x.min()) - 0.5] + [b + 0.5 for b in boundaries] + [float(x.max()) + 0.5]
-        tsk_values = sorted(set(keys["tsk"].astype(int)))
+        tsk_values = sorted(set(keys["task_order"].astype(int)))
         for i in range(len(edges) - 1):
             if i % 2 == 1:
                 ax.axvspan(edges[i], edges[i + 1], color="0.93", zorder=-1, lw=0)
@@ -742,7 +745,7 @@ def plot_stream(runs, out, labels: Sequence[str] | None = None,
         ax_curve, ax_meta = axes[row]
         kind_groups = [(g, t) for g, t in zip(groups, titles) if g.first.kind == kind]
         diffs = _differences([g for g, _ in kind_groups])
-        datasets = sorted({str(g.first.identity("task_order", "")) for g, _ in kind_groups}
+        datasets = sorted({g.first.dataset() for g, _ in kind_groups}
                           - {"", "nan"})
         n_subsets = {g.first.n_tasks for g, _ in kind_groups}
         final: dict[tuple, list] = {}
@@ -750,7 +753,7 @@ def plot_stream(runs, out, labels: Sequence[str] | None = None,
         boundary_sets = []
         for j, (group, title) in enumerate(kind_groups):
             keys, mean, std = _aggregate(group, ["acc_test", "acc_tr"])
-            x, boundaries = _cumulative_x(keys["tsk"], keys["epoch"])
+            x, boundaries = _cumulative_x(keys["task_order"], keys["epoch"])
             boundary_sets.append(tuple(boundaries))
             meta = _fmt_value(_meta_of(group.first))
             if labels is not None:
@@ -766,7 +769,7 @@ def plot_stream(runs, out, labels: Sequence[str] | None = None,
             used[meta] = used.get(meta, 0) + 1
             _band(ax_curve, x, mean["acc_test"].to_numpy(), std["acc_test"].to_numpy(),
                   meta_colors[meta], label, len(group), lw=1.5, ls=ls)
-            line_key = (str(group.first.identity("task_order", "")), group.first.n_tasks)
+            line_key = (group.first.dataset(), group.first.n_tasks)
             for member in group.runs:
                 last = member.frame.iloc[-1]
                 final.setdefault(line_key, []).append(

@@ -364,7 +364,7 @@ def test_windows_reproducible_contiguous_and_seed_dependent(tmp_path: Path, monk
         assert torch.equal(task.train_x, full.train_x[start:start + size])  # contiguous window
         assert torch.equal(task.train_y, full.train_y[start:start + size])
         assert torch.equal(task.test_x, full.test_x)  # full test set
-        assert task.test_batch_size == 100 and task.train_eval_batch_size == 100
+        assert task.test_batch_size == 100 and task.train_eval_batch_size == 20  # as published
     # Same seed, same windows whatever the order; another seed, other windows.
     _, windows_rev = build_tasks(["USPS", "MNIST"], tmp_path, torch.device("cpu"), 3, small)
     assert windows_rev == windows
@@ -423,8 +423,10 @@ def test_real_data_smoke_run(tmp_path: Path) -> None:
         header = next(csv.reader(f))
     assert tuple(header) == records.continual_columns(2)
     rows = read_csv(out / records.METRICS_FILE)
-    assert [(r["tsk"], r["epoch"]) for r in rows] == [("1", "0"), ("1", "1"), ("2", "1")]
-    assert {r["net"] for r in rows} == {"bcnn"} and {r["task_order"] for r in rows} == {"MNIST-USPS"}
+    assert [(r["task_order"], r["tsk"], r["epoch"]) for r in rows] == [
+        ("1", "MNIST", "0"), ("1", "MNIST", "1"), ("2", "USPS", "1")]
+    assert {r["net"] for r in rows} == {"bcnn"}
+    assert {r["meta"] for r in rows} == {"{'l1': 1.2, 'l2': 1.2, 'l3': 1.2, 'l4': 1.2}"}
     assert {r["arch"] for r in rows} == {"ch1-6-10-15_kr4-4-4"}
     accs = [[float(r[c]) for c in ("acc_tr", "acc_test_tsk_1", "acc_test_tsk_2")] for r in rows]
     assert all(0.0 <= a <= 100.0 for row in accs for a in row)
@@ -458,8 +460,8 @@ def test_resume_after_crash_reproduces_the_csv(tmp_path: Path, monkeypatch, cras
     expected = (full / records.METRICS_FILE).read_text()
     assert (crashed / records.METRICS_FILE).read_text() == expected
     rows = read_csv(full / records.METRICS_FILE)
-    assert [(r["tsk"], r["epoch"]) for r in rows] == [("1", "0"), ("1", "1"), ("1", "2"),
-                                                      ("2", "1"), ("2", "2")]
+    assert [(r["task_order"], r["epoch"]) for r in rows] == [("1", "0"), ("1", "1"), ("1", "2"),
+                                                             ("2", "1"), ("2", "2")]
     # USPS test set of 25: evaluated as a batch of 25 (fewer than 100), accuracies on a 1/25 grid.
     assert all(float(r["acc_test_tsk_2"]) * 25 % 100 == 0 for r in rows)
 

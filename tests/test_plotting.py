@@ -22,9 +22,11 @@ from metaplastic.records import (
     CsvRecorder,
     RecordError,
     continual_columns,
+    meta_mapping,
     save_config,
     write_rows,
 )
+from metaplastic.tasks import positional_names
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -57,8 +59,9 @@ def make_continual_run(run_dir: Path, *, meta=1.35, seed=0, tasks=("pMNIST", "pM
 
     def row(tsk, ep, accs):
         r = {"net": "bnn", "scenario": "task", "arch": arch, "norm": "bn", "lr": 0.005,
-             "meta": meta, "ewc": int(ewc), "SI": 0, "task_order": "-".join(tasks),
-             "tsk": tsk, "epoch": ep, "acc_tr": float(accs[tsk - 1]), "loss_tr": 0.3}
+             "meta": meta_mapping([meta] * (len(hidden) + 1)), "ewc": 5000.0 if ewc else 0.0,
+             "SI": 0.0, "task_order": tsk, "tsk": positional_names(list(tasks))[tsk - 1],
+             "epoch": ep, "acc_tr": float(accs[tsk - 1]), "loss_tr": 0.3}
         for k in range(n):
             r[f"acc_test_tsk_{k + 1}"] = round(float(accs[k]), 2)
             r[f"loss_test_tsk_{k + 1}"] = round(2.3 * (1 - accs[k] / 100), 4)
@@ -116,7 +119,8 @@ def make_stream_fmnist(run_dir: Path, meta: float, seed=0, n_sub=4, epochs=3) ->
     for t in range(1, n_sub + 1):
         for ep in range(1, epochs + 1):
             base = 70 + 3 * t + 3 * meta + seed * 0.8
-            rows.append({"init": "uniform", "meta": meta, "task_order": "FMNIST", "tsk": t,
+            rows.append({"net": "bnn", "arch": "1024-1024", "init": 0.1, "meta": meta,
+                         "task_order": t, "tsk": f"sub_FMNIST_{t}/{n_sub}",
                          "epoch": ep, "lr": 0.005, "acc_tr_sub": base + 10,
                          "acc_1st_sub": base - 2 * t * (meta == 0), "acc_tr": base + 2,
                          "acc_test": base + ep * 0.5})
@@ -131,8 +135,8 @@ def make_stream_cifar(run_dir: Path, meta: float, n_sub=3, epochs=2) -> Path:
     for t in range(1, n_sub + 1):
         for ep in range(1, epochs + 1):
             base = 55 + 5 * t + (5 if meta > 0 else 0)
-            rows.append({"lr": 1e-4, "mbs": 64, "meta": meta, "task_order": "CIFAR10",
-                         "tsk": t, "epoch": ep, "acc_tr_sub": base + 15, "acc_tr": base + 3,
+            rows.append({"lr": 1e-4, "mbs": 64, "meta": meta, "task_order": t,
+                         "tsk": f"sub_CIFAR10_{t}/{n_sub}", "epoch": ep, "acc_tr_sub": base + 15, "acc_tr": base + 3,
                          "acc_test": base + ep})
     write_rows(run_dir / METRICS_FILE, STREAM_CIFAR10_COLUMNS, rows)
     save_config(run_dir, {"experiment": "stream_cifar10", "meta": meta, "seed": 0})
@@ -221,9 +225,9 @@ def test_task_names_cifar100_expansion(tmp_path):
     run = plotting.load_run(make_continual_run(tmp_path / "c", tasks=("a", "b", "c", "d")))
     run.config["task_sequence"] = ["cifar100-4"]
     assert plotting.task_names(run) == [f"CIFAR-100 {i}/4" for i in range(1, 5)]
-    run.config.clear()
-    run.frame["task_order"] = "cifar100-4"
-    assert plotting.task_names(run) == [f"CIFAR-100 {i}/4" for i in range(1, 5)]
+    run.config.clear()  # without config.json: the published tsk names of the rows
+    run.frame["tsk"] = [f"cifar100-{t}" for t in run.frame["task_order"]]
+    assert plotting.task_names(run) == [f"cifar100-{i}" for i in range(1, 5)]
 
 
 # --------------------------------------------------------------------------- every figure

@@ -176,10 +176,11 @@ def test_run_stream_rows_and_one_optimizer(tmp_path):
     parts = subset_indices(60, 3, True, 0)
     settings = StreamSettings(epochs_per_task=2, lr=0.005, meta=[1.0, 1.0], weight_decay=0.0,
                               batch_size=10, optimizer_implementation="eager", progress=False)
-    rows = run_stream(model, data, parts, settings, tmp_path, {"init": "u", "meta": 1.0,
-                                                               "task_order": "T", "lr": 0.005},
+    prefix = {"net": "bnn", "arch": "16", "init": 0.1, "meta": 1.0, "lr": 0.005}
+    rows = run_stream(model, data, parts, settings, tmp_path, prefix,
                       records.STREAM_FMNIST_COLUMNS, log=lambda s: None)
-    assert [(r["tsk"], r["epoch"]) for r in rows] == [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2)]
+    assert [(r["task_order"], r["tsk"], r["epoch"]) for r in rows] == [
+        (t, f"sub_T_{t}/3", e) for t in (1, 2, 3) for e in (1, 2)]
     assert all(r["acc_1st_sub"] == r["acc_tr_sub"] for r in rows[:2])
     assert len(read_csv(tmp_path / records.METRICS_FILE)) == 6
     state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
@@ -356,9 +357,11 @@ def test_short_fmnist_run_rows(tmp_path, monkeypatch, capsys):
     rows = read_csv(out / records.METRICS_FILE)
     with open(out / records.METRICS_FILE) as f:
         assert tuple(next(csv.reader(f))) == records.STREAM_FMNIST_COLUMNS
-    assert [(r["tsk"], r["epoch"]) for r in rows] == [("1", "1"), ("2", "1"), ("3", "1")]
-    assert {(r["init"], r["meta"], r["task_order"], r["lr"]) for r in rows} == {
-        ("uniform", "2.5", "FMNIST", "0.005")}
+    # the published columns and values: init = the init width, meta = the coefficient,
+    # task_order = the part's index, tsk = 'sub_FMNIST_k/N'
+    assert [[r[c] for c in ("net", "arch", "lr", "meta", "init", "task_order", "tsk", "epoch")]
+            for r in rows] == [["bnn", "64-64", "0.005", "2.5", "0.1", str(k), f"sub_FMNIST_{k}/3",
+                                "1"] for k in (1, 2, 3)]
     assert rows[0]["acc_1st_sub"] == rows[0]["acc_tr_sub"]
     for r in rows:
         for key in ("acc_tr_sub", "acc_1st_sub", "acc_tr", "acc_test"):
@@ -376,7 +379,7 @@ def test_first_parts_of_a_real_fmnist_stream(tmp_path):
     with pytest.raises(SimulatedCrash):
         fmnist_main.run(config, progress=False, stop_after_epochs=3)
     rows = read_csv(tmp_path / "run" / records.METRICS_FILE)
-    assert [r["tsk"] for r in rows] == ["1", "2", "3"]
+    assert [r["tsk"] for r in rows] == ["sub_FMNIST_1/60", "sub_FMNIST_2/60", "sub_FMNIST_3/60"]
     assert rows[0]["acc_tr_sub"] == rows[0]["acc_1st_sub"]
     assert float(rows[-1]["acc_test"]) > 50.0 and float(rows[-1]["acc_tr_sub"]) > 50.0
 
