@@ -284,8 +284,8 @@ def add_arguments(group) -> None:
                        help=f"folder of <dataset>_features.pt (default ${FEATURES_DIR_ENV} or "
                             "<data-root>/features)")
     group.add_argument("--feature-scale", choices=FEATURE_SCALES, default=None,
-                       help="per-example processing (x - mean) / variance (published, default) or "
-                            f"/ std (default from ${FEATURE_SCALE_ENV} when set)")
+                       help="per-example processing: (x - mean) / variance as published, or / std "
+                            f"(default: ${FEATURE_SCALE_ENV} when set, else the published one)")
 
 
 EXPERIMENT = Experiment(

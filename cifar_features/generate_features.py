@@ -320,7 +320,7 @@ def build_parser() -> ArgumentParser:
 
     p = ArgumentParser(prog="cifar_features/generate_features.py",
                        description="ResNet-18 (ImageNet) features of CIFAR-10/100 for Fig. 4(e-h).")
-    p.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    p.add_argument("--dataset", choices=DATASETS, default="cifar10", help="CIFAR set to encode")
     p.add_argument("--data-root", type=Path, default=None,
                    help=f"folder holding cifar-10-batches-py/ or cifar-100-python/ (default "
                         f"$METAPLASTIC_DATA or ./data; now {default_data_root()})")
@@ -336,13 +336,13 @@ def build_parser() -> ArgumentParser:
                    help="output folder (default <data-root>/features, or $METAPLASTIC_CIFAR_FEATURES; "
                         "where cifar_features/main.py looks)")
     p.add_argument("--train-passes", type=positive_int, default=DEFAULT_TRAIN_PASSES,
-                   help="augmented passes over the training set (default 10, as published)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the crops and flips (default 0)")
+                   help="augmented passes over the training set (10 as published)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the crops and flips")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH_SIZE,
-                   help=f"images per forward pass (default {DEFAULT_BATCH_SIZE}; results do not depend on it)")
+                   help="images per forward pass (results do not depend on it)")
     p.add_argument("--allow-tf32", action="store_true",
-                   help="allow TF32 convolutions on NVIDIA GPUs (faster, less exact; default off)")
+                   help="allow TF32 convolutions on NVIDIA GPUs (faster, less exact)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true",
                    help="check the CIFAR files and the weights, print the plan, and exit")

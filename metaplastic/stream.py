@@ -385,20 +385,20 @@ def add_stream_arguments(parser, lr: float, mbs: int, epochs_per_task: int,
 
     g = parser.add_argument_group("stream")
     g.add_argument("--nb-subset", type=positive_int, default=1,
-                   help="number of equal parts the training set is cut into (default 1)")
+                   help="number of equal parts the training set is cut into")
     g.add_argument("--epochs-per-task", type=positive_int, default=epochs_per_task,
-                   help=f"epochs on each part (default {epochs_per_task})")
-    g.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default {lr})")
+                   help="epochs on each part")
+    g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
     g.add_argument("--mbs", type=positive_int, default=mbs,
-                   help=f"training mini-batch size (default {mbs})")
+                   help="training mini-batch size")
     g.add_argument("--meta", nargs="+", type=non_negative_float, default=[0.0],
-                   help="metaplasticity m: one value, or one per weight layer (default 0)")
+                   help="metaplasticity m: one value, or one per weight layer")
     g.add_argument("--init", choices=("uniform", "gauss"), default="uniform",
                    help="hidden-weight init: uniform U(-w/2, w/2) or gauss N(0, w)")
-    g.add_argument("--init-width", type=positive_float, default=0.1, help="w (default 0.1)")
+    g.add_argument("--init-width", type=positive_float, default=0.1, help="w of --init")
     g.add_argument("--eval-batch", type=positive_int, default=eval_batch,
-                   help=f"samples per forward pass at evaluation (default {eval_batch}; results "
-                        "do not depend on it: the norms use running statistics)")
+                   help="samples per forward pass at evaluation (results do not depend on it: "
+                        "the norms use running statistics)")
 
 
 def run_function(settings_from_config: Callable[[Any, bool], "StreamSettings"],
