@@ -254,7 +254,7 @@ def generate(dataset: str, data_root: Path, weights: Path, out_dir: Path, train_
     extraction_started = time.perf_counter()
     generator = torch.Generator().manual_seed(int(seed))
     bar = None
-    if progress:
+    if progress and sys.stderr.isatty():  # no carriage-return redraws in log files
         from tqdm import tqdm
 
         bar = tqdm(total=n_train * train_passes + n_test, desc=f"{dataset} features", unit="img",
@@ -268,6 +268,9 @@ def generate(dataset: str, data_root: Path, weights: Path, out_dir: Path, train_
             top, left, flip = train_augmentation(n_train, height, width, CROP, generator)
             train_features[p * n_train:(p + 1) * n_train] = extract(
                 model, images, top, left, flip, batch_size, device, bar)
+            if bar is None:
+                print(f"training pass {p + 1}/{train_passes} done "
+                      f"({time.perf_counter() - extraction_started:.0f}s)", flush=True)
     finally:
         if bar is not None:
             bar.close()

@@ -38,6 +38,7 @@ from metaplastic.cli import config_dict, environment_summary, print_config, run_
 from metaplastic.engine import evaluate, progress_bar, train_epoch
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.optim import make_optimizer
+from metaplastic.progress import RunClock
 
 BATCH_SEED_OFFSET = 1     # batch order: generator seeded with seed + 1
 AUGMENT_SEED_OFFSET = 2   # augmentation draws: generator on the device, seeded with seed + 2
@@ -217,7 +218,11 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
     written: list[dict] = []
     epochs_run = 0
     n_sub = len(subsets)
+    clock = RunClock(n_sub * settings.epochs_per_task,
+                     pos.subset * settings.epochs_per_task + pos.epoch)
     for s in range(pos.subset, n_sub):
+        log(f"subset {s + 1}/{n_sub}: epochs {pos.epoch + 1}..{settings.epochs_per_task} of "
+            f"{settings.epochs_per_task}, {len(subsets[s])} training samples")
         idx = subsets[s].to(device)
         sub_x, sub_y = data.train_x.index_select(0, idx), data.train_y.index_select(0, idx)
         n_batches = -(-len(idx) // settings.batch_size)
@@ -250,7 +255,8 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
                 f"{loss:.4f} | sub {acc['acc_tr_sub']:6.2f}% 1st {acc['acc_1st_sub']:6.2f}% "
                 f"train {acc['acc_tr']:6.2f}% test {acc['acc_test']:6.2f}% | "
                 f"{end - started:.2f}s (train {trained - started:.2f}s, eval {done - trained:.2f}s"
-                + (f", checkpoint {end - done:.2f}s)" if saved else ")"))
+                + (f", checkpoint {end - done:.2f}s)" if saved else ")")
+                + " | " + clock.epoch_done(end - started))
             epochs_run += 1
             if settings.stop_after_epochs is not None and epochs_run >= settings.stop_after_epochs:
                 raise SimulatedCrash(f"stopped after {epochs_run} epochs (stop_after_epochs)")
