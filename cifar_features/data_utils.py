@@ -342,8 +342,8 @@ def add_arguments(group) -> None:
                        help=f"folder of <dataset>_features.pt (default ${FEATURES_DIR_ENV} or "
                             "<data-root>/features)")
     group.add_argument("--feature-scale", choices=FEATURE_SCALES, default=None,
-                       help="per-example processing (x - mean) / variance (published, default) or "
-                            f"/ std (default from ${FEATURE_SCALE_ENV} when set)")
+                       help="per-example processing: (x - mean) / variance as published, or / std "
+                            f"(default: ${FEATURE_SCALE_ENV} when set, else the published one)")
     group.add_argument("--features-resnet-mode", choices=RESNET_MODES, default=DEFAULT_RESNET_MODE,
                        help="the ResNet mode the features must have been made with "
                             "(generate_features.py --resnet-mode): 'train' (default, published: "

@@ -318,7 +318,7 @@ def generate(dataset: str, data_root: Path, weights: Path, out_dir: Path, train_
     extraction_started = time.perf_counter()
     generator = torch.Generator().manual_seed(int(seed))
     bar = None
-    if progress:
+    if progress and sys.stderr.isatty():  # no carriage-return redraws in log files
         from tqdm import tqdm
 
         bar = tqdm(total=n_train * train_passes + n_test, desc=f"{dataset} features", unit="img",
@@ -332,6 +332,9 @@ def generate(dataset: str, data_root: Path, weights: Path, out_dir: Path, train_
             top, left, flip = train_augmentation(n_train, height, width, CROP, generator)
             train_features[p * n_train:(p + 1) * n_train] = extract(
                 model, images, top, left, flip, batch_size, device, bar)
+            if bar is None:
+                print(f"training pass {p + 1}/{train_passes} done "
+                      f"({time.perf_counter() - extraction_started:.0f}s)", flush=True)
     finally:
         if bar is not None:
             bar.close()
@@ -388,7 +391,7 @@ def build_parser() -> ArgumentParser:
 
     p = ArgumentParser(prog="cifar_features/generate_features.py",
                        description="ResNet-18 (ImageNet) features of CIFAR-10/100 for Fig. 4(e-h).")
-    p.add_argument("--dataset", choices=DATASETS, default="cifar10")
+    p.add_argument("--dataset", choices=DATASETS, default="cifar10", help="CIFAR set to encode")
     p.add_argument("--data-root", type=Path, default=None,
                    help=f"folder holding cifar-10-batches-py/ or cifar-100-python/ (default "
                         f"$METAPLASTIC_DATA or ./data; now {default_data_root()})")
@@ -404,8 +407,8 @@ def build_parser() -> ArgumentParser:
                    help="output folder (default <data-root>/features, or $METAPLASTIC_CIFAR_FEATURES; "
                         "where cifar_features/main.py looks)")
     p.add_argument("--train-passes", type=positive_int, default=DEFAULT_TRAIN_PASSES,
-                   help="augmented passes over the training set (default 10, as published)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the crops and flips (default 0)")
+                   help="augmented passes over the training set (10 as published)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the crops and flips")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--resnet-mode", choices=RESNET_MODES, default=DEFAULT_RESNET_MODE,
                    help="'train' (default, as published): the ResNet's BatchNorm layers run in "
@@ -419,7 +422,7 @@ def build_parser() -> ArgumentParser:
                         f"refused). --resnet-mode eval: default {DEFAULT_BATCH_SIZE}, results do "
                         "not depend on it")
     p.add_argument("--allow-tf32", action="store_true",
-                   help="allow TF32 convolutions on NVIDIA GPUs (faster, less exact; default off)")
+                   help="allow TF32 convolutions on NVIDIA GPUs (faster, less exact)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dry-run", action="store_true",
                    help="check the CIFAR files and the weights, print the plan, and exit")

@@ -18,14 +18,102 @@ from metaplastic.errors import ConfigError, MetaplasticError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """-h shows every option's default after its help: ``(default: 0.005)``, lists as
+    ``(default: 1024 1024)``, switches as ``(default: off)``. An option whose default is None
+    says in its own help what happens without it (nothing is appended); descriptions and
+    epilogs keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("%(default)" in text or action.default is argparse.SUPPRESS or action.required
+                or not (action.option_strings or action.nargs in (argparse.OPTIONAL,
+                                                                  argparse.ZERO_OR_MORE))):
+            return text
+        if action.default is None:
+            return text
+        return f"{text} (default: {_shown_default(action)})"
+
+
+def _shown_default(action: argparse.Action) -> str:
+    value = action.default
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        on = value if isinstance(action, argparse._StoreTrueAction) else not value
+        return "on" if on else "off"
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value) if value else "none"
+    return str(value).replace("%", "%%")
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports bad flags as a usage line and exit 2, and accepts 1e-7 style values."""
+    """argparse that reports bad flags as a usage line and exit 2, and accepts 1e-7 style values.
+
+    -h shows every option's default (:class:`HelpFormatter`); --version prints the code version
+    (:func:`code_version`)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument("--version", action=_VersionAction,
+                          help="print the code version (package version and git commit) and exit")
 
     def error(self, message: str):  # pragma: no cover - argparse prints and exits
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+class _VersionAction(argparse.Action):
+    """--version: computed only when asked (it may run git)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog} {code_version()}")
+        parser.exit()
+
+
+def git_state(root: Path | None = None) -> dict:
+    """The git commit of the code and whether tracked files differ from it.
+
+    ``{"git_commit": sha or None, "git_modified": bool or None}``: None when the code is not a
+    git checkout (e.g. an unpacked archive), git is missing, or git fails (e.g. a repository
+    owned by another user). Untracked files (data, results) do not count as modifications.
+    """
+    import subprocess
+
+    root = Path(root) if root is not None else REPO_ROOT
+    unknown = {"git_commit": None, "git_modified": None}
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=True, timeout=20,
+                              env=dict(os.environ, GIT_OPTIONAL_LOCKS="0")).stdout.strip()
+
+    try:
+        top = git("rev-parse", "--show-toplevel")
+        if Path(top).resolve() != root.resolve():
+            return unknown  # the code lies inside some other repository
+        commit = git("rev-parse", "HEAD")
+        modified = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return unknown
+    return {"git_commit": commit, "git_modified": modified}
+
+
+def code_version() -> str:
+    """``<package version> (git <commit>[, modified])``, or the package version alone."""
+    from metaplastic import __version__
+
+    state = git_state()
+    if state["git_commit"] is None:
+        return __version__
+    return (f"{__version__} (git {state['git_commit'][:12]}"
+            + (", with uncommitted changes)" if state["git_modified"] else ")"))
 
 
 def positive_int(text: str) -> int:
@@ -54,31 +142,34 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str) -> None:
     from metaplastic.data_files import default_data_root
 
     g = parser.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
+    g.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     g.add_argument("--device", default="auto",
-                   help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N (default auto)")
+                   help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
+    now = str(default_data_root()).replace("%", "%%")
     g.add_argument("--data-root", type=Path, default=None,
-                   help=f"dataset folder (default $METAPLASTIC_DATA or ./data; now {default_data_root()})")
+                   help=f"dataset folder (default: $METAPLASTIC_DATA or ./data; now {now})")
     g.add_argument("--out-dir", type=Path, default=None,
                    help=f"run folder for metrics.csv, config.json, checkpoint.pt "
-                        f"(default results/{experiment}/<date>-<time>)")
+                        f"(default: results/{experiment}/<date>-<time>)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out-dir from its last checkpoint")
     g.add_argument("--dry-run", action="store_true",
                    help="check flags and data, print the configuration, build the model, and exit")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no per-batch progress bars (they are shown only when stderr is a "
+                        "terminal; the per-epoch log lines always are)")
     g.add_argument("--allow-tf32", action="store_true",
-                   help="allow TF32 matmuls on NVIDIA GPUs (faster, less exact; default off)")
+                   help="allow TF32 matmuls on NVIDIA GPUs (faster, less exact)")
     g.add_argument("--keep-denormals", action="store_true",
                    help="keep subnormal floats (< 1.2e-38) on CPU instead of flushing them to zero "
-                        "(bit-for-bit IEEE arithmetic, often 2x slower; default flush)")
+                        "(bit-for-bit IEEE arithmetic, often 2x slower)")
     g.add_argument("--optimizer-impl", choices=("auto", "compiled", "eager"), default="auto",
-                   help="metaplastic Adam implementation (default auto: compiled if possible)")
+                   help="metaplastic Adam implementation (auto: compiled if possible)")
     g.add_argument("--train-impl", choices=("auto", "compiled", "eager"), default="auto",
                    help="MLP training forward/backward: one torch.compile graph or eager modules "
-                        "(default auto: compiled on CPU if possible)")
+                        "(auto: compiled on CPU if possible)")
     g.add_argument("--checkpoint-every", type=positive_int, default=1,
-                   help="epochs between checkpoints (default 1; task ends always checkpoint)")
+                   help="epochs between checkpoints (task ends always checkpoint)")
 
 
 @dataclasses.dataclass
@@ -142,10 +233,22 @@ def print_config(config, stream=sys.stdout) -> None:
         print(f"  {key:24s} {json.dumps(value)}", file=stream)
 
 
+def line_buffered_output() -> None:
+    """Write stdout and stderr line by line even when they go to a file (a SLURM log, a
+    redirection), so that each log line appears when it is printed, not at the end of the run."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and not stream.isatty():
+            try:
+                stream.reconfigure(line_buffering=True)
+            except (ValueError, OSError):
+                pass
+
+
 def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
     """Wrap a main(argv) so expected errors print a message and exit 2 without a traceback."""
 
     def wrapped(argv: Sequence[str] | None = None) -> int:
+        line_buffered_output()
         try:
             return main(argv)
         except MetaplasticError as exc:
@@ -160,12 +263,28 @@ def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequenc
     return wrapped
 
 
+def package_version(name: str) -> str | None:
+    """The installed version of a distribution (without importing it), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def environment_summary() -> dict:
+    """What config.json records about the code and the machine (key "environment")."""
     import platform
 
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
+    from metaplastic import __version__
+
+    return {"code_version": __version__, **git_state(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": package_version("torchvision"), "numpy": package_version("numpy"),
+            "torch_cuda_build": torch.version.cuda,
             "platform": platform.platform(), "threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "started": datetime.now().isoformat(timespec="seconds"),

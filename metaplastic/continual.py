@@ -90,47 +90,55 @@ def build_parser(experiment: Experiment) -> ArgumentParser:
     p = ArgumentParser(prog=experiment.prog,
                        description="BNN/DNN learning a sequence of tasks; metaplasticity via --meta.")
     g = p.add_argument_group("model")
-    g.add_argument("--net", choices=("bnn", "dnn"), default="bnn")
+    g.add_argument("--net", choices=("bnn", "dnn"), default="bnn",
+                   help="bnn: binarized weights and activations; dnn: full-precision network")
     g.add_argument("--hidden-layers", nargs="*", type=positive_int, default=[],
-                   help="hidden layer sizes (default: none, a single layer in -> out)")
-    g.add_argument("--in-size", type=positive_int, default=784)
-    g.add_argument("--out-size", type=positive_int, default=10)
-    g.add_argument("--norm", choices=("bn", "in"), default="bn")
-    g.add_argument("--init", choices=("uniform", "gauss"), default="uniform")
-    g.add_argument("--init-width", type=positive_float, default=0.1)
+                   help="hidden layer sizes; none: a single layer in -> out")
+    g.add_argument("--in-size", type=positive_int, default=784, help="inputs per sample")
+    g.add_argument("--out-size", type=positive_int, default=10, help="output classes")
+    g.add_argument("--norm", choices=("bn", "in"), default="bn",
+                   help="normalization after each layer: bn (batch) or in (per sample)")
+    g.add_argument("--init", choices=("uniform", "gauss"), default="uniform",
+                   help="hidden-weight init: uniform U(-w/2, w/2) or gauss N(0, w)")
+    g.add_argument("--init-width", type=positive_float, default=0.1,
+                   help="w of --init")
     g = p.add_argument_group("learning")
     g.add_argument("--task-sequence", nargs="+", default=list(experiment.default_tasks),
                    help=experiment.task_help)
-    g.add_argument("--lr", type=positive_float, default=0.005)
+    g.add_argument("--lr", type=positive_float, default=0.005, help="Adam learning rate")
     g.add_argument("--gamma", type=positive_float, default=1.0,
                    help="task k (from 0) learns with lr * gamma^(-k)")
-    g.add_argument("--epochs-per-task", type=positive_int, default=5)
+    g.add_argument("--epochs-per-task", type=positive_int, default=5,
+                   help="epochs of training on each task")
     g.add_argument("--meta", nargs="+", type=non_negative_float, default=[0.0],
                    help="metaplasticity m: one value, or one per layer")
     g.add_argument("--decay", type=non_negative_float, default=0.0,
-                   help="coupled L2 weight decay (default 0.0)")
+                   help="coupled L2 weight decay")
     g.add_argument("--interleaved", action="store_true",
                    help="learn all tasks' training sets at once (test sets still separate)")
     g.add_argument("--scenario", choices=("task", "domain"), default="task",
                    help="task: earlier tasks evaluated with their own stored norm state")
     g = p.add_argument_group("consolidation baselines")
     g.add_argument("--ewc", action="store_true", help="elastic weight consolidation")
-    g.add_argument("--ewc-lambda", type=non_negative_float, default=0.0)
+    g.add_argument("--ewc-lambda", type=non_negative_float, default=0.0,
+                   help="EWC penalty strength")
     g.add_argument("--ewc-samples", type=positive_int, default=5000,
-                   help="training samples of a task used for its Fisher (default 5000)")
+                   help="training samples of a task used for its Fisher")
     g.add_argument("--rnd-consolidation", action="store_true",
                    help="EWC with each Fisher's values shuffled (Table 1 control)")
     g.add_argument("--si", action="store_true",
                    help="synaptic intelligence, as published: one plain Adam (constant --lr, "
                         "coupled --decay) for the whole sequence; needs --meta 0")
-    g.add_argument("--si-lambda", type=non_negative_float, default=0.0)
+    g.add_argument("--si-lambda", type=non_negative_float, default=0.0,
+                   help="SI penalty strength")
     g.add_argument("--bin-path", action="store_true", help="SI path integral on binary weights")
     g = p.add_argument_group("outputs")
     g.add_argument("--save", action="store_true",
                    help="save hidden weights after each task (Fig. 2g,h) and the final model")
     g.add_argument("--sign-switch", action="store_true",
                    help="after training, run the sign-switch analysis (Fig. 5c-e)")
-    g.add_argument("--sign-switch-runs", type=positive_int, default=100)
+    g.add_argument("--sign-switch-runs", type=positive_int, default=100,
+                   help="random draws averaged per magnitude bin")
     g.add_argument("--sign-switch-train-samples", type=int, default=0,
                    help="training samples for the sign-switch losses (0 = all, as published)")
     if experiment.add_arguments is not None:

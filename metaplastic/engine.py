@@ -27,11 +27,15 @@ class Evaluation:
 
 
 def progress_bar(enabled: bool, total: int, desc: str):
-    """A tqdm bar on stderr for one epoch's batches, or None when progress is off."""
-    if not enabled:
-        return None
+    """A tqdm bar on stderr for one epoch's batches, or None when progress is off or stderr is
+    not a terminal (a SLURM log, a redirected file: no carriage-return redraws there; the
+    per-epoch log lines report progress instead)."""
     import sys
 
+    from metaplastic.progress import interactive
+
+    if not enabled or not interactive(sys.stderr):
+        return None
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, dynamic_ncols=True,

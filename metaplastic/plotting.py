@@ -946,10 +946,11 @@ FIGURES = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from metaplastic.cli import ArgumentParser  # -h shows defaults; --version
+
+    parser = ArgumentParser(
         prog="plot_figures.py",
         description="Draw the paper's figures from run directories or result CSV files.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="figures:\n" + "\n".join(f"  {k:<12} {v}" for k, v in FIGURES.items()) +
         "\n\nexample: python plot_figures.py accuracy results/m0 results/m1.35 "
         "--out figs/fig2.png --pdf")
@@ -961,7 +962,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--pdf", action="store_true", help="also write a PDF beside the PNG")
     parser.add_argument("--labels", nargs="+", default=None,
                         help="panel titles / line names, one per configuration (accuracy, "
-                             "two-task, stream) or per line (hidden-size)")
+                             "two-task, stream) or per line (hidden-size) (default: taken from "
+                             "each run's configuration)")
     parser.add_argument("--log-y", action="store_true",
                         help="histograms: logarithmic count axis")
     parser.add_argument("--density", action="store_true",

@@ -3,8 +3,12 @@ allocator tuning."""
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 import random
+import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,10 +42,68 @@ def tune_allocator() -> bool:
     return ok
 
 
+# Minimum Linux x86-64 NVIDIA driver for each CUDA major version torch may be built with
+# (NVIDIA CUDA Toolkit release notes, "CUDA Toolkit and minimum driver versions": with minor
+# version compatibility, any 12.x runs on >= 525.60.13, any 13.x on >= 580.65.06).
+MIN_DRIVER = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
+
+
+def visible_gpu() -> str | None:
+    """Why an NVIDIA GPU seems present on this machine, or None.
+
+    Evidence: an NVIDIA device file, the nvidia-smi tool, or a CUDA_VISIBLE_DEVICES naming
+    devices (set by SLURM and other schedulers for GPU jobs). A CUDA_VISIBLE_DEVICES that is
+    empty or -1 hides the GPUs on purpose: None.
+    """
+    selected = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if selected is not None and selected.strip() in ("", "-1", "NoDevFiles"):
+        return None
+    if Path("/dev/nvidia0").exists():
+        return "/dev/nvidia0 exists"
+    if shutil.which("nvidia-smi"):
+        return "nvidia-smi is installed"
+    if selected is not None:
+        return f"CUDA_VISIBLE_DEVICES={selected}"
+    return None
+
+
+def cpu_fallback_warning() -> str | None:
+    """The warning for ``--device auto`` ending on the CPU while a GPU seems present, or None."""
+    if torch.cuda.is_available():
+        return None
+    evidence = visible_gpu()
+    if evidence is None:
+        return None
+    head = (f"warning: --device auto runs on the CPU, although an NVIDIA GPU seems present "
+            f"({evidence}): ")
+    cuda = torch.version.cuda
+    if cuda is None:
+        return head + (
+            f"this torch {torch.__version__} is a CPU-only build. Install a CUDA build of torch "
+            "and torchvision (on Linux x86-64 the PyPI wheels of requirements.txt are CUDA "
+            "builds: pip install -r requirements.txt in a fresh environment; elsewhere see "
+            "https://pytorch.org/get-started/locally/), or pass --device cpu to run on the CPU "
+            "without this warning.")
+    driver = MIN_DRIVER.get(cuda.split(".")[0])
+    need = f" (CUDA {cuda} needs an NVIDIA driver >= {driver} on Linux)" if driver else ""
+    return head + (
+        f"this torch {torch.__version__} is built for CUDA {cuda} but cannot use the GPU. "
+        f"Most often the NVIDIA driver is too old{need}: `nvidia-smi` shows the driver "
+        "version. Update the driver, or install a torch/torchvision pair built for an older "
+        "CUDA (https://pytorch.org/get-started/previous-versions/); also check that this "
+        "job was given the GPU. Pass --device cpu to run on the CPU without this warning.")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when available, else CPU; an unavailable explicit device is refused."""
+    """'auto' picks CUDA when available, else CPU (with a warning on stderr when a GPU seems
+    present but unusable); an unavailable explicit device is refused."""
     if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        message = cpu_fallback_warning()
+        if message is not None:
+            print(message, file=sys.stderr, flush=True)
+        return torch.device("cpu")
     try:
         device = torch.device(name)
     except RuntimeError:

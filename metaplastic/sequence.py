@@ -23,6 +23,7 @@ from metaplastic.errors import MetaplasticError
 from metaplastic.models import layer_weight, weight_layers
 from metaplastic.norms import norm_state, using_norm_state
 from metaplastic.optim import make_optimizer
+from metaplastic.progress import RunClock
 from metaplastic.tasks import TaskData, concatenated
 
 HIDDEN_WEIGHT_BINS = 100
@@ -136,8 +137,13 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
         record(0, 0)
         _save(checkpoint_path, model, optimizer, generator, pos, settings, row_prefix)
 
+    clock = RunClock(len(training_tasks) * settings.epochs_per_task,
+                     pos.task * settings.epochs_per_task + pos.epoch)
     for t in range(pos.task, len(training_tasks)):
         task = training_tasks[t]
+        log(f"task {t + 1}/{len(training_tasks)} ({task.name}): epochs {pos.epoch + 1}.."
+            f"{settings.epochs_per_task} of {settings.epochs_per_task}, lr {task_lr(settings, t):g}, "
+            f"{len(task.train_y)} training samples")
         if pos.epoch == 0:
             if optimizer is None or settings.optimizer_per_task:
                 optimizer = new_optimizer(model, settings, t)
@@ -169,7 +175,8 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
             done = time.perf_counter()
             log(_summary(row, len(tasks)) + f" | {done - started:.1f}s (train "
                 f"{trained - started:.1f}, eval {evaluated - trained:.1f}, "
-                f"task end + checkpoint {done - evaluated:.1f})")
+                f"task end + checkpoint {done - evaluated:.1f}) | "
+                + clock.epoch_done(done - started))
             epochs_run += 1
             if settings.stop_after_epochs is not None and epochs_run >= settings.stop_after_epochs:
                 raise SimulatedCrash(f"stopped after {epochs_run} epochs (stop_after_epochs)")

@@ -39,6 +39,7 @@ from metaplastic.cli import config_dict, environment_summary, print_config, run_
 from metaplastic.engine import evaluate, progress_bar, train_epoch
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.optim import make_optimizer
+from metaplastic.progress import RunClock
 
 BATCH_SEED_OFFSET = 1     # batch order: generator seeded with seed + 1
 AUGMENT_SEED_OFFSET = 2   # augmentation draws: generator on the device, seeded with seed + 2
@@ -218,7 +219,11 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
     written: list[dict] = []
     epochs_run = 0
     n_sub = len(subsets)
+    clock = RunClock(n_sub * settings.epochs_per_task,
+                     pos.subset * settings.epochs_per_task + pos.epoch)
     for s in range(pos.subset, n_sub):
+        log(f"subset {s + 1}/{n_sub}: epochs {pos.epoch + 1}..{settings.epochs_per_task} of "
+            f"{settings.epochs_per_task}, {len(subsets[s])} training samples")
         idx = subsets[s].to(device)
         sub_x, sub_y = data.train_x.index_select(0, idx), data.train_y.index_select(0, idx)
         n_batches = -(-len(idx) // settings.batch_size)
@@ -251,7 +256,8 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
                 f"{loss:.4f} | sub {acc['acc_tr_sub']:6.2f}% 1st {acc['acc_1st_sub']:6.2f}% "
                 f"train {acc['acc_tr']:6.2f}% test {acc['acc_test']:6.2f}% | "
                 f"{end - started:.2f}s (train {trained - started:.2f}s, eval {done - trained:.2f}s"
-                + (f", checkpoint {end - done:.2f}s)" if saved else ")"))
+                + (f", checkpoint {end - done:.2f}s)" if saved else ")")
+                + " | " + clock.epoch_done(end - started))
             epochs_run += 1
             if settings.stop_after_epochs is not None and epochs_run >= settings.stop_after_epochs:
                 raise SimulatedCrash(f"stopped after {epochs_run} epochs (stop_after_epochs)")
@@ -391,20 +397,20 @@ def add_stream_arguments(parser, lr: float, mbs: int, epochs_per_task: int,
 
     g = parser.add_argument_group("stream")
     g.add_argument("--nb-subset", type=positive_int, default=1,
-                   help="number of equal parts the training set is cut into (default 1)")
+                   help="number of equal parts the training set is cut into")
     g.add_argument("--epochs-per-task", type=positive_int, default=epochs_per_task,
-                   help=f"epochs on each part (default {epochs_per_task})")
-    g.add_argument("--lr", type=positive_float, default=lr, help=f"learning rate (default {lr})")
+                   help="epochs on each part")
+    g.add_argument("--lr", type=positive_float, default=lr, help="learning rate")
     g.add_argument("--mbs", type=positive_int, default=mbs,
-                   help=f"training mini-batch size (default {mbs})")
+                   help="training mini-batch size")
     g.add_argument("--meta", nargs="+", type=non_negative_float, default=[0.0],
-                   help="metaplasticity m: one value, or one per weight layer (default 0)")
+                   help="metaplasticity m: one value, or one per weight layer")
     g.add_argument("--init", choices=("uniform", "gauss"), default="uniform",
                    help="hidden-weight init: uniform U(-w/2, w/2) or gauss N(0, w)")
-    g.add_argument("--init-width", type=positive_float, default=0.1, help="w (default 0.1)")
+    g.add_argument("--init-width", type=positive_float, default=0.1, help="w of --init")
     g.add_argument("--eval-batch", type=positive_int, default=eval_batch,
-                   help=f"samples per forward pass at evaluation (default {eval_batch}; results "
-                        "do not depend on it: the norms use running statistics)")
+                   help="samples per forward pass at evaluation (results do not depend on it: "
+                        "the norms use running statistics)")
 
 
 def run_function(settings_from_config: Callable[[Any, bool], "StreamSettings"],

@@ -70,27 +70,30 @@ def build_parser() -> ArgumentParser:
     g = p.add_argument_group("model")
     g.add_argument("--net", choices=("bcnn",), default="bcnn", help="binarized conv net (only choice)")
     g.add_argument("--ch", nargs="+", type=positive_int, default=[1, 12, 20, 30],
-                   help="channels: input (1) then one per conv layer (default 1 12 20 30)")
+                   help="channels: input (1) then one per conv layer")
     g.add_argument("--kr", nargs="+", type=positive_int, default=[4, 4, 4],
-                   help="kernel size of each conv layer (default 4 4 4)")
+                   help="kernel size of each conv layer")
     g.add_argument("--norm", choices=("bn",), default="bn",
                    help="batch norm without affine parameters or running statistics")
-    g.add_argument("--init", choices=("uniform", "gauss", "xavier"), default="uniform")
-    g.add_argument("--init-width", type=positive_float, default=0.1)
+    g.add_argument("--init", choices=("uniform", "gauss", "xavier"), default="uniform",
+                   help="hidden-weight init: uniform U(-w/2, w/2), gauss N(0, w), or xavier")
+    g.add_argument("--init-width", type=positive_float, default=0.1, help="w of --init")
     g = p.add_argument_group("learning")
     g.add_argument("--task-sequence", nargs="+", default=["MNIST", "USPS"],
-                   help="MNIST, USPS in any order, or one alone (default MNIST USPS)")
-    g.add_argument("--lr", type=positive_float, default=0.005)
+                   help="MNIST, USPS in any order, or one alone")
+    g.add_argument("--lr", type=positive_float, default=0.005, help="Adam learning rate")
     g.add_argument("--meta", nargs="+", type=non_negative_float, default=[0.0],
                    help="metaplasticity m: one value, or one per layer (convs, then classifier)")
     g.add_argument("--decay", type=non_negative_float, default=0.0,
-                   help="L2 weight decay (default 0.0; Fig. 4c uses 1e-8)")
-    g.add_argument("--epochs-per-task", type=positive_int, default=240)
-    g.add_argument("--train-batch-size", type=positive_int, default=20)
+                   help="L2 weight decay (Fig. 4c uses 1e-8)")
+    g.add_argument("--epochs-per-task", type=positive_int, default=240,
+                   help="epochs of training on each task")
+    g.add_argument("--train-batch-size", type=positive_int, default=20,
+                   help="training mini-batch size")
     g.add_argument("--mnist-train-samples", type=positive_int, default=TRAIN_WINDOW["MNIST"],
-                   help="size of the random contiguous MNIST training window (default 2000)")
+                   help="size of the random contiguous MNIST training window")
     g.add_argument("--usps-train-samples", type=positive_int, default=TRAIN_WINDOW["USPS"],
-                   help="size of the random contiguous USPS training window (default 1800)")
+                   help="size of the random contiguous USPS training window")
     add_run_arguments(p, EXPERIMENT)
     return p
 

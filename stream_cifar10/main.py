@@ -90,32 +90,32 @@ def build_parser() -> ArgumentParser:
     g = p.add_argument_group("model and data")
     g.add_argument("--source", choices=SOURCES, default="keras",
                    help="keras: permute the training set at random before cutting it; "
-                        "torchvision: cut it in the stored order (default keras)")
+                        "torchvision: cut it in the stored order")
     g.add_argument("--weight-decay", "--decay", dest="weight_decay", type=non_negative_float,
-                   default=0.0, help="L2 weight decay (default 0)")
+                   default=0.0, help="L2 weight decay")
     g.add_argument("--channels", nargs=6, type=positive_int, default=list(DEFAULT_CHANNELS),
-                   metavar="C", help="the 6 conv widths (default 128 128 256 256 512 512)")
+                   metavar="C", help="the 6 conv widths")
     g.add_argument("--fc-width", type=positive_int, default=2048,
-                   help="width of the two hidden linear layers (default 2048)")
-    g.add_argument("--dropout", type=_fraction, default=0.5, help="dropout after them (default 0.5)")
+                   help="width of the two hidden linear layers")
+    g.add_argument("--dropout", type=_fraction, default=0.5, help="dropout after them")
     g.add_argument("--weight-init", choices=WEIGHT_INITS, default="xavier",
                    help="xavier: Xavier-normal on every binarized layer, ignoring --init "
                         "(published); flags: use --init/--init-width")
     g.add_argument("--no-augment", dest="augment", action="store_false",
                    help="no data augmentation")
     g.add_argument("--normalize", choices=NORMALIZATIONS, default="none",
-                   help="none: pixels in [0, 1] (default); channel: standardize each colour "
+                   help="none: pixels in [0, 1]; channel: standardize each colour "
                         "channel with the CIFAR-10 training mean and std")
     g.add_argument("--download", action="store_true",
                    help="fetch CIFAR-10 with torchvision's downloader when it is missing "
-                        "(needs internet; never done by default)")
+                        "(needs internet; never done otherwise)")
     add_stream_arguments(p, lr=1e-4, mbs=64, epochs_per_task=200, eval_batch=1000)
     add_run_arguments(p, EXPERIMENT_NAME)
     for action in p._actions:
         if action.dest == "checkpoint_every":
             action.default = CHECKPOINT_EVERY
-            action.help = (f"epochs between checkpoints (default {CHECKPOINT_EVERY}; the end of "
-                           "each part and of the run always checkpoint)")
+            action.help = ("epochs between checkpoints (the end of each part and of the run "
+                           "always checkpoint)")
     return p
 
 

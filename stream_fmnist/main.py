@@ -68,11 +68,11 @@ def build_parser() -> ArgumentParser:
                        description="Stream learning of Fashion-MNIST/MNIST cut into parts "
                                    "(Fig. 4a); metaplasticity via --meta.")
     g = p.add_argument_group("model and data")
-    g.add_argument("--task", choices=TASKS, default="FMNIST", help="dataset (default FMNIST)")
+    g.add_argument("--task", choices=TASKS, default="FMNIST", help="dataset")
     g.add_argument("--hidden-layers", nargs="+", type=positive_int, default=[1024, 1024],
-                   help="hidden layer sizes (default 1024 1024)")
+                   help="hidden layer sizes")
     g.add_argument("--decay", type=non_negative_float, default=1e-7,
-                   help="L2 weight decay (default 1e-7)")
+                   help="L2 weight decay")
     g.add_argument("--eval-impl", choices=EVAL_IMPLS, default="auto",
                    help="evaluation arithmetic: int8 (exact integer products, CPU), float (the "
                         "model's float forward); auto: int8 on CPU when available")

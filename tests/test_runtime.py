@@ -38,3 +38,47 @@ def test_unavailable_devices_are_refused_with_a_message():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             runtime.resolve_device("cuda")
+
+
+def _no_usable_gpu(monkeypatch, cuda_build):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", cuda_build)
+
+
+def test_auto_device_on_cpu_with_a_visible_gpu_warns(monkeypatch, capsys):
+    _no_usable_gpu(monkeypatch, "13.0")
+    monkeypatch.setattr(runtime, "visible_gpu", lambda: "/dev/nvidia0 exists")
+    assert runtime.resolve_device("auto") == torch.device("cpu")
+    err = capsys.readouterr().err
+    assert "warning: --device auto runs on the CPU" in err and "/dev/nvidia0" in err
+    assert "driver" in err and "580.65.06" in err and "--device cpu" in err
+
+
+def test_auto_device_warning_for_a_cpu_only_torch(monkeypatch, capsys):
+    _no_usable_gpu(monkeypatch, None)
+    monkeypatch.setattr(runtime, "visible_gpu", lambda: "nvidia-smi is installed")
+    runtime.resolve_device("auto")
+    err = capsys.readouterr().err
+    assert "CPU-only build" in err and "--device cpu" in err
+
+
+def test_no_warning_without_a_gpu_or_with_an_explicit_cpu(monkeypatch, capsys):
+    _no_usable_gpu(monkeypatch, "13.0")
+    monkeypatch.setattr(runtime, "visible_gpu", lambda: None)
+    assert runtime.resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(runtime, "visible_gpu", lambda: "/dev/nvidia0 exists")
+    assert runtime.resolve_device("cpu") == torch.device("cpu")
+    assert capsys.readouterr().err == ""
+
+
+def test_visible_gpu_evidence(monkeypatch, tmp_path):
+    monkeypatch.setattr(runtime.shutil, "which", lambda name: None)
+    monkeypatch.setattr(runtime, "Path", lambda p: tmp_path / "absent")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert runtime.visible_gpu() is None
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert runtime.visible_gpu() == "CUDA_VISIBLE_DEVICES=0,1"
+    monkeypatch.setattr(runtime.shutil, "which", lambda name: "/usr/bin/nvidia-smi")
+    assert runtime.visible_gpu() == "nvidia-smi is installed"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # GPUs hidden on purpose
+    assert runtime.visible_gpu() is None

@@ -1,0 +1,134 @@
+"""Every command line documents every flag and its default; --version names the code."""
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import metaplastic
+from metaplastic import cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _parsers():
+    from cifar_features.data_utils import EXPERIMENT as CIFAR_FEATURES
+    from cifar_features.generate_features import build_parser as features_parser
+    from continual_learning.data_utils import EXPERIMENT as CONTINUAL
+    from metaplastic.continual import build_parser as continual_parser
+    from metaplastic.plotting import _parser as plot_parser
+    from mnist_usps.main import build_parser as mnist_usps_parser
+    from stream_cifar10.main import build_parser as stream_cifar_parser
+    from stream_fmnist.main import build_parser as stream_fmnist_parser
+
+    return {
+        "continual_learning/main.py": lambda: continual_parser(CONTINUAL),
+        "cifar_features/main.py": lambda: continual_parser(CIFAR_FEATURES),
+        "cifar_features/generate_features.py": features_parser,
+        "mnist_usps/main.py": mnist_usps_parser,
+        "stream_fmnist/main.py": stream_fmnist_parser,
+        "stream_cifar10/main.py": stream_cifar_parser,
+        "plot_figures.py": plot_parser,
+    }
+
+
+PARSERS = _parsers()
+
+
+def _rendered_help(parser: argparse.ArgumentParser, action: argparse.Action) -> str:
+    """The help text of one action as -h prints it (defaults expanded), on one line."""
+    formatter = parser._get_formatter()
+    return " ".join(formatter._expand_help(action).split())
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_every_flag_has_help_and_shows_its_default(name):
+    parser = PARSERS[name]()
+    problems = []
+    for action in parser._actions:
+        label = "/".join(action.option_strings) or action.dest
+        if not action.help or action.help == argparse.SUPPRESS:
+            problems.append(f"{label}: no help")
+            continue
+        if isinstance(action, (argparse._HelpAction, cli._VersionAction)):
+            continue
+        text = _rendered_help(parser, action)
+        if action.required or not action.option_strings:
+            continue  # required: nothing to default to
+        count = text.lower().count("default")
+        if count != 1:
+            problems.append(f"{label}: 'default' {count} times in {text!r}")
+    assert not problems, f"{name}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
+def test_help_renders(name):
+    text = PARSERS[name]().format_help()
+    assert "--version" in text and "(default: " in text
+
+
+def test_defaults_are_shown_readably():
+    from continual_learning.data_utils import EXPERIMENT
+    from metaplastic.continual import build_parser
+
+    text = " ".join(build_parser(EXPERIMENT).format_help().split())
+    assert "(default: 0.005)" in text            # --lr
+    assert "(default: off)" in text              # a switch
+    assert "(default: MNIST)" in text            # a list, without brackets
+    assert "$METAPLASTIC_DATA" in text           # --data-root's default explained in words
+
+
+def test_version_flag_prints_package_version_and_commit():
+    out = subprocess.run([sys.executable, str(REPO / "continual_learning" / "main.py"),
+                          "--version"], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert metaplastic.__version__ in out.stdout
+    state = cli.git_state()
+    if state["git_commit"] is not None:
+        assert state["git_commit"][:12] in out.stdout
+
+
+def test_git_state_outside_a_checkout(tmp_path):
+    assert cli.git_state(tmp_path) == {"git_commit": None, "git_modified": None}
+
+
+def test_git_state_without_git(monkeypatch):
+    monkeypatch.setenv("PATH", "")
+    assert cli.git_state() == {"git_commit": None, "git_modified": None}
+    assert cli.code_version() == metaplastic.__version__
+
+
+def test_git_state_of_a_checkout(tmp_path):
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    try:
+        subprocess.run([*git, "init", "-q"], check=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("git not available")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    subprocess.run([*git, "add", "a.py"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "a"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert cli.git_state(tmp_path) == {"git_commit": head, "git_modified": False}
+    (tmp_path / "untracked.csv").write_text("results\n")
+    assert cli.git_state(tmp_path)["git_modified"] is False
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert cli.git_state(tmp_path) == {"git_commit": head, "git_modified": True}
+    # a folder inside the checkout is not the checkout's root: unknown rather than wrong
+    (tmp_path / "sub").mkdir()
+    assert cli.git_state(tmp_path / "sub")["git_commit"] is None
+
+
+def test_environment_summary_records_code_and_library_versions():
+    import numpy
+    import torch
+    import torchvision
+
+    env = cli.environment_summary()
+    assert env["code_version"] == metaplastic.__version__
+    assert env["torch"] == torch.__version__
+    assert env["torchvision"].split("+")[0] == torchvision.__version__.split("+")[0]
+    assert env["numpy"] == numpy.__version__
+    assert env["git_commit"] == cli.git_state()["git_commit"]
+    assert "git_modified" in env
