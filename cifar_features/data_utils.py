@@ -346,7 +346,7 @@ def add_arguments(group) -> None:
                             f"(default: ${FEATURE_SCALE_ENV} when set, else the published one)")
     group.add_argument("--features-resnet-mode", choices=RESNET_MODES, default=DEFAULT_RESNET_MODE,
                        help="the ResNet mode the features must have been made with "
-                            "(generate_features.py --resnet-mode): 'train' (default, published: "
+                            "(generate_features.py --resnet-mode): 'train' (published: "
                             "BatchNorm statistics of each batch of 500 images) or 'eval'; a file "
                             "of the other mode, or one that does not record it, is refused")
 

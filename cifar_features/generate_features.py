@@ -411,7 +411,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the crops and flips")
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     p.add_argument("--resnet-mode", choices=RESNET_MODES, default=DEFAULT_RESNET_MODE,
-                   help="'train' (default, as published): the ResNet's BatchNorm layers run in "
+                   help="'train' (as published): the ResNet's BatchNorm layers run in "
                         "training mode, so every feature is normalized with the statistics of its "
                         f"batch of {TRAIN_MODE_BATCH_SIZE} images taken in data-set order (train "
                         "passes and test set alike); 'eval': running ImageNet statistics, each "

@@ -135,6 +135,6 @@ def test_command_line_run_redirected_to_a_file(tmp_path):
     text = log.read_text()
     assert done.returncode == 0, text
     assert "\r" not in text
-    epoch_lines = [l for l in text.splitlines() if l.startswith("task 1 epoch")]
+    epoch_lines = [l for l in text.splitlines() if l.startswith("task 1 (MNIST) epoch")]
     assert len(epoch_lines) == 2 and all("ETA" in l for l in epoch_lines), text
     assert "compilation" in epoch_lines[0]
