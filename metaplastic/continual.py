@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from metaplastic import records, runtime
+from metaplastic import faithfulness, records, runtime
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
                              main_guard, non_negative_float, positive_float,
                              positive_int, print_config, run_directory, run_options)
@@ -88,7 +88,8 @@ class ContinualConfig(RunOptions):
 
 def build_parser(experiment: Experiment) -> ArgumentParser:
     p = ArgumentParser(prog=experiment.prog,
-                       description="BNN/DNN learning a sequence of tasks; metaplasticity via --meta.")
+                       description="BNN/DNN learning a sequence of tasks; metaplasticity via --meta.",
+                       epilog=faithfulness.epilog(experiment.name))
     g = p.add_argument_group("model")
     g.add_argument("--net", choices=("bnn", "dnn"), default="bnn",
                    help="bnn: binarized weights and activations; dnn: full-precision network")

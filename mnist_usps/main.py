@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from metaplastic import faithfulness  # noqa: E402
 from metaplastic import records, runtime  # noqa: E402
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # noqa: E402
                              command_line, non_negative_float,
@@ -66,7 +67,8 @@ class MnistUspsConfig(RunOptions):
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="mnist_usps/main.py",
                        description="Binarized conv net learning MNIST and USPS in sequence "
-                                   "(Fig. 4c,d); metaplasticity via --meta.")
+                                   "(Fig. 4c,d); metaplasticity via --meta.",
+                       epilog=faithfulness.epilog("mnist_usps"))
     g = p.add_argument_group("model")
     g.add_argument("--net", choices=("bcnn",), default="bcnn", help="binarized conv net (only choice)")
     g.add_argument("--ch", nargs="+", type=positive_int, default=[1, 12, 20, 30],

@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from metaplastic import faithfulness  # noqa: E402
 from metaplastic import records  # noqa: E402
 from metaplastic.augment import AugmentSettings, BatchAugment, device_generator  # noqa: E402
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # noqa: E402
@@ -86,7 +87,8 @@ def _fraction(text: str) -> float:
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="stream_cifar10/main.py",
                        description="Stream learning of CIFAR-10 cut into parts with a binarized "
-                                   "VGG (Fig. 4b); metaplasticity via --meta.")
+                                   "VGG (Fig. 4b); metaplasticity via --meta.",
+                       epilog=faithfulness.epilog("stream_cifar10"))
     g = p.add_argument_group("model and data")
     g.add_argument("--source", choices=SOURCES, default="keras",
                    help="keras: permute the training set at random before cutting it; "

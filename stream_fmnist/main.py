@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from metaplastic import faithfulness  # noqa: E402
 from metaplastic import records  # noqa: E402
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # noqa: E402
                              command_line, non_negative_float, positive_int, run_options)
@@ -66,7 +67,8 @@ class StreamFmnistConfig(RunOptions):
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="stream_fmnist/main.py",
                        description="Stream learning of Fashion-MNIST/MNIST cut into parts "
-                                   "(Fig. 4a); metaplasticity via --meta.")
+                                   "(Fig. 4a); metaplasticity via --meta.",
+                       epilog=faithfulness.epilog("stream_fmnist"))
     g = p.add_argument_group("model and data")
     g.add_argument("--task", choices=TASKS, default="FMNIST", help="dataset")
     g.add_argument("--hidden-layers", nargs="+", type=positive_int, default=[1024, 1024],

@@ -132,3 +132,16 @@ def test_environment_summary_records_code_and_library_versions():
     assert env["numpy"] == numpy.__version__
     assert env["git_commit"] == cli.git_state()["git_commit"]
     assert "git_modified" in env
+
+
+def test_readme_faithfulness_table_is_generated_from_the_module():
+    from metaplastic.faithfulness import DIFFERENCES, epilog, markdown_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    start = readme.index("<!-- faithfulness-table:begin -->\n") + len(
+        "<!-- faithfulness-table:begin -->\n")
+    end = readme.index("\n<!-- faithfulness-table:end -->")
+    assert readme[start:end] == markdown_table()
+    assert all(d.option for d in DIFFERENCES)
+    assert "Stream FMNIST evaluation" in epilog("stream_fmnist")
+    assert "Stream FMNIST evaluation" not in epilog("continual_learning")

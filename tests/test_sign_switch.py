@@ -1,0 +1,79 @@
+"""Sign-switch statistics (Fig. 5c-e) on a toy network, recomputed by hand: open bins,
+x = mean normalized magnitude of the flipped weights, unbiased std over runs."""
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from metaplastic.models import BNN
+from metaplastic.norms import batch_statistics_groups
+from metaplastic.sign_switch import open_bin_members, sign_switch_analysis
+
+N_BINS = 15
+
+
+def _toy(seed=0):
+    torch.manual_seed(seed)
+    model = BNN([6, 40, 3], norm="bn")
+    with torch.no_grad():  # hidden weights on a grid with exact bin edges k/15 max present
+        w = model.layers[0].hidden_weight
+        values = torch.randint(-60, 61, w.shape).float() / 4.0   # multiples of 15/60 = 0.25
+        values.view(-1)[0] = 15.0                                 # the maximum, an edge itself
+        w.copy_(values)
+    return model.eval()
+
+
+def _loss(model, x, y):
+    with torch.no_grad(), batch_statistics_groups(model, 100):
+        return F.cross_entropy(model(x), y).item()
+
+
+def test_open_bins_exclude_the_edges():
+    absolute = torch.tensor([0.0, 1.0, 1.5, 2.0, 2.9, 3.0, 15.0])
+    top = absolute.max()
+    assert open_bin_members(absolute, top, 0, N_BINS).tolist() == []          # 0 < |w| < 1
+    assert open_bin_members(absolute, top, 1, N_BINS).tolist() == [2]         # 1 < |w| < 2
+    assert open_bin_members(absolute, top, 2, N_BINS).tolist() == [4]         # 2 < |w| < 3
+    assert open_bin_members(absolute, top, 14, N_BINS).tolist() == []         # 15 excluded
+
+
+def test_statistics_match_a_hand_computation():
+    model = _toy()
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(200, 6, generator=g), torch.randint(0, 3, (200,), generator=g)
+    samples, runs, seed = (3, 2), 4, 7
+    results = sign_switch_analysis(model, x, y, samples=samples, n_bins=N_BINS, runs=runs,
+                                   batch_size=100, seed=seed)
+
+    # by hand, with the same draws: layer by layer, bin by bin, `runs` random subsets
+    generator = torch.Generator().manual_seed(seed)
+    expected = []
+    for layer_index, sample in enumerate(samples):
+        w = model.layers[layer_index].hidden_weight
+        a = w.detach().abs().view(-1).numpy().astype(np.float64)
+        top = a.max()
+        base = _loss(model, x, y)
+        for b in range(N_BINS):
+            members = np.nonzero((a > b * top / N_BINS) & (a < (b + 1) * top / N_BINS))[0]
+            if len(members) < sample:
+                continue
+            increases, xs = [], []
+            for _ in range(runs):
+                chosen = members[torch.randperm(len(members), generator=generator)[:sample].numpy()]
+                xs.append(np.mean(a[chosen] / top))
+                with torch.no_grad():
+                    w.view(-1)[torch.from_numpy(chosen)] *= -1
+                increases.append((_loss(model, x, y) - base) / sample)
+                with torch.no_grad():
+                    w.view(-1)[torch.from_numpy(chosen)] *= -1
+            expected.append((layer_index + 1, b, np.mean(xs), np.mean(increases),
+                             np.std(increases, ddof=1), len(members)))
+    got = [(r.layer, r.bin, r.magnitude_mean, r.loss_increase_mean, r.loss_increase_std,
+            r.n_weights) for r in results]
+    assert [g[:2] for g in got] == [e[:2] for e in expected] and len(got) > 10
+    for g_row, e_row in zip(got, expected):
+        np.testing.assert_allclose(g_row[2:], e_row[2:], rtol=1e-5, atol=1e-9)
+    # layer 1: the grid puts weights exactly on the edges, and the maximum: none of them counted
+    a = model.layers[0].hidden_weight.detach().abs().view(-1)
+    on_edges = int(torch.isclose(a * 4 % 4, torch.zeros(())).sum())   # multiples of 1 = 15/15
+    assert sum(r.n_weights for r in results if r.layer == 1) == a.numel() - on_edges
+    assert any(r.loss_increase_std > 0 for r in results)
