@@ -170,6 +170,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str) -> None:
                         "(auto: compiled on CPU if possible)")
     g.add_argument("--checkpoint-every", type=positive_int, default=1,
                    help="epochs between checkpoints (task ends always checkpoint)")
+    g.add_argument("--no-flip-stats", dest="flip_stats", action="store_false",
+                   help="do not record the per-layer flip statistics (fraction of binary weights "
+                        "that changed sign in the epoch, fractions with f_meta < 0.5 and < 0.1) "
+                        "as extra columns after the published ones")
 
 
 @dataclasses.dataclass
@@ -185,6 +189,7 @@ class RunOptions:
     allow_tf32: bool = False
     keep_denormals: bool = False
     checkpoint_every: int = 1
+    flip_stats: bool = True
 
 
 def run_options(args) -> dict:
@@ -193,7 +198,7 @@ def run_options(args) -> dict:
                 out_dir=str(args.out_dir or ""), optimizer_impl=args.optimizer_impl,
                 train_impl=args.train_impl,
                 allow_tf32=args.allow_tf32, keep_denormals=args.keep_denormals,
-                checkpoint_every=args.checkpoint_every)
+                checkpoint_every=args.checkpoint_every, flip_stats=args.flip_stats)
 
 
 def command_line(build_parser, config_from_args, run):

@@ -207,6 +207,7 @@ def settings_from_config(config: ContinualConfig, progress: bool) -> SequenceSet
         scenario=config.scenario, optimizer_per_task=not config.si, plain_adam=config.si,
         interleaved=config.interleaved,
         save_hidden_weights=config.save, checkpoint_every=config.checkpoint_every,
+        flip_statistics=config.flip_stats,
         seed=config.seed, optimizer_implementation=config.optimizer_impl, ewc=ewc, si=si,
         progress=progress)
 

@@ -49,6 +49,7 @@ from metaplastic.records import (
     RecordError,
     continual_columns,
     load_config,
+    matches_schema,
     n_tasks_of,
     parse_meta_mapping,
     read_records,
@@ -191,9 +192,9 @@ def load_run(path: str | os.PathLike) -> Run:
     run_dir = path if path.is_dir() else None
     csv_path = _file_in(path, METRICS_FILE)
     header = _read_header(csv_path)
-    if tuple(header) == STREAM_FMNIST_COLUMNS:
+    if matches_schema(header, STREAM_FMNIST_COLUMNS):
         kind, columns = "stream_fmnist", STREAM_FMNIST_COLUMNS
-    elif tuple(header) == STREAM_CIFAR10_COLUMNS:
+    elif matches_schema(header, STREAM_CIFAR10_COLUMNS):
         kind, columns = "stream_cifar10", STREAM_CIFAR10_COLUMNS
     elif n_tasks_of(header) > 0:
         kind, columns = "continual", continual_columns(n_tasks_of(header))
@@ -942,6 +943,7 @@ FIGURES = {
     "stream": "Fig. 4: stream FMNIST / CIFAR-10 (runs)",
     "sign-switch": "Fig. 5(c-e): loss increase of a sign switch vs. magnitude (one run or "
                    "sign_switch.csv)",
+    "flips": "flip statistics per layer: signs flipped per epoch, weights consolidated (runs)",
 }
 
 
@@ -994,6 +996,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             written = plot_two_task(args.paths, args.out, labels=args.labels, pdf=args.pdf)
         elif args.figure == "stream":
             written = plot_stream(args.paths, args.out, labels=args.labels, pdf=args.pdf)
+        elif args.figure == "flips":
+            from metaplastic.plot_flips import plot_flips
+
+            written = plot_flips(args.paths, args.out, labels=args.labels, pdf=args.pdf)
         else:
             written = plot_sign_switch(args.paths[0], args.out, pdf=args.pdf)
     except MetaplasticError as exc:

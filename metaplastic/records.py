@@ -147,8 +147,9 @@ def read_records(path: str | os.PathLike, columns: Sequence[str] | None = None,
                  kind: str = "continual"):
     """Read a result CSV into a pandas DataFrame, refusing it when its columns are wrong.
 
-    ``columns`` is the exact expected header; with ``kind="continual"`` and no ``columns``,
-    the header must be ``continual_columns(N)`` for the N it declares.
+    ``columns`` is the expected published header; with ``kind="continual"`` and no
+    ``columns``, the header must start with ``continual_columns(N)`` for the N it declares.
+    Our extra columns (:func:`extra_columns_ok`) may follow the published ones.
     """
     import pandas as pd
 
@@ -164,11 +165,26 @@ def read_records(path: str | os.PathLike, columns: Sequence[str] | None = None,
         columns = continual_columns(n_tasks_of(header))
         if n_tasks_of(header) == 0:
             raise RecordError(f"{path} has no acc_test_tsk_k columns; columns are {list(header)}")
-    if columns is not None and header != tuple(columns):
+    if columns is not None and not matches_schema(header, columns):
         raise RecordError(
             f"{path} has the wrong columns.\n  found:    {list(header)}\n"
             f"  expected: {list(columns)}")
     return frame
+
+
+def extra_columns_ok(extra: Sequence[str]) -> bool:
+    """Whether ``extra`` (the columns after the published ones) are ours: none, or the flip
+    statistics of some number of layers (:func:`metaplastic.flips.flip_columns`)."""
+    from metaplastic.flips import flip_columns
+
+    n_layers = sum(1 for c in extra if c.startswith("flips_l"))
+    return tuple(extra) == flip_columns(n_layers)
+
+
+def matches_schema(header: Sequence[str], published: Sequence[str]) -> bool:
+    """The published columns, in order, then only our extra columns."""
+    header, published = tuple(header), tuple(published)
+    return header[:len(published)] == published and extra_columns_ok(header[len(published):])
 
 
 def save_config(run_dir: str | os.PathLike, config: Mapping[str, object]) -> Path:

@@ -20,6 +20,7 @@ from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
 from metaplastic.consolidation import EWC, SynapticIntelligence
 from metaplastic.engine import evaluate, progress_bar, train_epoch
 from metaplastic.errors import MetaplasticError
+from metaplastic.flips import FlipStatistics
 from metaplastic.models import layer_weight, weight_layers
 from metaplastic.norms import norm_state, using_norm_state
 from metaplastic.optim import make_optimizer
@@ -52,6 +53,7 @@ class SequenceSettings:
     ewc: Optional[EWC] = None
     si: Optional[SynapticIntelligence] = None
     progress: bool = True
+    flip_statistics: bool = True       # extra columns after the published ones (metaplastic.flips)
 
 
 @dataclass
@@ -90,7 +92,9 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
     """Learn ``tasks`` in order (or interleaved) and record every epoch; returns the new rows."""
     run_dir = Path(run_dir)
     n_tasks = len(tasks)
-    recorder = records.CsvRecorder(run_dir / records.METRICS_FILE, records.continual_columns(n_tasks))
+    flips = FlipStatistics(model, settings.meta) if settings.flip_statistics else None
+    recorder = records.CsvRecorder(run_dir / records.METRICS_FILE, records.continual_columns(n_tasks)
+                                   + (flips.columns if flips is not None else ()))
     hist = (records.CsvRecorder(run_dir / records.HIDDEN_HIST_FILE, records.HIDDEN_HIST_COLUMNS)
             if settings.save_hidden_weights else None)
     training_tasks = [concatenated(tasks)] if settings.interleaved else tasks
@@ -112,7 +116,7 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
             inputs[task_index] = training_tasks[task_index].training_inputs()
         return inputs[task_index]
 
-    def record(task_index: int, epoch: int) -> dict:
+    def record(task_index: int, epoch: int, extra: dict | None = None) -> dict:
         current = training_tasks[task_index]
         # acc_tr as published: the training loader in its (seeded) shuffled order, so that
         # batch-statistics norms see the batches a shuffled loader gives
@@ -121,6 +125,7 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
                       current.train_y.index_select(0, order), current.train_eval_batch_size)
         row = dict(row_prefix, lr=task_lr(settings, task_index), task_order=task_index + 1,
                    tsk=current.name, epoch=epoch, acc_tr=tr.accuracy, loss_tr=tr.loss)
+        row_extra = dict(extra or {})
         for k, task in enumerate(tasks, start=1):
             state = None
             if settings.scenario == "task" and k - 1 < len(pos.norm_states) and k - 1 < task_index:
@@ -128,13 +133,16 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
             with using_norm_state(model, state):
                 ev = evaluate(model, task.test_x, task.test_y, task.test_batch_size)
             row[f"acc_test_tsk_{k}"], row[f"loss_test_tsk_{k}"] = ev.accuracy, ev.loss
+        row.update(row_extra)
         recorder.write(row)
         pos.rows += 1
         written.append(row)
         return row
 
     if settings.initial_evaluation and pos.rows == 0:
-        record(0, 0)
+        if flips is not None:
+            flips.start_epoch()  # nothing trained yet: no flips, the initial magnitudes
+        record(0, 0, flips.end_epoch() if flips is not None else None)
         _save(checkpoint_path, model, optimizer, generator, pos, settings, row_prefix)
 
     clock = RunClock(len(training_tasks) * settings.epochs_per_task,
@@ -156,6 +164,8 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
             started = time.perf_counter()
             bar = progress_bar(settings.progress, n_batches, f"task {t + 1}/{len(training_tasks)} "
                                 f"({task.name}) epoch {epoch}/{settings.epochs_per_task}")
+            if flips is not None:
+                flips.start_epoch()
             try:
                 train_epoch(model, optimizer, training_inputs(t), task.train_y,
                             settings.train_batch_size, generator, penalty=penalty,
@@ -164,7 +174,7 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
                 if bar is not None:
                     bar.close()
             trained = time.perf_counter()
-            row = record(t, epoch)
+            row = record(t, epoch, flips.end_epoch() if flips is not None else None)
             evaluated = time.perf_counter()
             pos.epoch = epoch
             if epoch == settings.epochs_per_task:

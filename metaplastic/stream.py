@@ -38,6 +38,7 @@ from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
 from metaplastic.cli import config_dict, environment_summary, print_config, run_directory
 from metaplastic.engine import evaluate, progress_bar, train_epoch
 from metaplastic.errors import ConfigError, MetaplasticError
+from metaplastic.flips import FlipStatistics
 from metaplastic.optim import make_optimizer
 from metaplastic.progress import RunClock
 
@@ -115,6 +116,7 @@ class StreamSettings:
     # Objects with state_dict()/load_state_dict() saved in the checkpoint (e.g. augmentation).
     extra_state: dict[str, Any] = field(default_factory=dict)
     save_final: bool = False            # write model_final.pt (model + optimizer) at the end
+    flip_statistics: bool = True        # extra columns after the published ones (metaplastic.flips)
 
 
 class SimulatedCrash(RuntimeError):
@@ -205,6 +207,8 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
     Each row is ``row_prefix`` plus tsk, epoch and the accuracies, restricted to ``columns``.
     """
     run_dir = Path(run_dir)
+    flips = FlipStatistics(model, settings.meta) if settings.flip_statistics else None
+    columns = tuple(columns) + (flips.columns if flips is not None else ())
     recorder = records.CsvRecorder(run_dir / records.METRICS_FILE, columns)
     device = data.train_x.device
     generator = torch.Generator().manual_seed(int(settings.seed) + BATCH_SEED_OFFSET)
@@ -231,6 +235,8 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
             started = time.perf_counter()
             bar = progress_bar(settings.progress, n_batches,
                                 f"subset {s + 1}/{n_sub} epoch {epoch}/{settings.epochs_per_task}")
+            if flips is not None:
+                flips.start_epoch()
             try:
                 loss = train_epoch(model, optimizer, sub_x, sub_y, settings.batch_size, generator,
                                    transform=settings.train_transform, progress=bar)
@@ -239,6 +245,8 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
                     bar.close()
             trained = time.perf_counter()
             acc = stream_accuracies(model, data, subsets[s], subsets[0], settings)
+            if flips is not None:
+                acc = acc | flips.end_epoch()
             row = {k: v for k, v in (dict(row_prefix, task_order=s + 1, tsk=part_name(data, s, n_sub),
                                           epoch=epoch) | acc).items() if k in columns}
             recorder.write(row)

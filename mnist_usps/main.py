@@ -130,7 +130,8 @@ def settings_from_config(config: MnistUspsConfig, progress: bool) -> SequenceSet
         meta=expand_meta(config.meta, config.n_layers), weight_decay=config.decay,
         train_batch_size=config.train_batch_size, scenario=SCENARIO, optimizer_per_task=False,
         initial_evaluation=True, checkpoint_every=config.checkpoint_every, seed=config.seed,
-        optimizer_implementation=config.optimizer_impl, progress=progress)
+        optimizer_implementation=config.optimizer_impl, progress=progress,
+        flip_statistics=config.flip_stats)
 
 
 def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,

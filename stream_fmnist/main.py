@@ -124,7 +124,8 @@ def settings_from_config(config: StreamFmnistConfig, progress: bool = True) -> S
         meta=expand_meta(config.meta, len(config.hidden_layers) + 1), weight_decay=config.decay,
         batch_size=config.mbs, eval_batch_size=config.eval_batch, seed=config.seed,
         optimizer_implementation=config.optimizer_impl,
-        checkpoint_every=config.checkpoint_every, progress=progress, save_final=config.save)
+        checkpoint_every=config.checkpoint_every, progress=progress, save_final=config.save,
+        flip_statistics=config.flip_stats)
 
 
 run = run_function(settings_from_config, EXPERIMENT)  # run(config, resume, dry_run, ...)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from metaplastic.flips import flip_columns
 from metaplastic import data_prep, datasets, records
 from metaplastic.data_prep import encode_idx_images, encode_idx_labels
 from metaplastic.engine import evaluate
@@ -421,7 +422,7 @@ def test_real_data_smoke_run(tmp_path: Path) -> None:
     assert main(argv) == 0
     with open(out / records.METRICS_FILE, newline="") as f:
         header = next(csv.reader(f))
-    assert tuple(header) == records.continual_columns(2)
+    assert tuple(header) == records.continual_columns(2) + flip_columns(4)
     rows = read_csv(out / records.METRICS_FILE)
     assert [(r["task_order"], r["tsk"], r["epoch"]) for r in rows] == [
         ("1", "MNIST", "0"), ("1", "MNIST", "1"), ("2", "USPS", "1")]

@@ -7,6 +7,7 @@ import torch
 from metaplastic import records
 from metaplastic.checkpoint import load_checkpoint
 from metaplastic.engine import evaluate
+from metaplastic.flips import flip_columns
 from metaplastic.models import BNN
 from metaplastic.norms import load_norm_state
 from metaplastic.sequence import SequenceSettings, SimulatedCrash, run_sequence
@@ -52,7 +53,7 @@ def test_csv_schema_and_rows(tmp_path):
     assert table[0] == [
         "net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order", "tsk", "epoch",
         "acc_tr", "loss_tr", "acc_test_tsk_1", "loss_test_tsk_1", "acc_test_tsk_2",
-        "loss_test_tsk_2"]
+        "loss_test_tsk_2", *flip_columns(2)]
     assert len(table) == 1 + 4 and len(rows) == 4
     assert [r[4:11] for r in table[1:]] == [
         ["0.01", "{'l1': 1.0, 'l2': 1.0}", "0.0", "0.0", str(t), name, str(e)]
