@@ -278,6 +278,12 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def _int8_state() -> bool:
+    from metaplastic import layers
+
+    return bool(layers.TERNARY_INT8["enabled"])
+
+
 def environment_summary() -> dict:
     """What config.json records about the code and the machine (key "environment")."""
     import platform
@@ -292,5 +298,6 @@ def environment_summary() -> dict:
             "torch_cuda_build": torch.version.cuda,
             "platform": platform.platform(), "threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "cpu_int8_products": _int8_state(),
             "started": datetime.now().isoformat(timespec="seconds"),
             "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])}

@@ -196,9 +196,42 @@ class _Int8Linear(torch.autograd.Function):
         return grad_x, grad_w, None, None, None, None
 
 
-# int8 products for layers fed by sign activations or 8-bit images (CPU only; switched off if
-# unsupported)
+# int8 products for layers fed by sign activations or 8-bit images (CPU only). Chosen once at
+# start by runtime.setup (:func:`int8_products_pay_off`): CPUs without int8 dot-product
+# instructions (VNNI / AMX) run torch._int_mm tens of times slower than float32.
 TERNARY_INT8 = {"enabled": True}
+_INT8_PAYS_OFF: dict[str, bool] = {}
+
+
+def int8_products_pay_off(rows: int = 1000, inner: int = 784, cols: int = 512) -> bool:
+    """Whether exact int8 products (int32 sums) run on this CPU AND beat float32 at a training
+    shape: measured once per process (best of 3 timings of each), then cached."""
+    if "cpu" in _INT8_PAYS_OFF:
+        return _INT8_PAYS_OFF["cpu"]
+    import time
+
+    pays_off = False
+    if hasattr(torch, "_int_mm"):
+        try:
+            g = torch.Generator().manual_seed(0)
+            a8 = torch.randint(-1, 2, (rows, inner), generator=g, dtype=torch.int8)
+            b8 = torch.randint(-1, 2, (cols, inner), generator=g, dtype=torch.int8)
+            a32, b32 = a8.float(), b8.float()
+
+            def best(fn) -> float:
+                times = []
+                for _ in range(3):
+                    start = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - start)
+                return min(times)
+
+            ok = torch.equal(torch._int_mm(a8, b8.t()).float(), a32 @ b32.t())
+            pays_off = ok and best(lambda: torch._int_mm(a8, b8.t())) < best(lambda: a32 @ b32.t())
+        except (RuntimeError, NotImplementedError):
+            pays_off = False
+    _INT8_PAYS_OFF["cpu"] = pays_off
+    return pays_off
 
 
 class BinarizedLinear(_BinarizedMixin, nn.Module):

@@ -172,4 +172,21 @@ def setup(device: str = "auto", seed: int | None = None, allow_tf32: bool = Fals
     set_denormals(keep_denormals)
     if seed is not None:
         seed_everything(seed)
-    return resolve_device(device)
+    resolved = resolve_device(device)
+    if resolved.type == "cpu":
+        choose_cpu_products()
+    return resolved
+
+
+def choose_cpu_products() -> bool:
+    """Decide once, at start, whether binary products run in exact int8 on this CPU (where it
+    is faster than float32; the results are the same) and say which."""
+    from metaplastic import layers
+
+    layers.TERNARY_INT8["enabled"] = layers.int8_products_pay_off()
+    if layers.TERNARY_INT8["enabled"]:
+        print("CPU binary products: exact int8 (faster than float32 here)")
+    else:
+        print("CPU binary products: float32 (int8 products are slower on this CPU, or "
+              "unsupported)")
+    return layers.TERNARY_INT8["enabled"]

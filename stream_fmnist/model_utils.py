@@ -54,7 +54,10 @@ def int_mm_available(device: torch.device) -> bool:
 def resolve_eval_impl(name: str, device: torch.device) -> str:
     """'auto': 'int8' on CPU when available, else 'float'; 'int8' is refused where it cannot run."""
     if name == "auto":
-        return "int8" if int_mm_available(device) else "float"
+        from metaplastic.layers import int8_products_pay_off
+
+        fast = torch.device(device).type == "cpu" and int8_products_pay_off()
+        return "int8" if int_mm_available(device) and fast else "float"
     if name == "int8" and not int_mm_available(device):
         raise ConfigError(f"--eval-impl int8 needs torch._int_mm on the CPU; not available on "
                           f"{device} (use --eval-impl float or auto)")

@@ -82,3 +82,22 @@ def test_visible_gpu_evidence(monkeypatch, tmp_path):
     assert runtime.visible_gpu() == "nvidia-smi is installed"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # GPUs hidden on purpose
     assert runtime.visible_gpu() is None
+
+
+def test_cpu_products_are_chosen_once_at_start(monkeypatch, capsys):
+    from metaplastic import layers, runtime
+
+    for pays_off in (True, False):
+        monkeypatch.setitem(layers._INT8_PAYS_OFF, "cpu", pays_off)
+        runtime.setup("cpu", 0)
+        assert layers.TERNARY_INT8["enabled"] is pays_off
+        said = capsys.readouterr().out
+        assert ("exact int8" in said) is pays_off and ("products: float32" in said) is not pays_off
+
+
+def test_int8_measurement_is_cached_and_consistent():
+    from metaplastic import layers
+
+    layers._INT8_PAYS_OFF.pop("cpu", None)
+    first = layers.int8_products_pay_off()
+    assert layers._INT8_PAYS_OFF["cpu"] is first and layers.int8_products_pay_off() is first
