@@ -20,17 +20,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from metaplastic import runtime  # noqa: E402
-from metaplastic.datasets import IMAGE_LEVELS  # noqa: E402
-from metaplastic.engine import EVAL_CHUNK_SAMPLES, evaluate, train_epoch  # noqa: E402
-from metaplastic.models import BNN  # noqa: E402
-from metaplastic.optim import make_optimizer  # noqa: E402
+from metaplastic import runtime
+from metaplastic.datasets import IMAGE_LEVELS
+from metaplastic.engine import EVAL_CHUNK_SAMPLES, evaluate, train_epoch
+from metaplastic.models import BNN
+from metaplastic.optim import make_optimizer
 
 TRAIN_SAMPLES, TEST_SAMPLES, BATCH, TEST_BATCH = 60_000, 10_000, 100, 1000
 

@@ -14,17 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from metaplastic import runtime  # noqa: E402
-from metaplastic.engine import train_epoch  # noqa: E402
-from metaplastic.flips import FlipStatistics  # noqa: E402
-from metaplastic.models import BNN  # noqa: E402
-from metaplastic.optim import make_optimizer  # noqa: E402
+from metaplastic import runtime
+from metaplastic.engine import train_epoch
+from metaplastic.flips import FlipStatistics
+from metaplastic.models import BNN
+from metaplastic.optim import make_optimizer
 
 STEPS_PER_EPOCH, BATCH = 600, 100
 

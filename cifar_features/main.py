@@ -25,12 +25,9 @@ processing per example: (x - mean) / var as published; $METAPLASTIC_FEATURE_SCAL
 the standard deviation instead. Training batch 100 (CIFAR-10 tasks) or 20 (CIFAR-100 tasks).
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from cifar_features.data_utils import EXPERIMENT  # noqa: E402
-from metaplastic.continual import main  # noqa: E402
+from cifar_features.data_utils import EXPERIMENT
+from metaplastic.continual import main
 
 if __name__ == "__main__":
     sys.exit(main(EXPERIMENT))

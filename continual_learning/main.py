@@ -7,12 +7,9 @@ Example (Fig. 2d):
         pMNIST pMNIST pMNIST
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from continual_learning.data_utils import EXPERIMENT  # noqa: E402
-from metaplastic.continual import main  # noqa: E402
+from continual_learning.data_utils import EXPERIMENT
+from metaplastic.continual import main
 
 if __name__ == "__main__":
     sys.exit(main(EXPERIMENT))

@@ -2,3 +2,20 @@
 2549, 2021): a reimplementation of the paper's experiments."""
 
 __version__ = "0.1.0"
+
+# The public API, imported on first use (``import metaplastic`` stays light):
+_EXPORTS = {
+    "MetaplasticAdam": "metaplastic.optim", "make_optimizer": "metaplastic.optim",
+    "BinarizedLinear": "metaplastic.layers", "BinarizedConv2d": "metaplastic.layers",
+    "SignActivation": "metaplastic.layers", "BNN": "metaplastic.models", "DNN": "metaplastic.models",
+    "EWC": "metaplastic.consolidation", "SynapticIntelligence": "metaplastic.consolidation",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'metaplastic' has no attribute {name!r}")

@@ -170,6 +170,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str) -> None:
                         "(auto: compiled on CPU if possible)")
     g.add_argument("--checkpoint-every", type=positive_int, default=1,
                    help="epochs between checkpoints (task ends always checkpoint)")
+    g.add_argument("--debug", action="store_true",
+                   help=f"show tracebacks of errors (also ${DEBUG_ENV}=1)")
     g.add_argument("--no-flip-stats", dest="flip_stats", action="store_false",
                    help="do not record the per-layer flip statistics (fraction of binary weights "
                         "that changed sign in the epoch, fractions with f_meta < 0.5 and < 0.1) "
@@ -249,20 +251,57 @@ def line_buffered_output() -> None:
                 pass
 
 
+EXIT_ENVIRONMENT = 1
+DEBUG_ENV = "METAPLASTIC_DEBUG"
+
+
+def debugging(argv: Sequence[str] | None = None) -> bool:
+    """Whether tracebacks are wanted: --debug on the command line, or $METAPLASTIC_DEBUG=1."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return "--debug" in args or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def environment_fault(exc: BaseException) -> str | None:
+    """A one-paragraph message for a fault of the machine rather than of the code (a path that
+    cannot be written, memory exhausted, a GPU that fails), or None."""
+    text = str(exc)
+    if isinstance(exc, MemoryError) or "can't allocate memory" in text or "out of memory" in text:
+        return ("out of memory: the model and data need more memory than this machine has "
+                f"({text.splitlines()[0][:200] if text else type(exc).__name__}); use a smaller "
+                "network or --device with more memory")
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        return f"cannot use{where}: {exc.strerror or text}"
+    if isinstance(exc, RuntimeError) and ("CUDA" in text or "cuDNN" in text):
+        return (f"the GPU failed: {text.splitlines()[0][:300]}; run with --device cpu, or check "
+                "the driver (nvidia-smi)")
+    return None
+
+
 def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
-    """Wrap a main(argv) so expected errors print a message and exit 2 without a traceback."""
+    """Wrap a main(argv): expected errors print a message and exit 2, environment faults
+    (unwritable paths, out of memory, a failing GPU) a message and exit 1, never a traceback
+    unless --debug (or $METAPLASTIC_DEBUG=1) asks for it."""
 
     def wrapped(argv: Sequence[str] | None = None) -> int:
         line_buffered_output()
         try:
             return main(argv)
         except MetaplasticError as exc:
+            if debugging(argv):
+                raise
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
             print("\ninterrupted; rerun the same command "
                   "with --resume --out-dir <run folder> to continue from the last checkpoint", file=sys.stderr)
             return EXIT_INTERRUPTED
+        except (OSError, MemoryError, RuntimeError) as exc:
+            message = environment_fault(exc)
+            if message is None or debugging(argv):
+                raise
+            print(f"error: {message} (--debug shows the traceback)", file=sys.stderr)
+            return EXIT_ENVIRONMENT
 
     wrapped.__wrapped__ = main
     return wrapped

@@ -234,13 +234,14 @@ def run(config: ContinualConfig, experiment: Experiment, resume: bool = False,
     n_params = sum(p.numel() for p in model.parameters())
     print(f"device {device}; model {config.net} {[config.in_size, *config.hidden_layers, config.out_size]}"
           f" ({n_params:,} parameters); tasks {[t.name for t in tasks]}")
-    if not start_run_directory(run_dir, config, resume, dry_run):
+    from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
+    if from_checkpoint is None:  # dry run
         return run_dir
     settings = settings_from_config(config, progress)
     if experiment.train_batch_size is not None:
         settings.train_batch_size = experiment.train_batch_size(config.task_sequence)
     settings.stop_after_epochs = stop_after_epochs
-    run_sequence(model, tasks, settings, run_dir, row_prefix(config), resume=resume)
+    run_sequence(model, tasks, settings, run_dir, row_prefix(config), resume=from_checkpoint)
     if config.save:
         from metaplastic.checkpoint import save_atomic
 

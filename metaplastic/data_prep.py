@@ -162,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     usps.add_argument("--usps-dir", type=Path, default=None, metavar="DIR",
                       help="a folder holding torchvision's usps.bz2 and usps.t.bz2 to copy to "
                            "<data-root>/USPS/ (MD5 checked)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--download", action="store_true",
                         help="fetch the chosen datasets with torchvision's downloaders (needs "
                              "internet); without it nothing is downloaded except from the "
@@ -170,15 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status (2 with a plain message on a user-facing error)."""
-    args = build_parser().parse_args(argv)
-    try:
+    """Run the command line; return the exit status (2 with a plain message on a user-facing
+    error, 1 for an environment fault such as an unwritable --data-root; --debug: traceback)."""
+    from metaplastic.cli import main_guard
+
+    def run(argv) -> int:
+        args = build_parser().parse_args(argv)
         prepare(args.data_root, args.datasets, args.usps_h5, usps_dir=args.usps_dir,
                 download=args.download)
-    except MetaplasticError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+
+    return main_guard(run)(argv)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,12 @@ def shuffled_batches(n: int, batch_size: int, generator: torch.Generator,
     return list(torch.split(order, batch_size))
 
 
+def needs_batch_statistics(model: nn.Module) -> bool:
+    """Whether training normalizes with batch statistics over samples alone (BatchNorm1d),
+    which a batch of one sample cannot give."""
+    return any(isinstance(m, nn.BatchNorm1d) for m in model.modules())
+
+
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                 y: torch.Tensor, batch_size: int, generator: torch.Generator,
                 penalty: Optional[Callable[[], torch.Tensor]] = None,
@@ -64,6 +70,11 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Ten
     forward = getattr(model, "training_forward", model)  # MLPs: a compiled graph on CPU
     total = torch.zeros((), device=x.device)
     batches = shuffled_batches(len(x), batch_size, generator, x.device)
+    if len(batches) > 1 and len(batches[-1]) == 1 and needs_batch_statistics(model):
+        # A last batch of ONE sample: BatchNorm1d cannot normalize it (the published scripts
+        # stop with "Expected more than 1 value per channel"); it is skipped, as a
+        # drop_last loader would, and the sample is seen in the other epochs' shuffles.
+        batches = batches[:-1]
     for idx in batches:
         xb, yb = x.index_select(0, idx), y.index_select(0, idx)
         if transform is not None:

@@ -71,6 +71,11 @@ DIFFERENCES = (
                "a real evaluation of the untrained network with the protocol of every other "
                "row (acc_tr on the shuffled training loader, batch 20)",
                "-", ("mnist_usps",)),
+    Difference("A last training batch of one sample",
+               "stops the run (BatchNorm1d: 'Expected more than 1 value per channel')",
+               "skipped in that epoch, as a drop_last loader would (the sample is seen in the "
+               "other epochs' shuffles); only with BatchNorm1d",
+               "-"),
     Difference("Interleaved training's tsk column",
                "-",
                "'interleaved' (one concatenated task, task_order 1)",

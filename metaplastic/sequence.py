@@ -16,10 +16,9 @@ import torch
 from torch import nn
 
 from metaplastic import records
-from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
+from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic, save_checkpoint
 from metaplastic.consolidation import EWC, SynapticIntelligence
 from metaplastic.engine import evaluate, progress_bar, train_epoch
-from metaplastic.errors import MetaplasticError
 from metaplastic.flips import FlipStatistics
 from metaplastic.models import layer_weight, weight_layers
 from metaplastic.norms import norm_state, using_norm_state
@@ -222,7 +221,7 @@ def _end_task(model, train_x, train_y, t, settings, pos, run_dir, hist) -> None:
 
 
 def _save(path, model, optimizer, generator, pos, settings, row_prefix) -> None:
-    save_atomic({
+    save_checkpoint({
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "generator": generator.get_state(),
@@ -285,26 +284,14 @@ def _summary(row: dict, n_tasks: int) -> str:
             f"loss {row['loss_tr']:.4f} | test per task: {tests}")
 
 
-def start_run_directory(run_dir: Path, config, resume: bool, dry_run: bool) -> bool:
-    """After the checks of a run: a dry run stops here (False); otherwise refuse to overwrite or
-    to resume nothing, create the folder and save config.json (True)."""
-    from metaplastic.cli import config_dict, environment_summary
+def start_run_directory(run_dir: Path, config, resume: bool, dry_run: bool) -> bool | None:
+    """After the checks of a run: None for a dry run; otherwise open the run folder
+    (:func:`metaplastic.rundir.open_run_dir`: every check, then config.json) and return
+    whether to continue from its checkpoint."""
+    from metaplastic.cli import config_dict
+    from metaplastic.rundir import open_run_dir
 
     if dry_run:
         print(f"dry run: flags and data OK; results would go to {run_dir}")
-        return False
-    check_resumable(run_dir, resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    records.save_config(run_dir, config_dict(config) | {"environment": environment_summary()})
-    return True
-
-
-def check_resumable(run_dir: Path, resume: bool) -> None:
-    """Refuse to overwrite an existing run, or to resume one that does not exist."""
-    metrics = run_dir / records.METRICS_FILE
-    if resume and not (run_dir / CHECKPOINT_FILE).is_file():
-        raise MetaplasticError(f"--resume: no checkpoint in {run_dir}")
-    if not resume and metrics.exists() and metrics.stat().st_size > 0:
-        raise MetaplasticError(
-            f"{run_dir} already holds a run; pass --resume to continue it, or choose another "
-            "--out-dir")
+        return None
+    return open_run_dir(run_dir, config_dict(config), resume)

@@ -34,24 +34,19 @@ import torch
 from torch import nn
 
 from metaplastic import records
-from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
-from metaplastic.cli import config_dict, environment_summary, print_config, run_directory
+from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic, save_checkpoint
+from metaplastic.cli import config_dict, print_config, run_directory
 from metaplastic.engine import evaluate, progress_bar, train_epoch
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.flips import FlipStatistics
 from metaplastic.optim import make_optimizer
+from metaplastic.rundir import open_run_dir
 from metaplastic.progress import RunClock
 
 BATCH_SEED_OFFSET = 1     # batch order: generator seeded with seed + 1
 AUGMENT_SEED_OFFSET = 2   # augmentation draws: generator on the device, seeded with seed + 2
 FINAL_MODEL_FILE = "model_final.pt"
 
-# Keys of config.json that may change when a run is resumed (they do not change the results,
-# or only through floating-point details of another device).
-RESUME_FREE_KEYS = frozenset({
-    "device", "data_root", "out_dir", "checkpoint_every", "optimizer_impl", "train_impl",
-    "eval_impl", "eval_batch", "download", "environment", "allow_tf32", "keep_denormals",
-})
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +285,7 @@ def _rng_states(device: torch.device) -> dict:
 
 def _save(path, model, optimizer, generator, pos, settings, row_prefix) -> None:
     device = next(model.parameters()).device
-    save_atomic({
+    save_checkpoint({
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "generator": generator.get_state(),
@@ -342,22 +337,6 @@ class StreamExperiment:
 meta_column = records.meta_label  # the 'meta' column: the value, or per-layer values joined by '-'
 
 
-def check_resume(run_dir: Path, resume: bool, config: dict) -> None:
-    """Refuse to overwrite a run, to resume a missing one, or to resume with other settings."""
-    from metaplastic.sequence import check_resumable
-
-    check_resumable(run_dir, resume)
-    if not resume:
-        return
-    saved = records.load_config(run_dir)
-    differing = sorted(k for k in set(saved) | set(config)
-                       if k not in RESUME_FREE_KEYS and saved.get(k) != config.get(k))
-    if saved and differing:
-        details = ", ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" for k in differing)
-        raise ConfigError(f"--resume with other settings than the run in {run_dir} ({details}); "
-                          "resume with the original flags or start a new --out-dir")
-
-
 def launch(config, experiment: StreamExperiment, settings: StreamSettings, resume: bool = False,
            dry_run: bool = False, log: Callable[[str], None] = print) -> Path:
     """Set up, check the data, build the model and (unless ``dry_run``) run; returns the run folder.
@@ -388,12 +367,9 @@ def launch(config, experiment: StreamExperiment, settings: StreamSettings, resum
     if dry_run:
         log(f"dry run: flags and data OK; results would go to {run_dir}")
         return run_dir
-    saved = config_dict(config)
-    check_resume(run_dir, resume, saved)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    records.save_config(run_dir, saved | {"environment": environment_summary()})
+    from_checkpoint = open_run_dir(run_dir, config_dict(config), resume)
     run_stream(model, data, subsets, settings, run_dir, experiment.row_prefix(config, data),
-               experiment.columns, resume=resume, log=log)
+               experiment.columns, resume=from_checkpoint, log=log)
     log(f"results: {run_dir / records.METRICS_FILE}")
     return run_dir
 

@@ -20,19 +20,17 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metaplastic import faithfulness  # noqa: E402
-from metaplastic import records, runtime  # noqa: E402
-from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # noqa: E402
+from metaplastic import faithfulness
+from metaplastic import records, runtime
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
                              command_line, non_negative_float,
                              positive_float, positive_int, print_config, run_directory,
                              run_options)
-from metaplastic.errors import ConfigError  # noqa: E402
-from metaplastic.optim import expand_meta  # noqa: E402
-from metaplastic.sequence import SequenceSettings, run_sequence, start_run_directory  # noqa: E402
-from mnist_usps.data_utils import TRAIN_WINDOW, build_tasks, check_task_names  # noqa: E402
-from mnist_usps.model_utils import architecture_label, build_model, spatial_sizes  # noqa: E402
+from metaplastic.errors import ConfigError
+from metaplastic.optim import expand_meta
+from metaplastic.sequence import SequenceSettings, run_sequence, start_run_directory
+from mnist_usps.data_utils import TRAIN_WINDOW, build_tasks, check_task_names
+from mnist_usps.model_utils import architecture_label, build_model, spatial_sizes
 
 EXPERIMENT = "mnist_usps"
 SCENARIO = "task"  # records' scenario column; the net has no per-task normalization state
@@ -152,11 +150,12 @@ def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,
           f"{model.side}x{model.side} ({n_params:,} hidden weights); training windows "
           + ", ".join(f"{n} [{s}:{s + k}]" for n, (s, k) in windows.items())
           + f"; test sets {', '.join(f'{t.name} {len(t.test_x)}' for t in tasks)}")
-    if not start_run_directory(run_dir, config, resume, dry_run):
+    from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
+    if from_checkpoint is None:  # dry run
         return run_dir
     settings = settings_from_config(config, progress)
     settings.stop_after_epochs = stop_after_epochs
-    run_sequence(model, tasks, settings, run_dir, row_prefix(config), resume=resume)
+    run_sequence(model, tasks, settings, run_dir, row_prefix(config), resume=from_checkpoint)
     print(f"results: {run_dir / records.METRICS_FILE}")
     return run_dir
 

@@ -14,6 +14,9 @@ fi
 PY="$ROOT/.venv/bin/python"
 echo "== installing requirements (first time: a few minutes)"
 "$PY" -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# the project itself, editable (pyproject.toml): `import metaplastic` and the experiment folders
+# work from any directory, no script edits sys.path
+"$PY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 DATA="${METAPLASTIC_DATA:-data}"
 echo "== preparing data under $DATA (offline, checksums verified)"
 "$PY" -m metaplastic.data_prep --data-root "$DATA" --datasets MNIST
@@ -28,4 +31,3 @@ fi
 "$PY" -m metaplastic.data_prep --data-root "$DATA" --datasets FashionMNIST \
   || { [ "${CI:-}" = "true" ] && exit 1
        echo "warning: Fashion-MNIST could not be prepared (see above); its tests and tasks are skipped"; }
-export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"

@@ -29,21 +29,18 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metaplastic import faithfulness  # noqa: E402
-from metaplastic import records  # noqa: E402
-from metaplastic.augment import AugmentSettings, BatchAugment, device_generator  # noqa: E402
-from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # noqa: E402
+from metaplastic import faithfulness
+from metaplastic import records
+from metaplastic.augment import AugmentSettings, BatchAugment, device_generator
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
                              command_line, non_negative_float, positive_int, run_options)
-from metaplastic.errors import ConfigError  # noqa: E402
-from metaplastic.optim import expand_meta  # noqa: E402
-from metaplastic.stream import (AUGMENT_SEED_OFFSET, StreamExperiment, StreamSettings,  # noqa: E402
+from metaplastic.errors import ConfigError
+from metaplastic.optim import expand_meta
+from metaplastic.stream import (AUGMENT_SEED_OFFSET, StreamExperiment, StreamSettings,
                                 add_stream_arguments, meta_column, run_function)
-from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, Preprocess, load_data  # noqa: E402
-from stream_cifar10.model_utils import DEFAULT_CHANNELS, WEIGHT_INITS, build_model  # noqa: E402
+from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, Preprocess, load_data
+from stream_cifar10.model_utils import DEFAULT_CHANNELS, WEIGHT_INITS, build_model
 
 EXPERIMENT_NAME = "stream_cifar10"
 N_WEIGHT_LAYERS = 9       # 6 convolutions + 3 linear layers

@@ -25,20 +25,17 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metaplastic import faithfulness  # noqa: E402
-from metaplastic import records  # noqa: E402
-from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,  # noqa: E402
+from metaplastic import faithfulness
+from metaplastic import records
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
                              command_line, non_negative_float, positive_int, run_options)
-from metaplastic.errors import ConfigError  # noqa: E402
-from metaplastic.optim import expand_meta  # noqa: E402
-from metaplastic.stream import (StreamExperiment, StreamSettings, add_stream_arguments,  # noqa: E402
+from metaplastic.errors import ConfigError
+from metaplastic.optim import expand_meta
+from metaplastic.stream import (StreamExperiment, StreamSettings, add_stream_arguments,
                                 meta_column, run_function)
-from stream_fmnist.data_utils import TASKS, load_data, pixels  # noqa: E402
-from stream_fmnist.model_utils import (EVAL_IMPLS, IntegerEvaluator, build_model,  # noqa: E402
+from stream_fmnist.data_utils import TASKS, load_data, pixels
+from stream_fmnist.model_utils import (EVAL_IMPLS, IntegerEvaluator, build_model,
                                        resolve_eval_impl)
 
 EXPERIMENT_NAME = "stream_fmnist"

@@ -1,0 +1,71 @@
+"""A run folder's life: every check before anything is written, then config.json.
+
+:func:`open_run_dir` runs the checks first and writes config.json only after all pass: a new
+run refuses a folder that already holds one; ``--resume`` refuses a configuration that differs
+from the saved one in any field that changes results (naming the fields), verifies the
+checkpoint (:mod:`metaplastic.checkpoint`), and resumes a run killed before its first checkpoint
+from the start.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from metaplastic import records
+from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from metaplastic.errors import ConfigError, MetaplasticError
+
+#: config.json keys that do not change a run's results: a resumed run may change them, and
+#: runs differing only in them are one configuration.
+RESULT_NEUTRAL_KEYS = frozenset({
+    "device", "data_root", "out_dir", "checkpoint_every", "optimizer_impl", "train_impl",
+    "eval_impl", "eval_batch", "download", "environment", "allow_tf32", "keep_denormals",
+    "impl",
+})
+
+
+def differing_fields(saved: dict, new: dict) -> list[str]:
+    """Fields that change results and differ between two configurations."""
+    return sorted(k for k in set(saved) | set(new)
+                  if k not in RESULT_NEUTRAL_KEYS and saved.get(k) != new.get(k))
+
+
+def open_run_dir(run_dir: Path, config: dict, resume: bool) -> bool:
+    """Check, then create the folder and write config.json. Returns whether to continue from a
+    checkpoint (False: start from the beginning, also for a ``--resume`` of a run killed
+    before its first checkpoint)."""
+    from metaplastic.cli import environment_summary
+
+    run_dir = Path(run_dir)
+    checkpoint = run_dir / CHECKPOINT_FILE
+    metrics = run_dir / records.METRICS_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out-dir {run_dir} is a file, not a folder")
+    saved = records.load_config(run_dir) if (run_dir / records.CONFIG_FILE).is_file() else {}
+    started = bool(saved) or checkpoint.is_file() or (metrics.is_file() and metrics.stat().st_size)
+    if not resume and started:
+        raise MetaplasticError(f"{run_dir} already holds a run; pass --resume to continue it, or "
+                               "choose another --out-dir")
+    if resume and not started:
+        raise MetaplasticError(f"--resume: no run in {run_dir} (no config.json, no checkpoint)")
+    if resume and saved:
+        differing = differing_fields({k: v for k, v in saved.items()}, config)
+        if differing:
+            details = "; ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" for k in differing)
+            raise ConfigError(f"--resume with other settings than the run in {run_dir} "
+                              f"({details}); resume with the original flags or start a new "
+                              "--out-dir. Nothing was changed.")
+    from_checkpoint = resume and checkpoint.is_file()
+    if from_checkpoint:
+        load_checkpoint(checkpoint)  # verify before writing anything
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MetaplasticError(f"cannot create the run folder {run_dir}: {exc.strerror or exc}") from None
+    if resume and not from_checkpoint:
+        print(f"--resume: {run_dir} has no checkpoint yet (the run stopped in its first epoch); "
+              "starting it from the beginning")
+        for leftover in (metrics, run_dir / records.HIDDEN_HIST_FILE):
+            if leftover.is_file():
+                leftover.unlink()
+    records.save_config(run_dir, config | {"environment": environment_summary()})
+    return from_checkpoint
