@@ -177,3 +177,24 @@ def test_permuted_task_and_batch_sizes():
     assert task.test_batch_size == PMNIST_TEST_BATCH == 1000
     assert base.test_batch_size == 100 and base.train_eval_batch_size == 100
     assert positional_names(["pMNIST", "MNIST", "pMNIST"]) == ["pMNIST1", "MNIST", "pMNIST2"]
+
+
+def test_a_last_batch_of_one_sample_is_skipped_under_batchnorm():
+    """21 samples in batches of 10: BatchNorm1d cannot train on the last batch of one sample;
+    it is skipped (documented in the Faithfulness table) instead of stopping the run."""
+    from metaplastic.engine import train_epoch
+    from metaplastic.optim import make_optimizer
+
+    torch.manual_seed(0)
+    model = BNN([20, 16, 4])
+    steps = []
+    optimizer = make_optimizer(model, 0.01, 0.0, implementation="eager")
+    x, y = torch.randn(21, 20), torch.randint(0, 4, (21,))
+    train_epoch(model, optimizer, x, y, 10, torch.Generator().manual_seed(0),
+                after_step=lambda: steps.append(1))
+    assert len(steps) == 2
+    steps.clear()
+    x, y = torch.randn(22, 20), torch.randint(0, 4, (22,))  # last batch of two: kept
+    train_epoch(model, optimizer, x, y, 10, torch.Generator().manual_seed(0),
+                after_step=lambda: steps.append(1))
+    assert len(steps) == 3
