@@ -7,23 +7,21 @@ A run resumed from its checkpoint writes exactly the rows an uninterrupted run w
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 from torch import nn
 
-from metaplastic import records
-from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic, save_checkpoint
+from metaplastic import records, runner
+from metaplastic.checkpoint import save_atomic
 from metaplastic.consolidation import EWC, SynapticIntelligence
-from metaplastic.engine import evaluate, progress_bar, train_epoch
-from metaplastic.flips import FlipStatistics
+from metaplastic.engine import evaluate
 from metaplastic.models import layer_weight, weight_layers
 from metaplastic.norms import norm_state, using_norm_state
 from metaplastic.optim import make_optimizer
-from metaplastic.progress import RunClock
+from metaplastic.runner import Hooks, Phase, RunSettings, run_phases
 from metaplastic.tasks import TaskData, concatenated
 
 HIDDEN_WEIGHT_BINS = 100
@@ -55,16 +53,7 @@ class SequenceSettings:
     flip_statistics: bool = True       # extra columns after the published ones (metaplastic.flips)
 
 
-@dataclass
-class _Position:
-    task: int = 0    # index of the task being learned
-    epoch: int = 0   # epochs of that task already done
-    rows: int = 0    # CSV rows written
-    norm_states: list = field(default_factory=list)
-
-
-class SimulatedCrash(RuntimeError):
-    """Raised by ``stop_after_epochs`` (tests of --resume)."""
+SimulatedCrash = runner.SimulatedCrash   # raised by stop_after_epochs (tests of --resume)
 
 
 def task_lr(settings: SequenceSettings, task_index: int) -> float:
@@ -88,109 +77,77 @@ def new_optimizer(model: nn.Module, settings: SequenceSettings, task_index: int)
 def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSettings,
                  run_dir: str | Path, row_prefix: dict, resume: bool = False,
                  log: Callable[[str], None] = print) -> list[dict]:
-    """Learn ``tasks`` in order (or interleaved) and record every epoch; returns the new rows."""
+    """Learn ``tasks`` in order (or interleaved) with :func:`metaplastic.runner.run_phases` and
+    record every epoch; returns the new rows."""
     run_dir = Path(run_dir)
-    n_tasks = len(tasks)
-    flips = FlipStatistics(model, settings.meta) if settings.flip_statistics else None
-    recorder = records.CsvRecorder(run_dir / records.METRICS_FILE, records.continual_columns(n_tasks)
-                                   + (flips.columns if flips is not None else ()))
-    hist = (records.CsvRecorder(run_dir / records.HIDDEN_HIST_FILE, records.HIDDEN_HIST_COLUMNS)
-            if settings.save_hidden_weights else None)
     training_tasks = [concatenated(tasks)] if settings.interleaved else tasks
     generator = torch.Generator().manual_seed(int(settings.seed))
-    pos = _Position()
-    optimizer = None
-    checkpoint_path = run_dir / CHECKPOINT_FILE
-    if resume:
-        pos, optimizer = _restore(checkpoint_path, model, generator, settings, recorder, hist)
-        log(f"resumed from {checkpoint_path}: task {pos.task + 1}, {pos.epoch} epochs done, "
-            f"{pos.rows} rows")
-    written: list[dict] = []
-    epochs_run = 0
-    inputs: dict[int, torch.Tensor] = {}  # training inputs of the task being learned
-
-    def training_inputs(task_index: int) -> torch.Tensor:
-        if task_index not in inputs:
-            inputs.clear()
-            inputs[task_index] = training_tasks[task_index].training_inputs()
-        return inputs[task_index]
-
-    def record(task_index: int, epoch: int, extra: dict | None = None) -> dict:
-        current = training_tasks[task_index]
+    norm_states = NormStates()
+    hist = (records.CsvRecorder(run_dir / records.HIDDEN_HIST_FILE, records.HIDDEN_HIST_COLUMNS)
+            if settings.save_hidden_weights else None)
+    phases = [Phase(task.name, task.training_inputs, task.train_y,
+                    f"lr {task_lr(settings, t):g}") for t, task in enumerate(training_tasks)]
+    def evaluate_epoch(t: int, epoch: int, train_x: torch.Tensor) -> dict:
+        current = training_tasks[t]
         # acc_tr as published: the training loader in its (seeded) shuffled order, so that
         # batch-statistics norms see the batches a shuffled loader gives
         order = torch.randperm(len(current.train_y), generator=generator).to(current.train_y.device)
-        tr = evaluate(model, training_inputs(task_index).index_select(0, order),
+        tr = evaluate(model, train_x.index_select(0, order),
                       current.train_y.index_select(0, order), current.train_eval_batch_size)
-        row = dict(row_prefix, lr=task_lr(settings, task_index), task_order=task_index + 1,
-                   tsk=current.name, epoch=epoch, acc_tr=tr.accuracy, loss_tr=tr.loss)
-        row_extra = dict(extra or {})
+        row = dict(lr=task_lr(settings, t), task_order=t + 1, tsk=current.name, epoch=epoch,
+                   acc_tr=tr.accuracy, loss_tr=tr.loss)
         for k, task in enumerate(tasks, start=1):
             state = None
-            if settings.scenario == "task" and k - 1 < len(pos.norm_states) and k - 1 < task_index:
-                state = pos.norm_states[k - 1]
+            if settings.scenario == "task" and k - 1 < len(norm_states.states) and k - 1 < t:
+                state = norm_states.states[k - 1]
             with using_norm_state(model, state):
                 ev = evaluate(model, task.test_x, task.test_y, task.test_batch_size)
             row[f"acc_test_tsk_{k}"], row[f"loss_test_tsk_{k}"] = ev.accuracy, ev.loss
-        row.update(row_extra)
-        recorder.write(row)
-        pos.rows += 1
-        written.append(row)
         return row
 
-    if settings.initial_evaluation and pos.rows == 0:
-        if flips is not None:
-            flips.start_epoch()  # nothing trained yet: no flips, the initial magnitudes
-        record(0, 0, flips.end_epoch() if flips is not None else None)
-        _save(checkpoint_path, model, optimizer, generator, pos, settings, row_prefix)
+    def end_task(t: int, train_x: torch.Tensor, train_y: torch.Tensor) -> None:
+        norm_states.states.append(norm_state(model))
+        if settings.ewc is not None:
+            settings.ewc.consolidate(model, train_x, train_y)
+        if settings.si is not None:
+            settings.si.end_task(model)
+        if settings.save_hidden_weights:
+            _save_hidden_weights(model, t, run_dir, hist)
 
-    clock = RunClock(len(training_tasks) * settings.epochs_per_task,
-                     pos.task * settings.epochs_per_task + pos.epoch)
-    for t in range(pos.task, len(training_tasks)):
-        task = training_tasks[t]
-        log(f"task {t + 1}/{len(training_tasks)} ({task.name}): epochs {pos.epoch + 1}.."
-            f"{settings.epochs_per_task} of {settings.epochs_per_task}, lr {task_lr(settings, t):g}, "
-            f"{len(task.train_y)} training samples")
-        if pos.epoch == 0:
-            if optimizer is None or settings.optimizer_per_task:
-                optimizer = new_optimizer(model, settings, t)
-            if settings.si is not None:
-                settings.si.begin_task(model)
-        penalty = _penalty(model, settings)
-        after_step = (lambda: settings.si.after_step(model)) if settings.si is not None else None
-        n_batches = -(-len(task.train_y) // settings.train_batch_size)
-        for epoch in range(pos.epoch + 1, settings.epochs_per_task + 1):
-            started = time.perf_counter()
-            bar = progress_bar(settings.progress, n_batches, f"task {t + 1}/{len(training_tasks)} "
-                                f"({task.name}) epoch {epoch}/{settings.epochs_per_task}")
-            if flips is not None:
-                flips.start_epoch()
-            try:
-                train_epoch(model, optimizer, training_inputs(t), task.train_y,
-                            settings.train_batch_size, generator, penalty=penalty,
-                            after_step=after_step, progress=bar)
-            finally:
-                if bar is not None:
-                    bar.close()
-            trained = time.perf_counter()
-            row = record(t, epoch, flips.end_epoch() if flips is not None else None)
-            evaluated = time.perf_counter()
-            pos.epoch = epoch
-            if epoch == settings.epochs_per_task:
-                _end_task(model, training_inputs(t), task.train_y, t, settings, pos, run_dir, hist)
-                pos.task, pos.epoch = t + 1, 0
-            if pos.epoch == 0 or epoch % settings.checkpoint_every == 0:
-                _save(checkpoint_path, model, optimizer, generator, pos, settings, row_prefix)
-            done = time.perf_counter()
-            log(_summary(row, len(tasks)) + f" | {done - started:.1f}s (train "
-                f"{trained - started:.1f}, eval {evaluated - trained:.1f}, "
-                f"task end + checkpoint {done - evaluated:.1f}) | "
-                + clock.epoch_done(done - started))
-            epochs_run += 1
-            if settings.stop_after_epochs is not None and epochs_run >= settings.stop_after_epochs:
-                raise SimulatedCrash(f"stopped after {epochs_run} epochs (stop_after_epochs)")
-        pos.epoch = 0
+    consolidation = {k: v for k, v in (("ewc", settings.ewc), ("si", settings.si)) if v is not None}
+    hooks = Hooks(
+        new_optimizer=lambda t: new_optimizer(model, settings, t),
+        evaluate=evaluate_epoch,
+        summary=lambda row, loss: _summary(row, len(tasks)),
+        optimizer_per_phase=settings.optimizer_per_task,
+        on_phase_start=(lambda t: settings.si.begin_task(model)) if settings.si is not None else None,
+        on_phase_end=end_task,
+        on_resume=(lambda done: _truncate_hist(hist, done)) if hist is not None else None,
+        penalty=_penalty(model, settings),
+        after_step=(lambda: settings.si.after_step(model)) if settings.si is not None else None,
+        state={"norm_states": norm_states, **consolidation})
+    run_settings = RunSettings(
+        epochs_per_phase=settings.epochs_per_task, batch_size=settings.train_batch_size,
+        meta=settings.meta, checkpoint_every=settings.checkpoint_every,
+        initial_evaluation=settings.initial_evaluation, flip_statistics=settings.flip_statistics,
+        progress=settings.progress, stop_after_epochs=settings.stop_after_epochs)
+    written, _ = run_phases(model, phases, hooks, run_settings, generator, run_dir,
+                            records.continual_columns(len(tasks)), row_prefix, resume=resume,
+                            log=log)
     return written
+
+
+class NormStates:
+    """The normalization state stored at the end of each task (scenario 'task')."""
+
+    def __init__(self):
+        self.states: list[dict] = []
+
+    def state_dict(self) -> dict:
+        return {"states": [{k: v.cpu() for k, v in s.items()} for s in self.states]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.states = list(state["states"])
 
 
 def _penalty(model, settings):
@@ -200,63 +157,18 @@ def _penalty(model, settings):
     return lambda: sum(c.penalty(model) for c in terms)
 
 
-def _end_task(model, train_x, train_y, t, settings, pos, run_dir, hist) -> None:
-    pos.norm_states.append(norm_state(model))
-    if settings.ewc is not None:
-        settings.ewc.consolidate(model, train_x, train_y)
-    if settings.si is not None:
-        settings.si.end_task(model)
-    if settings.save_hidden_weights:
-        weights = [layer_weight(l).detach().cpu().clone() for l in weight_layers(model)]
-        save_atomic(weights, run_dir / f"hidden_weights_task{t + 1}.pt")
-        for layer_index, w in enumerate(weights, start=1):
-            lo, hi = float(w.min()), float(w.max())
-            if hi <= lo:
-                hi = lo + 1e-12
-            counts = torch.histc(w.float(), bins=HIDDEN_WEIGHT_BINS, min=lo, max=hi)
-            edges = torch.linspace(lo, hi, HIDDEN_WEIGHT_BINS + 1)
-            for b in range(HIDDEN_WEIGHT_BINS):
-                hist.write({"task": t + 1, "layer": layer_index, "bin_low": float(edges[b]),
-                            "bin_high": float(edges[b + 1]), "count": int(counts[b])})
-
-
-def _save(path, model, optimizer, generator, pos, settings, row_prefix) -> None:
-    save_checkpoint({
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-        "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "position": {"task": pos.task, "epoch": pos.epoch, "rows": pos.rows},
-        "norm_states": [{k: v.cpu() for k, v in s.items()} for s in pos.norm_states],
-        "ewc": settings.ewc.state_dict() if settings.ewc is not None else None,
-        "si": settings.si.state_dict() if settings.si is not None else None,
-        "row_prefix": row_prefix,
-    }, path)
-
-
-def _restore(path, model, generator, settings, recorder, hist):
-    state = load_checkpoint(path)
-    device = next(model.parameters()).device
-    model.load_state_dict(state["model"])
-    generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
-    p = state["position"]
-    pos = _Position(p["task"], p["epoch"], p["rows"],
-                    [{k: v.to(device) for k, v in s.items()} for s in state["norm_states"]])
-    if settings.ewc is not None and state["ewc"] is not None:
-        settings.ewc.load_state_dict(_to_device(state["ewc"], device))
-    if settings.si is not None and state["si"] is not None:
-        settings.si.load_state_dict(_to_device(state["si"], device))
-    optimizer = None
-    if state["optimizer"] is not None:
-        task_index = pos.task if pos.epoch > 0 else max(pos.task - 1, 0)
-        optimizer = new_optimizer(model, settings, task_index)
-        optimizer.load_state_dict(state["optimizer"])
-    recorder.truncate_rows(pos.rows)
-    if hist is not None:
-        completed = pos.task
-        _truncate_hist(hist, completed)
-    return pos, optimizer
+def _save_hidden_weights(model, t, run_dir, hist) -> None:
+    weights = [layer_weight(l).detach().cpu().clone() for l in weight_layers(model)]
+    save_atomic(weights, run_dir / f"hidden_weights_task{t + 1}.pt")
+    for layer_index, w in enumerate(weights, start=1):
+        lo, hi = float(w.min()), float(w.max())
+        if hi <= lo:
+            hi = lo + 1e-12
+        counts = torch.histc(w.float(), bins=HIDDEN_WEIGHT_BINS, min=lo, max=hi)
+        edges = torch.linspace(lo, hi, HIDDEN_WEIGHT_BINS + 1)
+        for b in range(HIDDEN_WEIGHT_BINS):
+            hist.write({"task": t + 1, "layer": layer_index, "bin_low": float(edges[b]),
+                        "bin_high": float(edges[b + 1]), "count": int(counts[b])})
 
 
 def _truncate_hist(hist, completed_tasks: int) -> None:
@@ -266,16 +178,6 @@ def _truncate_hist(hist, completed_tasks: int) -> None:
         rows = list(csv.reader(f))
     keep = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= completed_tasks]
     records.write_atomic_text(hist.path, records._rows_to_text(keep))
-
-
-def _to_device(obj, device):
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device) if obj.is_floating_point() else obj
-    if isinstance(obj, list):
-        return [_to_device(x, device) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    return obj
 
 
 def _summary(row: dict, n_tasks: int) -> str:

@@ -25,7 +25,6 @@ data and record columns (a :class:`StreamExperiment`).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -33,15 +32,14 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from metaplastic import records
-from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic, save_checkpoint
+from metaplastic import records, runner
+from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
 from metaplastic.cli import config_dict, print_config, run_directory
-from metaplastic.engine import evaluate, progress_bar, train_epoch
-from metaplastic.errors import ConfigError, MetaplasticError
-from metaplastic.flips import FlipStatistics
+from metaplastic.engine import evaluate
+from metaplastic.errors import ConfigError
 from metaplastic.optim import make_optimizer
 from metaplastic.rundir import open_run_dir
-from metaplastic.progress import RunClock
+from metaplastic.runner import Hooks, Phase, RunSettings, run_phases
 
 BATCH_SEED_OFFSET = 1     # batch order: generator seeded with seed + 1
 AUGMENT_SEED_OFFSET = 2   # augmentation draws: generator on the device, seeded with seed + 2
@@ -114,8 +112,7 @@ class StreamSettings:
     flip_statistics: bool = True        # extra columns after the published ones (metaplastic.flips)
 
 
-class SimulatedCrash(RuntimeError):
-    """Raised by ``stop_after_epochs`` (tests of --resume)."""
+SimulatedCrash = runner.SimulatedCrash   # raised by stop_after_epochs (tests of --resume)
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,86 +183,56 @@ def stream_accuracies(model: nn.Module, data: StreamData, current: torch.Tensor,
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Position:
-    subset: int = 0   # index of the part being learned
-    epoch: int = 0    # epochs of that part already done
-    rows: int = 0     # CSV rows written
-
-
 def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tensor],
                settings: StreamSettings, run_dir: str | Path, row_prefix: dict,
                columns: Sequence[str], resume: bool = False,
                log: Callable[[str], None] = print) -> list[dict]:
-    """Learn the parts in order with one optimizer, recording every epoch; returns new rows.
+    """Learn the parts in order with one optimizer (:func:`metaplastic.runner.run_phases`),
+    recording every epoch; returns the new rows.
 
-    Each row is ``row_prefix`` plus tsk, epoch and the accuracies, restricted to ``columns``.
+    Each row is ``row_prefix`` plus task_order, tsk, epoch and the accuracies (``columns``).
     """
     run_dir = Path(run_dir)
-    flips = FlipStatistics(model, settings.meta) if settings.flip_statistics else None
-    columns = tuple(columns) + (flips.columns if flips is not None else ())
-    recorder = records.CsvRecorder(run_dir / records.METRICS_FILE, columns)
     device = data.train_x.device
     generator = torch.Generator().manual_seed(int(settings.seed) + BATCH_SEED_OFFSET)
-    optimizer = make_optimizer(model, settings.lr, settings.meta, settings.weight_decay,
-                               settings.optimizer_implementation)
-    checkpoint_path = run_dir / CHECKPOINT_FILE
-    pos = _Position()
-    if resume:
-        pos = _restore(checkpoint_path, model, optimizer, generator, settings, recorder, device)
-        log(f"resumed from {checkpoint_path}: subset {pos.subset + 1}, {pos.epoch} epochs done, "
-            f"{pos.rows} rows")
-    written: list[dict] = []
-    epochs_run = 0
     n_sub = len(subsets)
-    clock = RunClock(n_sub * settings.epochs_per_task,
-                     pos.subset * settings.epochs_per_task + pos.epoch)
-    for s in range(pos.subset, n_sub):
-        log(f"subset {s + 1}/{n_sub}: epochs {pos.epoch + 1}..{settings.epochs_per_task} of "
-            f"{settings.epochs_per_task}, {len(subsets[s])} training samples")
-        idx = subsets[s].to(device)
-        sub_x, sub_y = data.train_x.index_select(0, idx), data.train_y.index_select(0, idx)
-        n_batches = -(-len(idx) // settings.batch_size)
-        for epoch in range(pos.epoch + 1, settings.epochs_per_task + 1):
-            started = time.perf_counter()
-            bar = progress_bar(settings.progress, n_batches,
-                                f"subset {s + 1}/{n_sub} epoch {epoch}/{settings.epochs_per_task}")
-            if flips is not None:
-                flips.start_epoch()
-            try:
-                loss = train_epoch(model, optimizer, sub_x, sub_y, settings.batch_size, generator,
-                                   transform=settings.train_transform, progress=bar)
-            finally:
-                if bar is not None:
-                    bar.close()
-            trained = time.perf_counter()
-            acc = stream_accuracies(model, data, subsets[s], subsets[0], settings)
-            if flips is not None:
-                acc = acc | flips.end_epoch()
-            row = {k: v for k, v in (dict(row_prefix, task_order=s + 1, tsk=part_name(data, s, n_sub),
-                                          epoch=epoch) | acc).items() if k in columns}
-            recorder.write(row)
-            pos.rows += 1
-            written.append(row)
-            done = time.perf_counter()
-            pos.epoch = epoch
-            if epoch == settings.epochs_per_task:
-                pos.subset, pos.epoch = s + 1, 0
-            saved = pos.epoch == 0 or epoch % settings.checkpoint_every == 0
-            if saved:
-                _save(checkpoint_path, model, optimizer, generator, pos, settings, row_prefix)
-            end = time.perf_counter()
-            log(f"subset {s + 1}/{n_sub} epoch {epoch:3d}/{settings.epochs_per_task} | loss "
-                f"{loss:.4f} | sub {acc['acc_tr_sub']:6.2f}% 1st {acc['acc_1st_sub']:6.2f}% "
-                f"train {acc['acc_tr']:6.2f}% test {acc['acc_test']:6.2f}% | "
-                f"{end - started:.2f}s (train {trained - started:.2f}s, eval {done - trained:.2f}s"
-                + (f", checkpoint {end - done:.2f}s)" if saved else ")")
-                + " | " + clock.epoch_done(end - started))
-            epochs_run += 1
-            if settings.stop_after_epochs is not None and epochs_run >= settings.stop_after_epochs:
-                raise SimulatedCrash(f"stopped after {epochs_run} epochs (stop_after_epochs)")
-        pos.epoch = 0
+
+    def part(idx: torch.Tensor):
+        idx = idx.to(device)
+        return (lambda: data.train_x.index_select(0, idx)), data.train_y.index_select(0, idx)
+
+    phases = []
+    for s, idx in enumerate(subsets):
+        inputs, labels = part(idx)
+        phases.append(Phase(part_name(data, s, n_sub), inputs, labels))
+
+    def evaluate_epoch(s: int, epoch: int, _inputs) -> dict:
+        return (dict(task_order=s + 1, tsk=part_name(data, s, n_sub), epoch=epoch)
+                | stream_accuracies(model, data, subsets[s], subsets[0], settings))
+
+    def summary(row: dict, loss: float) -> str:
+        return (f"subset {row['task_order']}/{n_sub} epoch {row['epoch']:3d}/"
+                f"{settings.epochs_per_task} | loss {loss:.4f} | sub {row['acc_tr_sub']:6.2f}% "
+                f"1st {row['acc_1st_sub']:6.2f}% train {row['acc_tr']:6.2f}% test "
+                f"{row['acc_test']:6.2f}%")
+
+    hooks = Hooks(
+        new_optimizer=lambda s: make_optimizer(model, settings.lr, settings.meta,
+                                               settings.weight_decay,
+                                               settings.optimizer_implementation),
+        evaluate=evaluate_epoch, summary=summary, optimizer_per_phase=False,
+        transform=settings.train_transform, state=dict(settings.extra_state))
+    run_settings = RunSettings(
+        epochs_per_phase=settings.epochs_per_task, batch_size=settings.batch_size,
+        meta=settings.meta, checkpoint_every=settings.checkpoint_every,
+        flip_statistics=settings.flip_statistics, progress=settings.progress,
+        stop_after_epochs=settings.stop_after_epochs)
+    written, optimizer = run_phases(model, phases, hooks, run_settings, generator, run_dir,
+                                    columns, row_prefix, resume=resume, log=log)
     if settings.save_final:
+        if optimizer is None:  # resumed after the last part: the checkpoint holds its state
+            optimizer = hooks.new_optimizer(0)
+            optimizer.load_state_dict(load_checkpoint(run_dir / CHECKPOINT_FILE)["optimizer"])
         save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict()},
                     run_dir / FINAL_MODEL_FILE)
     return written
@@ -274,45 +241,6 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
 def part_name(data: StreamData, index: int, n_parts: int) -> str:
     """The published ``tsk`` of part ``index`` (from 0): 'sub_FMNIST_k/N'."""
     return f"sub_{data.name}_{index + 1}/{n_parts}"
-
-
-def _rng_states(device: torch.device) -> dict:
-    states = {"torch_rng": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda_rng"] = torch.cuda.get_rng_state(device)
-    return states
-
-
-def _save(path, model, optimizer, generator, pos, settings, row_prefix) -> None:
-    device = next(model.parameters()).device
-    save_checkpoint({
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "generator": generator.get_state(),
-        **_rng_states(device),
-        "extra": {k: v.state_dict() for k, v in settings.extra_state.items()},
-        "position": {"subset": pos.subset, "epoch": pos.epoch, "rows": pos.rows},
-        "row_prefix": row_prefix,
-    }, path)
-
-
-def _restore(path, model, optimizer, generator, settings, recorder, device) -> _Position:
-    state = load_checkpoint(path)
-    if "position" not in state or "subset" not in state["position"]:
-        raise MetaplasticError(f"--resume: {path} is not a stream-learning checkpoint")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
-    if device.type == "cuda" and "cuda_rng" in state:
-        torch.cuda.set_rng_state(state["cuda_rng"], device)
-    for key, obj in settings.extra_state.items():
-        if key in state.get("extra", {}):
-            obj.load_state_dict(state["extra"][key])
-    p = state["position"]
-    pos = _Position(p["subset"], p["epoch"], p["rows"])
-    recorder.truncate_rows(pos.rows)
-    return pos
 
 
 # --------------------------------------------------------------------------------------------

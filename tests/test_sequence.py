@@ -94,7 +94,7 @@ def test_acc_tr_is_measured_on_the_shuffled_training_loader(tmp_path):
 def test_scenario_task_evaluates_earlier_tasks_with_their_stored_norm_state(tmp_path):
     model, tasks = _model(), _synthetic_tasks()
     rows = run_sequence(model, tasks, _settings(), tmp_path, PREFIX, log=lambda s: None)
-    stored = load_checkpoint(tmp_path / "checkpoint.pt")["norm_states"]
+    stored = load_checkpoint(tmp_path / "checkpoint.pt")["state"]["norm_states"]["states"]
     assert len(stored) == 2
     current = evaluate(model, tasks[0].test_x, tasks[0].test_y, 50)
     load_norm_state(model, stored[0])

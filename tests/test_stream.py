@@ -184,10 +184,10 @@ def test_run_stream_rows_and_one_optimizer(tmp_path):
         (t, f"sub_T_{t}/3", e) for t in (1, 2, 3) for e in (1, 2)]
     assert all(r["acc_1st_sub"] == r["acc_tr_sub"] for r in rows[:2])
     assert len(read_csv(tmp_path / records.METRICS_FILE)) == 6
-    state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False)
+    state = torch.load(tmp_path / CHECKPOINT_FILE, weights_only=True)
     # one Adam state for the whole run: 6 epochs x 2 batches of 10 steps
     assert state["optimizer"]["state"][0]["step"] == 12
-    assert state["position"] == {"subset": 3, "epoch": 0, "rows": 6}
+    assert state["position"] == {"phase": 3, "epoch": 0, "rows": 6}
 
 
 # --------------------------------------------------------------------------------------------
