@@ -17,7 +17,7 @@ def _parsers():
     from cifar_features.generate_features import build_parser as features_parser
     from continual_learning.data_utils import EXPERIMENT as CONTINUAL
     from metaplastic.continual import build_parser as continual_parser
-    from metaplastic.plotting import _parser as plot_parser
+    from plot_figures import build_parser as plot_parser
     from mnist_usps.main import build_parser as mnist_usps_parser
     from stream_cifar10.main import build_parser as stream_cifar_parser
     from stream_fmnist.main import build_parser as stream_fmnist_parser
