@@ -14,6 +14,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -21,9 +22,8 @@ import torch
 
 from cifar_features import data_utils, generate_features
 from cifar_features.data_utils import (CIFAR10_RELABEL, EXPERIMENT, FEATURES_DIR_ENV,
-                                       FEATURE_SCALE_ENV, build_tasks, check_task_names,
-                                       cifar100_subsets, process_features, relabel_cifar10,
-                                       train_batch_size)
+                                       build_tasks, check_task_names, cifar100_subsets,
+                                       process_features, relabel_cifar10, train_batch_size)
 from cifar_features.generate_features import (CROP, RESIZE, centre_crop, crop_flip, generate,
                                               resize_like_pil, train_augmentation, transform_batch)
 from cifar_features.model_utils import identify_weights
@@ -126,7 +126,6 @@ def write_fake_features(folder: Path, dataset: str, n_train: int, n_test: int, s
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     monkeypatch.delenv(FEATURES_DIR_ENV, raising=False)
-    monkeypatch.delenv(FEATURE_SCALE_ENV, raising=False)
     monkeypatch.delenv("METAPLASTIC_DATA", raising=False)
 
 
@@ -495,7 +494,7 @@ def test_identify_weights_by_hash_prefix() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_processing_formula_against_numpy(monkeypatch) -> None:
+def test_processing_formula_against_numpy() -> None:
     x = np.random.default_rng(0).normal(2.0, 3.0, (7, 512)).astype(np.float32)
     expected = (x - x.mean(axis=1, keepdims=True)) / x.var(axis=1, ddof=1, keepdims=True)
     np.testing.assert_allclose(process_features(torch.from_numpy(x.copy())).numpy(), expected,
@@ -505,11 +504,15 @@ def test_processing_formula_against_numpy(monkeypatch) -> None:
                                expected_std, rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError):
         process_features(torch.from_numpy(x), "l2")
-    monkeypatch.setenv(FEATURE_SCALE_ENV, "std")
-    assert data_utils.feature_scale() == "std"
-    monkeypatch.setenv(FEATURE_SCALE_ENV, "bogus")
-    with pytest.raises(ConfigError, match=FEATURE_SCALE_ENV):
-        data_utils.feature_scale()
+
+
+def test_feature_scale_flag_reaches_the_processing(tmp_path) -> None:
+    data = write_fake_features(tmp_path / "features", "cifar10", 40, 20)
+    config = SimpleNamespace(out_size=10, extra={"feature_scale": "std"})
+    (vehicles,) = build_tasks(["vehicles"], tmp_path, torch.device("cpu"), 0, config)
+    rows = torch.isin(data["train_y"], torch.tensor([0, 1, 7, 8, 9]))
+    expected = process_features(data["train_x"][rows].clone(), "std")
+    torch.testing.assert_close(vehicles.train_x, expected)
 
 
 def test_relabel_map_and_animal_vehicle_split(tmp_path, monkeypatch) -> None:
