@@ -73,6 +73,7 @@ def _tiny_run(run_dir, meta, flips=True):
                         log=lambda s: None)
 
 
+@pytest.mark.slow
 def test_runner_records_flips_and_the_plot_draws_them(tmp_path):
     import plot_figures
     from metaplastic.errors import ConfigError

@@ -381,6 +381,7 @@ def test_malformed_config_refused(tmp_path):
 # --------------------------------------------------------------------------- command line
 
 
+@pytest.mark.slow
 def test_cli_every_figure(tmp_path, capsys):
     m0 = make_continual_run(tmp_path / "m0", meta=0.0)
     m1 = make_continual_run(tmp_path / "m1", meta=1.35)
@@ -423,6 +424,7 @@ def test_cli_usage_errors(tmp_path, capsys):
     assert info.value.code == 2
 
 
+@pytest.mark.slow
 def test_script_entry_point(tmp_path):
     import subprocess
     import sys
