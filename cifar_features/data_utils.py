@@ -15,7 +15,7 @@ Features: made by cifar_features/generate_features.py, read from
 $METAPLASTIC_CIFAR_FEATURES if set, else ``<data-root>/features`` (data root: --data-root,
 $METAPLASTIC_DATA, or ./data). Loaded once onto the run's device and processed there, per
 example over its 512 features: (x - mean(x)) / var(x), as published (var with Bessel's
-correction, torch's default); $METAPLASTIC_FEATURE_SCALE=std divides by the standard deviation
+correction, torch's default); --feature-scale std divides by the standard deviation
 instead. With --net bnn the first layer binarizes its input, so sign(x - mean(x)) is all that
 reaches it and the divisor makes no difference; it matters for --net dnn.
 
@@ -54,7 +54,6 @@ CIFAR100_BATCH = 20
 FEATURE_SIZE = 512
 
 FEATURES_DIR_ENV = "METAPLASTIC_CIFAR_FEATURES"
-FEATURE_SCALE_ENV = "METAPLASTIC_FEATURE_SCALE"
 FEATURE_SCALES = ("variance", "std")
 DEFAULT_FEATURE_SCALE = "variance"      # published: divide by the variance
 VARIANCE_CORRECTION = 1                 # torch.var's default (unbiased, divide by 511)
@@ -207,14 +206,6 @@ def _check_features(data, dataset: str, path: Path, how: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def feature_scale() -> str:
-    """'variance' (published) or 'std', from $METAPLASTIC_FEATURE_SCALE."""
-    scale = os.environ.get(FEATURE_SCALE_ENV, "").strip() or DEFAULT_FEATURE_SCALE
-    if scale not in FEATURE_SCALES:
-        raise ConfigError(f"${FEATURE_SCALE_ENV}={scale!r}: use one of {', '.join(FEATURE_SCALES)}")
-    return scale
-
-
 def process_features(x: torch.Tensor, scale: str = DEFAULT_FEATURE_SCALE,
                      chunk: int = 65536) -> torch.Tensor:
     """Per row: (x - mean(x)) / var(x) ('variance', published) or / std(x) ('std'), in place
@@ -315,7 +306,7 @@ def build_tasks(names: list[str], data_root: Path | None, device: torch.device, 
         raise ConfigError(f"--out-size {out_size}: {dataset} tasks have labels 0-{n_classes - 1}; "
                           f"use --out-size {n_classes}")
     extra = getattr(config, "extra", None) or {}
-    scale = extra.get("feature_scale") or feature_scale()
+    scale = extra.get("feature_scale") or DEFAULT_FEATURE_SCALE
     expected_mode = extra.get("features_resnet_mode") or DEFAULT_RESNET_MODE
     data = load_features(dataset, data_root, device, extra.get("features_dir"), expected_mode)
     x_tr = process_features(data["train_x"], scale)
@@ -343,7 +334,7 @@ def add_arguments(group) -> None:
                             "<data-root>/features)")
     group.add_argument("--feature-scale", choices=FEATURE_SCALES, default=None,
                        help="per-example processing: (x - mean) / variance as published, or / std "
-                            f"(default: ${FEATURE_SCALE_ENV} when set, else the published one)")
+                            "(default: variance, the published one)")
     group.add_argument("--features-resnet-mode", choices=RESNET_MODES, default=DEFAULT_RESNET_MODE,
                        help="the ResNet mode the features must have been made with "
                             "(generate_features.py --resnet-mode): 'train' (published: "

@@ -21,8 +21,8 @@ Fig. 4(g, h), CIFAR-100 in two subsets of 50 classes, domain scenario:
     (same with --meta 1.3)
 
 Every other flag is the continual-learning command line's (metaplastic/continual.py). Feature
-processing per example: (x - mean) / var as published; $METAPLASTIC_FEATURE_SCALE=std divides by
-the standard deviation instead. Training batch 100 (CIFAR-10 tasks) or 20 (CIFAR-100 tasks).
+processing per example: (x - mean) / var as published; --feature-scale std divides by the
+standard deviation instead. Training batch 100 (CIFAR-10 tasks) or 20 (CIFAR-100 tasks).
 """
 import sys
 

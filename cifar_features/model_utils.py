@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from metaplastic.continual import build_model  # noqa: F401  (the learner)
 from metaplastic.errors import DataError
 
 FEATURE_SIZE = 512

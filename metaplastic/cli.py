@@ -137,8 +137,10 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, experiment: str) -> None:
-    """Flags every experiment has: seed, device, data root, output, resume, dry run."""
+def add_run_arguments(parser: argparse.ArgumentParser, experiment: str,
+                      checkpoint_every: int = 1) -> None:
+    """Flags every experiment has: seed, device, data root, output, resume, dry run;
+    ``checkpoint_every`` is the default of --checkpoint-every."""
     from metaplastic.data_files import default_data_root
 
     g = parser.add_argument_group("run")
@@ -168,8 +170,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str) -> None:
     g.add_argument("--train-impl", choices=("auto", "compiled", "eager"), default="auto",
                    help="MLP training forward/backward: one torch.compile graph or eager modules "
                         "(auto: compiled on CPU if possible)")
-    g.add_argument("--checkpoint-every", type=positive_int, default=1,
-                   help="epochs between checkpoints (task ends always checkpoint)")
+    g.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every,
+                   help="epochs between checkpoints (the end of each task, or of each part of "
+                        "a stream, and of the run always checkpoint)")
     g.add_argument("--debug", action="store_true",
                    help=f"show tracebacks of errors (also ${DEBUG_ENV}=1)")
     g.add_argument("--no-flip-stats", dest="flip_stats", action="store_false",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from metaplastic.errors import ConfigError, DataError
+from metaplastic.errors import ConfigError
 
 #: Environment variable that overrides the default data root.
 DATA_ROOT_ENV = "METAPLASTIC_DATA"
@@ -156,15 +156,6 @@ def canonical_dataset_name(name: str) -> str:
     if canonical is None:
         raise ConfigError(f"unknown dataset {name!r}; choose from {', '.join(ALL_DATASETS)} (or 'all')")
     return canonical
-
-
-def expected_sha256(rel_path: str, sha_table: Mapping[str, str] | None = None) -> str:
-    """The recorded SHA-256 of ``rel_path``; :class:`DataError` if none is recorded."""
-    table = SHA256 if sha_table is None else sha_table
-    try:
-        return table[rel_path]
-    except KeyError:
-        raise DataError(f"no SHA-256 is recorded for {rel_path!r}") from None
 
 
 def checksum_problem(root: Path, rel_path: str, sha_table: Mapping[str, str] | None = None,

@@ -34,36 +34,29 @@ from typing import Iterable, Mapping, Sequence
 from metaplastic.data_files import (  # noqa: F401
     ALL_DATASETS,
     DATA_ROOT_ENV,
-    DATASET_ALIASES,
     DATASET_FILES,
     IDX_FILE_NAMES,
-    IDX_IMAGES_MAGIC,
-    IDX_LABELS_MAGIC,
-    MD5,
     OFFLINE_DATASETS,
     SHA256,
     canonical_dataset_name,
     checksum_problem,
     default_data_root,
     download_command,
-    expected_sha256,
     how_to_obtain,
     prepare_command,
 )
 from metaplastic.errors import DataError, MetaplasticError
 from metaplastic.fileio import sha256_file  # noqa: F401
-from metaplastic.restricted_pickle import RestrictedUnpickler, restricted_loads  # noqa: F401
+from metaplastic.restricted_pickle import restricted_loads  # noqa: F401
 from metaplastic.sources.common import (  # noqa: F401
     Log,
     encode_idx_images,
     encode_idx_labels,
     files_to_produce,
-    has_expected_hash,
-    write_all_verified,
     write_verified,
 )
 from metaplastic.sources.fashion_deb import iter_ar_members, prepare_fashion_mnist, read_files_from_deb  # noqa: F401
-from metaplastic.sources.mnist_wheel import labels_to_uint8, pixels_to_uint8, prepare_mnist  # noqa: F401
+from metaplastic.sources.mnist_wheel import pixels_to_uint8, prepare_mnist  # noqa: F401
 from metaplastic.sources.usps import prepare_usps
 
 

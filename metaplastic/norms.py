@@ -122,10 +122,6 @@ def using_norm_state(model: nn.Module, state: dict[str, torch.Tensor] | None) ->
         load_norm_state(model, saved)
 
 
-def is_batch_statistics_norm(module: nn.Module) -> bool:
-    return isinstance(module, nn.modules.batchnorm._BatchNorm)
-
-
 def frozen_norm_forward(module: nn.Module, x: torch.Tensor, mean: torch.Tensor,
                         var: torch.Tensor) -> torch.Tensor:
     """Batch norm of ``x`` with given (frozen) statistics instead of the batch's own."""

@@ -33,7 +33,7 @@ from metaplastic.data_files import MD5, SHA256, USPS_BZ2_FILES, USPS_H5_FILES, d
 from metaplastic.datasets import ImageDataset, images_to_float, load_image_dataset, verify_files
 from metaplastic.errors import ConfigError, DataError
 from metaplastic.fileio import md5_file
-from metaplastic.tasks import DEFAULT_TEST_BATCH, TRAIN_EVAL_BATCH, TaskData
+from metaplastic.tasks import DEFAULT_TEST_BATCH, TaskData
 
 TASKS = ("MNIST", "USPS")
 ELSEWHERE = {"FMNIST": "continual_learning/main.py", "pMNIST": "continual_learning/main.py"}

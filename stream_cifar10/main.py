@@ -109,12 +109,7 @@ def build_parser() -> ArgumentParser:
                    help="fetch CIFAR-10 with torchvision's downloader when it is missing "
                         "(needs internet; never done otherwise)")
     add_stream_arguments(p, lr=1e-4, mbs=64, epochs_per_task=200, eval_batch=1000)
-    add_run_arguments(p, EXPERIMENT_NAME)
-    for action in p._actions:
-        if action.dest == "checkpoint_every":
-            action.default = CHECKPOINT_EVERY
-            action.help = ("epochs between checkpoints (the end of each part and of the run "
-                           "always checkpoint)")
+    add_run_arguments(p, EXPERIMENT_NAME, checkpoint_every=CHECKPOINT_EVERY)
     return p
 
 

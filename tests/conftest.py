@@ -1,5 +1,27 @@
-"""Shared test fixtures."""
+"""Shared test fixtures, markers and synthetic-data builders.
+
+Test modules import the builders with ``from conftest import ...`` (pytest puts tests/ on the
+import path). Real data: :data:`DATA_ROOT` is $METAPLASTIC_DATA, else ./data of the repository;
+tests that need prepared data files carry :func:`needs_data`. Tests that train through a
+command line (main() or a subprocess) or take more than a few seconds carry ``slow``: the
+quick loop is ``pytest -m "not slow"``, plain ``pytest`` runs everything.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path(os.environ.get("METAPLASTIC_DATA", "").strip() or REPO / "data")
+
+IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+             "t10k-labels-idx1-ubyte")
 
 
 @pytest.fixture(autouse=True)
@@ -13,3 +35,97 @@ def _int8_products_default():
     layers.TERNARY_INT8["enabled"] = True
     yield
     layers.TERNARY_INT8["enabled"] = saved
+
+
+@pytest.fixture
+def fresh_caches():
+    """Empty dataset and hash caches (metaplastic.datasets) before and after the test; a module
+    asks for it with ``pytestmark = pytest.mark.usefixtures("fresh_caches")``."""
+    from metaplastic import datasets
+
+    datasets.clear_caches()
+    yield
+    datasets.clear_caches()
+
+
+# --------------------------------------------------------------------------- real data
+
+
+def have_data(*datasets: str) -> bool:
+    """Whether every prepared file of ``datasets`` ('MNIST', 'FashionMNIST', 'USPS') is under
+    :data:`DATA_ROOT`."""
+    from metaplastic.data_files import DATASET_FILES
+
+    return all((DATA_ROOT / f).is_file() for name in datasets for f in DATASET_FILES[name])
+
+
+def needs_data(*datasets: str):
+    """Skip marker for tests that read the prepared ``datasets`` under :data:`DATA_ROOT`."""
+    return pytest.mark.skipif(
+        not have_data(*datasets),
+        reason=f"{', '.join(datasets)} not prepared under {DATA_ROOT}: run "
+               f"`python -m metaplastic.data_prep --data-root {DATA_ROOT}` (USPS: see its --help)")
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def run_script(script: str, *args, cwd=REPO, timeout: float = 900, **env) -> subprocess.CompletedProcess:
+    """Run a repository script (e.g. 'continual_learning/main.py') in a fresh Python with the
+    repository on its path; stdout and stderr captured as text. ``env`` adds variables."""
+    environ = dict(os.environ, PYTHONPATH=str(REPO), **env)
+    return subprocess.run([sys.executable, str(REPO / script), *map(str, args)],
+                          capture_output=True, text=True, env=environ, cwd=cwd, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+
+def write_idx_dataset(root: Path, name: str, arrays: dict, monkeypatch) -> Path:
+    """Write ``arrays`` (IDX file name -> uint8 images (n, 28, 28) or labels (n,)) as
+    ``root/name/raw/<file>`` and register their SHA-256 for this test, as data_prep records
+    the real files'. Returns the folder."""
+    from metaplastic import data_prep
+
+    folder = root / name / "raw"
+    folder.mkdir(parents=True, exist_ok=True)
+    for file_name, array in arrays.items():
+        encode = data_prep.encode_idx_images if array.ndim == 3 else data_prep.encode_idx_labels
+        data = encode(array)
+        (folder / file_name).write_bytes(data)
+        monkeypatch.setitem(data_prep.SHA256, f"{name}/raw/{file_name}",
+                            hashlib.sha256(data).hexdigest())
+    return folder
+
+
+def idx_arrays(train_x, train_y, test_x, test_y) -> dict:
+    """The four IDX file names mapped to the training and test images and labels."""
+    return dict(zip(IDX_NAMES, (train_x, train_y, test_x, test_y)))
+
+
+def pickle_dump(path: Path, obj) -> None:
+    """Pickle as torchvision's CIFAR files are (protocol 2)."""
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
+
+
+def gaussian_tasks(names=("A", "B"), n: int = 200, dim: int = 20, classes: int = 4,
+                   seed: int = 0, batch: int = 50):
+    """Tiny learnable tasks: ``classes`` Gaussian blobs in ``dim`` dimensions, ``n`` training
+    and ``n // 2`` test examples each (metaplastic.tasks.TaskData)."""
+    import torch
+
+    from metaplastic.tasks import TaskData
+
+    g = torch.Generator().manual_seed(seed)
+    tasks = []
+    for name in names:
+        centers = torch.randn(classes, dim, generator=g) * 2
+        y = torch.randint(0, classes, (n,), generator=g)
+        x = centers[y] + torch.randn(n, dim, generator=g)
+        yt = torch.randint(0, classes, (n // 2,), generator=g)
+        xt = centers[yt] + torch.randn(n // 2, dim, generator=g)
+        tasks.append(TaskData(name, x, y, xt, yt, test_batch_size=batch,
+                              train_eval_batch_size=batch))
+    return tasks
+

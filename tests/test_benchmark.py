@@ -2,6 +2,7 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "benchmark_epoch.py"
@@ -20,6 +21,7 @@ def test_gemm_inventory_counts_every_product_of_an_epoch():
     assert flops == 2.0 * (training + evaluation)
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_runs(capsys):
     torch.manual_seed(0)
     assert bench.main(["--hidden", "16", "--steps", "3", "--repeats", "1", "--epoch-repeats", "1",

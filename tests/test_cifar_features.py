@@ -10,27 +10,24 @@ batch size patched down to 3.
 from __future__ import annotations
 
 import csv
-import pickle
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from conftest import pickle_dump, run_script
 
 from cifar_features import data_utils, generate_features
 from cifar_features.data_utils import (CIFAR10_RELABEL, EXPERIMENT, FEATURES_DIR_ENV,
-                                       FEATURE_SCALE_ENV, build_tasks, check_task_names,
-                                       cifar100_subsets, process_features, relabel_cifar10,
-                                       train_batch_size)
+                                       build_tasks, check_task_names, cifar100_subsets,
+                                       process_features, relabel_cifar10, train_batch_size)
 from cifar_features.generate_features import (CROP, RESIZE, centre_crop, crop_flip, generate,
                                               resize_like_pil, train_augmentation, transform_batch)
 from cifar_features.model_utils import identify_weights
 from metaplastic import continual, records
 from metaplastic.errors import ConfigError, DataError
 
-REPO = Path(__file__).resolve().parent.parent
 PUBLISHED = [
     "--net bnn --norm bn --decay 1e-8 --in-size 512 --hidden-layers 2048 --out-size 10 --lr 0.005 "
     "--meta 0.0 --epochs-per-task 10 --task-sequence vehicles animals",
@@ -48,11 +45,6 @@ PUBLISHED = [
 # --------------------------------------------------------------------------------------------
 
 
-def _dump(path: Path, obj: dict) -> None:
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
-
-
 def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> dict:
     """cifar-10-batches-py/ with data_batch_1..5 (training images split in order), test_batch,
     batches.meta; returns the arrays written."""
@@ -65,13 +57,13 @@ def write_cifar10(root: Path, n_train: int, n_test: int, seed: int = 0) -> dict:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     for i, idx in enumerate(np.array_split(np.arange(n_train), 5), start=1):
-        _dump(folder / f"data_batch_{i}", {b"batch_label": b"training batch", b"data": arrays["train_x"][idx],
+        pickle_dump(folder / f"data_batch_{i}", {b"batch_label": b"training batch", b"data": arrays["train_x"][idx],
                                            b"labels": [int(v) for v in arrays["train_y"][idx]],
                                            b"filenames": [b"x.png"] * len(idx)})
-    _dump(folder / "test_batch", {b"batch_label": b"testing batch", b"data": arrays["test_x"],
+    pickle_dump(folder / "test_batch", {b"batch_label": b"testing batch", b"data": arrays["test_x"],
                                   b"labels": [int(v) for v in arrays["test_y"]],
                                   b"filenames": [b"t.png"] * n_test})
-    _dump(folder / "batches.meta", {b"label_names": [f"c{i}".encode() for i in range(10)],
+    pickle_dump(folder / "batches.meta", {b"label_names": [f"c{i}".encode() for i in range(10)],
                                     b"num_cases_per_batch": n_train, b"num_vis": 3072})
     return arrays
 
@@ -88,10 +80,10 @@ def write_cifar100(root: Path, n_train: int, n_test: int, seed: int = 1) -> dict
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("train", "test"):
         fine = [int(v) for v in arrays[f"{name}_y"]]
-        _dump(folder / name, {b"batch_label": name.encode(), b"data": arrays[f"{name}_x"],
+        pickle_dump(folder / name, {b"batch_label": name.encode(), b"data": arrays[f"{name}_x"],
                               b"fine_labels": fine, b"coarse_labels": [v // 5 for v in fine],
                               b"filenames": [b"x.png"] * len(fine)})
-    _dump(folder / "meta", {b"fine_label_names": [f"f{i}".encode() for i in range(100)],
+    pickle_dump(folder / "meta", {b"fine_label_names": [f"f{i}".encode() for i in range(100)],
                             b"coarse_label_names": [f"k{i}".encode() for i in range(20)]})
     return arrays
 
@@ -126,7 +118,6 @@ def write_fake_features(folder: Path, dataset: str, n_train: int, n_test: int, s
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch):
     monkeypatch.delenv(FEATURES_DIR_ENV, raising=False)
-    monkeypatch.delenv(FEATURE_SCALE_ENV, raising=False)
     monkeypatch.delenv("METAPLASTIC_DATA", raising=False)
 
 
@@ -446,12 +437,12 @@ def test_missing_cifar_exits_2_naming_files(synthetic, tmp_path, capsys) -> None
     assert code == 2 and "data_batch_1" in err and "test_batch" in err
 
 
+@pytest.mark.slow
 def test_missing_weights_exits_2_without_traceback(synthetic, tmp_path) -> None:
     """Through the real script: a message naming the file and where to get it, exit status 2."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "cifar_features" / "generate_features.py"), "--data-root",
-         str(synthetic["root"]), "--weights", str(tmp_path / "resnet18-f37072fd.pth"), "--dry-run"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    proc = run_script("cifar_features/generate_features.py", "--data-root", synthetic["root"],
+                      "--weights", tmp_path / "resnet18-f37072fd.pth", "--dry-run", cwd=tmp_path,
+                      timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "resnet18-f37072fd.pth" in proc.stderr and "resnet18-5c106cde.pth" in proc.stderr
@@ -495,7 +486,7 @@ def test_identify_weights_by_hash_prefix() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_processing_formula_against_numpy(monkeypatch) -> None:
+def test_processing_formula_against_numpy() -> None:
     x = np.random.default_rng(0).normal(2.0, 3.0, (7, 512)).astype(np.float32)
     expected = (x - x.mean(axis=1, keepdims=True)) / x.var(axis=1, ddof=1, keepdims=True)
     np.testing.assert_allclose(process_features(torch.from_numpy(x.copy())).numpy(), expected,
@@ -505,11 +496,15 @@ def test_processing_formula_against_numpy(monkeypatch) -> None:
                                expected_std, rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError):
         process_features(torch.from_numpy(x), "l2")
-    monkeypatch.setenv(FEATURE_SCALE_ENV, "std")
-    assert data_utils.feature_scale() == "std"
-    monkeypatch.setenv(FEATURE_SCALE_ENV, "bogus")
-    with pytest.raises(ConfigError, match=FEATURE_SCALE_ENV):
-        data_utils.feature_scale()
+
+
+def test_feature_scale_flag_reaches_the_processing(tmp_path) -> None:
+    data = write_fake_features(tmp_path / "features", "cifar10", 40, 20)
+    config = SimpleNamespace(out_size=10, extra={"feature_scale": "std"})
+    (vehicles,) = build_tasks(["vehicles"], tmp_path, torch.device("cpu"), 0, config)
+    rows = torch.isin(data["train_y"], torch.tensor([0, 1, 7, 8, 9]))
+    expected = process_features(data["train_x"][rows].clone(), "std")
+    torch.testing.assert_close(vehicles.train_x, expected)
 
 
 def test_relabel_map_and_animal_vehicle_split(tmp_path, monkeypatch) -> None:
@@ -579,12 +574,11 @@ def test_features_folder_from_environment(tmp_path, monkeypatch) -> None:
     assert len(tasks) == 1 and len(tasks[0].train_x) == 10
 
 
+@pytest.mark.slow
 def test_missing_features_tell_the_generate_command(tmp_path) -> None:
     """Through the real script: exit 2, no traceback, the exact command to run."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "cifar_features" / "main.py"), *PUBLISHED[0].split(),
-         "--data-root", str(tmp_path), "--dry-run", "--device", "cpu"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    proc = run_script("cifar_features/main.py", *PUBLISHED[0].split(), "--data-root", tmp_path,
+                      "--dry-run", "--device", "cpu", cwd=tmp_path, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert str(tmp_path / "features" / "cifar10_features.pt") in proc.stderr
@@ -625,6 +619,7 @@ def _read_metrics(run_dir: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_generate_then_train_end_to_end(synthetic, tmp_path, monkeypatch) -> None:
     """Features generated from the synthetic CIFAR-10, then vehicles -> animals, 1 epoch each."""
     monkeypatch.setenv(FEATURES_DIR_ENV, str(synthetic["out"]))
@@ -655,6 +650,7 @@ def test_generate_then_train_end_to_end(synthetic, tmp_path, monkeypatch) -> Non
     assert (run_dir / records.CONFIG_FILE).is_file()
 
 
+@pytest.mark.slow
 def test_generate_then_train_cifar100_domain(synthetic, tmp_path, monkeypatch) -> None:
     """CIFAR-100 features made through the command line, then cifar100-2 with batch 20."""
     out = tmp_path / "features"

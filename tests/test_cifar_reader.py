@@ -1,24 +1,15 @@
 """metaplastic.cifar on tiny synthetic folders written here in torchvision's exact pickle format."""
 from __future__ import annotations
 
-import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import pickle_dump, run_script
 
 from metaplastic import cifar
 from metaplastic.errors import DataError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _dump(path: Path, obj) -> None:
-    with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=2)
 
 
 def write_cifar10(root: Path, per_batch=(3, 2, 4, 1, 2), n_test=5, seed=0, str_keys=False):
@@ -31,17 +22,17 @@ def write_cifar10(root: Path, per_batch=(3, 2, 4, 1, 2), n_test=5, seed=0, str_k
     for i, n in enumerate(per_batch, start=1):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, size=n)]
-        _dump(folder / f"data_batch_{i}", {key("batch_label"): f"training batch {i} of 5",
+        pickle_dump(folder / f"data_batch_{i}", {key("batch_label"): f"training batch {i} of 5",
                                            key("labels"): labels, key("data"): data,
                                            key("filenames"): [f"f{j}.png" for j in range(n)]})
         xs.append(data)
         ys += labels
     test = rng.integers(0, 256, size=(n_test, 3072), dtype=np.uint8)
     test_labels = [int(v) for v in rng.integers(0, 10, size=n_test)]
-    _dump(folder / "test_batch", {key("batch_label"): "testing batch 1 of 1",
+    pickle_dump(folder / "test_batch", {key("batch_label"): "testing batch 1 of 1",
                                   key("labels"): test_labels, key("data"): test})
     names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    _dump(folder / "batches.meta", {key("label_names"): [n.encode() if not str_keys else n
+    pickle_dump(folder / "batches.meta", {key("label_names"): [n.encode() if not str_keys else n
                                                          for n in names],
                                     key("num_cases_per_batch"): 10000, key("num_vis"): 3072})
     return np.concatenate(xs), np.array(ys), test, np.array(test_labels), names
@@ -55,11 +46,11 @@ def write_cifar100(root: Path, n_train=6, n_test=4, seed=1):
     for name, n in (("train", n_train), ("test", n_test)):
         data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
         fine = [int(v) for v in rng.integers(0, 100, size=n)]
-        _dump(folder / name, {b"filenames": [b"x"] * n, b"batch_label": name.encode(),
+        pickle_dump(folder / name, {b"filenames": [b"x"] * n, b"batch_label": name.encode(),
                               b"fine_labels": fine, b"coarse_labels": [f // 5 for f in fine],
                               b"data": data})
         out += [data, np.array(fine)]
-    _dump(folder / "meta", {b"fine_label_names": [f"f{i}".encode() for i in range(100)],
+    pickle_dump(folder / "meta", {b"fine_label_names": [f"f{i}".encode() for i in range(100)],
                             b"coarse_label_names": [f"c{i}".encode() for i in range(20)]})
     return out
 
@@ -124,7 +115,7 @@ def test_missing_folder_and_missing_file_name_the_files(tmp_path):
 def test_malformed_and_malicious_files_are_refused(tmp_path):
     write_cifar10(tmp_path)
     folder = tmp_path / "cifar-10-batches-py"
-    _dump(folder / "data_batch_2", {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]})
+    pickle_dump(folder / "data_batch_2", {b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]})
     with pytest.raises(DataError, match="uint8 N x 3072"):
         cifar.load_cifar10(tmp_path)
 
@@ -132,17 +123,16 @@ def test_malformed_and_malicious_files_are_refused(tmp_path):
         def __reduce__(self):
             return (print, ("pwned",))
 
-    _dump(folder / "data_batch_2", Evil())
+    pickle_dump(folder / "data_batch_2", Evil())
     with pytest.raises(DataError, match="not a CIFAR pickle"):
         cifar.load_cifar10(tmp_path)
 
 
+@pytest.mark.slow
 def test_stream_cifar10_main_exits_2_without_traceback(tmp_path):
     """A real process: no CIFAR under the data root -> the message, exit status 2."""
-    proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "stream_cifar10" / "main.py"), "--dry-run",
-         "--data-root", str(tmp_path), "--out-dir", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120)
+    proc = run_script("stream_cifar10/main.py", "--dry-run", "--data-root", tmp_path,
+                      "--out-dir", tmp_path / "run", timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "cifar-10-batches-py" in proc.stderr and "download" in proc.stderr

@@ -1,15 +1,12 @@
 """Every command line documents every flag and its default; --version names the code."""
 import argparse
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from conftest import REPO, run_script
 
 import metaplastic
 from metaplastic import cli
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _parsers():
@@ -17,7 +14,7 @@ def _parsers():
     from cifar_features.generate_features import build_parser as features_parser
     from continual_learning.data_utils import EXPERIMENT as CONTINUAL
     from metaplastic.continual import build_parser as continual_parser
-    from metaplastic.plotting import _parser as plot_parser
+    from plot_figures import build_parser as plot_parser
     from mnist_usps.main import build_parser as mnist_usps_parser
     from stream_cifar10.main import build_parser as stream_cifar_parser
     from stream_fmnist.main import build_parser as stream_fmnist_parser
@@ -79,9 +76,9 @@ def test_defaults_are_shown_readably():
     assert "$METAPLASTIC_DATA" in text           # --data-root's default explained in words
 
 
+@pytest.mark.slow
 def test_version_flag_prints_package_version_and_commit():
-    out = subprocess.run([sys.executable, str(REPO / "continual_learning" / "main.py"),
-                          "--version"], capture_output=True, text=True, cwd=REPO)
+    out = run_script("continual_learning/main.py", "--version")
     assert out.returncode == 0, out.stderr
     assert metaplastic.__version__ in out.stdout
     state = cli.git_state()
@@ -137,7 +134,7 @@ def test_environment_summary_records_code_and_library_versions():
 def test_readme_faithfulness_table_is_generated_from_the_module():
     from metaplastic.faithfulness import DIFFERENCES, epilog, markdown_table
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     start = readme.index("<!-- faithfulness-table:begin -->\n") + len(
         "<!-- faithfulness-table:begin -->\n")
     end = readme.index("\n<!-- faithfulness-table:end -->")

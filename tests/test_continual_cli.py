@@ -1,13 +1,10 @@
 """continual_learning/main.py as a user runs it: published commands, errors, real data."""
 import csv
-import os
 import shlex
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import DATA_ROOT, needs_data, run_script
 
 from metaplastic import records
 from metaplastic.continual import main
@@ -17,12 +14,7 @@ from metaplastic.optim import make_optimizer
 
 from continual_learning.data_utils import EXPERIMENT
 
-REPO = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("METAPLASTIC_DATA", REPO / "data"))
-HAVE_MNIST = (DATA_ROOT / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
-HAVE_FMNIST = (DATA_ROOT / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file()
-needs_data = pytest.mark.skipif(not (HAVE_MNIST and HAVE_FMNIST),
-                                reason="run `python -m metaplastic.data_prep` first")
+with_data = needs_data("MNIST", "FashionMNIST")
 
 P6 = " ".join(["'pMNIST'"] * 6)
 P10 = " ".join(["'pMNIST'"] * 10)
@@ -48,13 +40,11 @@ PUBLISHED = [
 ]
 
 
-def run_cli(args, **kw):
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, str(REPO / "continual_learning" / "main.py"), *args],
-                          capture_output=True, text=True, env=env, cwd=kw.get("cwd", REPO))
+def run_cli(args):
+    return run_script("continual_learning/main.py", *args)
 
 
-@needs_data
+@with_data
 @pytest.mark.parametrize("command", PUBLISHED)
 def test_published_commands_accepted(command, capsys):
     argv = shlex.split(command) + ["--dry-run", "--data-root", str(DATA_ROOT)]
@@ -75,13 +65,23 @@ def test_published_commands_accepted(command, capsys):
     (["--in-size", "512"], "MNIST-type tasks have 784 inputs"),
     (["--resume"], "--resume needs --out-dir"),
 ])
-def test_bad_flags_exit_2_without_traceback(args, message):
-    result = run_cli(args + ["--dry-run"])
+def test_bad_flags_exit_2_with_a_message(args, message, capsys):
+    try:
+        code = main(EXPERIMENT, args + ["--dry-run"])
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bad_flag_in_a_real_process_exits_2_without_traceback():
+    result = run_cli(["--net", "cnn", "--dry-run"])
     assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "invalid choice" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_missing_data_names_files_and_the_prepare_command(tmp_path):
     result = run_cli(["--dry-run", "--data-root", str(tmp_path)])
     assert result.returncode == 2
@@ -90,6 +90,7 @@ def test_missing_data_names_files_and_the_prepare_command(tmp_path):
     assert "python -m metaplastic.data_prep" in result.stderr
 
 
+@pytest.mark.slow
 def test_corrupt_data_is_refused(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -109,7 +110,7 @@ def test_nan_loss_is_refused():
         train_epoch(model, opt, x, torch.zeros(8, dtype=torch.long), 4, torch.Generator())
 
 
-@needs_data
+@with_data
 @pytest.mark.slow
 def test_short_real_run_and_resume_refusal(tmp_path):
     out = tmp_path / "run"
@@ -144,7 +145,7 @@ def test_image_tasks_declare_8bit_inputs_to_the_model():
     assert image_levels(["animals"], tasks, EXPERIMENT) is None
 
 
-@needs_data
+@with_data
 def test_pmnist_run_builds_a_bnn_with_an_int8_first_layer(tmp_path, monkeypatch):
     from metaplastic import continual
 
@@ -164,7 +165,7 @@ def test_pmnist_run_builds_a_bnn_with_an_int8_first_layer(tmp_path, monkeypatch)
     assert built[0].layers[0].input_levels == 255 and built[0].layers[0].uses_int8()
 
 
-@needs_data
+@with_data
 @pytest.mark.slow
 def test_no_model_flags_train_the_published_default_network(tmp_path):
     """Published defaults: BNN 784-10, MNIST, 5 epochs, no decay, m = 0, lr 0.005."""
@@ -185,7 +186,7 @@ def test_no_model_flags_train_the_published_default_network(tmp_path):
     assert "[784, 10]" in result.stdout
 
 
-@needs_data
+@with_data
 @pytest.mark.slow
 def test_two_task_pmnist_run_writes_the_published_records(tmp_path):
     out = tmp_path / "gamma"

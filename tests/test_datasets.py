@@ -10,22 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import DATA_ROOT, needs_data, write_idx_dataset
 
 from metaplastic import data_prep, datasets
-from metaplastic.data_prep import IDX_FILE_NAMES, encode_idx_images, encode_idx_labels
+from metaplastic.data_prep import encode_idx_images, encode_idx_labels
 from metaplastic.datasets import ImageDataset, load_image_dataset, read_idx, verify_files
 from metaplastic.errors import ConfigError, DataError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REAL_DATA_ROOT = REPO_ROOT / "data"
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    """Each test starts and ends with empty dataset and hash caches."""
-    datasets.clear_caches()
-    yield
-    datasets.clear_caches()
+pytestmark = pytest.mark.usefixtures("fresh_caches")  # conftest: empty caches around each test
 
 
 def write_synthetic_dataset(root: Path, name: str, monkeypatch, n_train: int = 6, n_test: int = 4) -> dict:
@@ -37,13 +30,7 @@ def write_synthetic_dataset(root: Path, name: str, monkeypatch, n_train: int = 6
         "t10k-images-idx3-ubyte": rng.integers(0, 256, size=(n_test, 28, 28), dtype=np.uint8),
         "t10k-labels-idx1-ubyte": rng.integers(0, 10, size=n_test, dtype=np.uint8),
     }
-    folder = root / name / "raw"
-    folder.mkdir(parents=True)
-    for file_name, array in arrays.items():
-        encode = encode_idx_images if array.ndim == 3 else encode_idx_labels
-        data = encode(array)
-        (folder / file_name).write_bytes(data)
-        monkeypatch.setitem(data_prep.SHA256, f"{name}/raw/{file_name}", hashlib.sha256(data).hexdigest())
+    write_idx_dataset(root, name, arrays, monkeypatch)
     return arrays
 
 
@@ -190,13 +177,9 @@ MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not all((REAL_DATA_ROOT / "MNIST/raw" / name).is_file() for name in IDX_FILE_NAMES),
-    reason=f"MNIST not prepared under {REAL_DATA_ROOT} "
-           f"(run: python -m metaplastic.data_prep --data-root {REAL_DATA_ROOT})",
-)
+@needs_data("MNIST")
 def test_real_mnist_shapes_range_and_label_counts() -> None:
-    mnist = load_image_dataset("MNIST", REAL_DATA_ROOT)
+    mnist = load_image_dataset("MNIST", DATA_ROOT)
 
     assert tuple(mnist.train_x.shape) == (60000, 784) and tuple(mnist.test_x.shape) == (10000, 784)
     assert float(mnist.train_x.min()) == 0.0 and float(mnist.train_x.max()) == 1.0

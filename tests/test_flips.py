@@ -73,8 +73,9 @@ def _tiny_run(run_dir, meta, flips=True):
                         log=lambda s: None)
 
 
+@pytest.mark.slow
 def test_runner_records_flips_and_the_plot_draws_them(tmp_path):
-    from metaplastic import plotting
+    import plot_figures
     from metaplastic.errors import ConfigError
     from metaplastic.records import read_records
 
@@ -85,10 +86,10 @@ def test_runner_records_flips_and_the_plot_draws_them(tmp_path):
     assert list(frame.columns[-6:]) == list(flip_columns(2))
     zero = _tiny_run(tmp_path / "z", meta=0.0)
     assert all(r["meta_below_0.5_l1"] == 0 and r["meta_below_0.1_l2"] == 0 for r in zero)
-    assert plotting.main(["flips", str(tmp_path / "m"), str(tmp_path / "z"),
-                          "--out", str(tmp_path / "flips.png")]) == 0
+    assert plot_figures.main(["flips", str(tmp_path / "m"), str(tmp_path / "z"),
+                              "--out", str(tmp_path / "flips.png")]) == 0
     assert (tmp_path / "flips.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     _tiny_run(tmp_path / "none", meta=1.35, flips=False)
-    from metaplastic.plot_flips import plot_flips
+    from metaplastic.plots import plot_flips
     with pytest.raises(ConfigError, match="--no-flip-stats"):
         plot_flips([tmp_path / "none"], tmp_path / "x.png")

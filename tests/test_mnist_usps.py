@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import DATA_ROOT, idx_arrays, needs_data, write_idx_dataset
 
 from metaplastic.flips import flip_columns
 from metaplastic import data_prep, datasets, records
-from metaplastic.data_prep import encode_idx_images, encode_idx_labels
 from metaplastic.engine import evaluate
 from metaplastic.errors import ConfigError, DataError
 from metaplastic.layers import BinarizedConv2d, BinarizedLinear
@@ -27,8 +27,6 @@ from mnist_usps.data_utils import (build_tasks, draw_windows, load_usps, read_us
 from mnist_usps.main import build_parser, config_from_args, main, run
 from mnist_usps.model_utils import ConvBNN, spatial_size, spatial_sizes
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REAL_DATA_ROOT = REPO_ROOT / "data"
 REAL_USPS_SHA256 = "734f88c541104a956d88be2c95d03b4a463ffd74ccc2ba9c80841fb98e3fcb36"
 
 PUBLISHED_COMMANDS = [
@@ -43,24 +41,14 @@ PUBLISHED_COMMANDS = [
 ]
 
 
-def real_data_available() -> bool:
-    return (all((REAL_DATA_ROOT / f).is_file() for f in data_prep.DATASET_FILES["MNIST"])
-            and (REAL_DATA_ROOT / "USPS" / "usps.h5").is_file())
-
-
-needs_real_data = pytest.mark.skipif(
-    not real_data_available(),
-    reason=f"MNIST and USPS not prepared under {REAL_DATA_ROOT}; prepare them with "
-           f"python -m metaplastic.data_prep --data-root {REAL_DATA_ROOT} --usps-h5 PATH "
-           f"(or --usps-dir DIR, or --download on a machine with internet)")
+needs_real_data = needs_data("MNIST", "USPS")
 
 
 @pytest.fixture(autouse=True)
-def fresh_caches():
-    datasets.clear_caches()
+def fresh_usps_cache(fresh_caches):
+    """The dataset caches (conftest) and the USPS cache empty around each test."""
     data_utils.clear_cache()
     yield
-    datasets.clear_caches()
     data_utils.clear_cache()
 
 
@@ -122,15 +110,8 @@ def write_mnist(root: Path, monkeypatch, n_train: int = 60, n_test: int = 30, se
 
     train_y = rng.integers(0, 10, size=n_train).astype(np.uint8)
     test_y = rng.integers(0, 10, size=n_test).astype(np.uint8)
-    arrays = {"train-images-idx3-ubyte": encode_idx_images(images(train_y)),
-              "train-labels-idx1-ubyte": encode_idx_labels(train_y),
-              "t10k-images-idx3-ubyte": encode_idx_images(images(test_y)),
-              "t10k-labels-idx1-ubyte": encode_idx_labels(test_y)}
-    folder = root / "MNIST" / "raw"
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, data in arrays.items():
-        (folder / name).write_bytes(data)
-        monkeypatch.setitem(data_prep.SHA256, f"MNIST/raw/{name}", hashlib.sha256(data).hexdigest())
+    write_idx_dataset(root, "MNIST", idx_arrays(images(train_y), train_y, images(test_y), test_y),
+                      monkeypatch)
     return {"train_y": train_y, "test_y": test_y}
 
 
@@ -396,7 +377,7 @@ def test_unknown_tasks_and_bad_flags_are_refused(capsys) -> None:
 @pytest.mark.parametrize("command", PUBLISHED_COMMANDS)
 def test_published_commands_dry_run(command: str, tmp_path: Path, capsys) -> None:
     argv = shlex.split(command)[2:]
-    assert main(argv + ["--data-root", str(REAL_DATA_ROOT), "--out-dir", str(tmp_path / "run"),
+    assert main(argv + ["--data-root", str(DATA_ROOT), "--out-dir", str(tmp_path / "run"),
                         "--device", "cpu", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "dry run: flags and data OK" in out
@@ -417,7 +398,7 @@ def test_real_data_smoke_run(tmp_path: Path) -> None:
     out = tmp_path / "run"
     argv = ["--net", "bcnn", "--ch", "1", "6", "10", "15", "--kr", "4", "4", "4", "--decay", "1e-8",
             "--lr", "0.005", "--meta", "1.2", "--epochs-per-task", "1", "--task-sequence", "MNIST",
-            "USPS", "--data-root", str(REAL_DATA_ROOT), "--out-dir", str(out), "--device", "cpu",
+            "USPS", "--data-root", str(DATA_ROOT), "--out-dir", str(out), "--device", "cpu",
             "--optimizer-impl", "eager", "--no-progress"]
     assert main(argv) == 0
     with open(out / records.METRICS_FILE, newline="") as f:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metaplastic import plotting
+import plot_figures
+from metaplastic import plots
 from metaplastic.errors import MetaplasticError
 from metaplastic.records import (
     HIDDEN_HIST_COLUMNS,
@@ -174,7 +175,7 @@ def test_seed_grouping_one_group_two_members(tmp_path):
     a = make_continual_run(tmp_path / "s0", seed=0, started="2026-01-01T00:00")
     b = make_continual_run(tmp_path / "s1", seed=1, started="2026-01-02T10:00")
     c = make_continual_run(tmp_path / "other", seed=0, meta=0.0)
-    groups = plotting.group_runs(plotting.load_runs([a, b, c]))
+    groups = plots.group_runs(plots.load_runs([a, b, c]))
     assert [len(g) for g in groups] == [2, 1]
     assert {r.name for r in groups[0].runs} == {"s0", "s1"}
     assert groups[1].first.name == "other"
@@ -185,15 +186,15 @@ def test_grouping_without_config_uses_metric_columns(tmp_path):
     b = make_continual_run(tmp_path / "b", seed=1)
     (a / "config.json").unlink()
     (b / "config.json").unlink()
-    groups = plotting.group_runs(plotting.load_runs([a / METRICS_FILE, b / METRICS_FILE]))
+    groups = plots.group_runs(plots.load_runs([a / METRICS_FILE, b / METRICS_FILE]))
     assert len(groups) == 1 and len(groups[0]) == 2
 
 
 def test_aggregate_mean_and_std(tmp_path):
     a = make_continual_run(tmp_path / "s0", seed=0)
     b = make_continual_run(tmp_path / "s1", seed=1)
-    (group,) = plotting.group_runs(plotting.load_runs([a, b]))
-    keys, mean, std = plotting._aggregate(group, ["acc_test_tsk_1"])
+    (group,) = plots.group_runs(plots.load_runs([a, b]))
+    keys, mean, std = plots.runs.aggregate(group, ["acc_test_tsk_1"])
     fa, fb = group.runs[0].frame, group.runs[1].frame
     assert len(keys) == 6
     np.testing.assert_allclose(mean["acc_test_tsk_1"], (fa["acc_test_tsk_1"] +
@@ -202,39 +203,39 @@ def test_aggregate_mean_and_std(tmp_path):
 
 
 def test_cumulative_x_and_boundaries():
-    x, b = plotting._cumulative_x([1, 1, 1, 2, 2, 2], [1, 2, 3, 1, 2, 3])
+    x, b = plots.runs.cumulative_x([1, 1, 1, 2, 2, 2], [1, 2, 3, 1, 2, 3])
     assert list(x) == [1, 2, 3, 4, 5, 6] and b == [3.0]
-    x, b = plotting._cumulative_x([1, 1, 2, 2], [0, 1, 1, 2])  # mnist_usps epoch-0 row
+    x, b = plots.runs.cumulative_x([1, 1, 2, 2], [0, 1, 1, 2])  # mnist_usps epoch-0 row
     assert list(x) == [0, 1, 2, 3] and b == [1.0]
 
 
 def test_task_names(tmp_path):
-    runs = plotting.load_runs([
+    runs = plots.load_runs([
         make_continual_run(tmp_path / "p", tasks=("pMNIST",) * 3),
         make_continual_run(tmp_path / "mf", tasks=("MNIST", "FMNIST")),
         make_continual_run(tmp_path / "mm", tasks=("MNIST", "MNIST")),
     ])
-    assert plotting.task_names(runs[0]) == ["pMNIST1", "pMNIST2", "pMNIST3"]
-    assert plotting.task_names(runs[1]) == ["MNIST", "FMNIST"]
-    assert plotting.task_names(runs[2]) == ["MNIST1", "MNIST2"]
+    assert plots.task_names(runs[0]) == ["pMNIST1", "pMNIST2", "pMNIST3"]
+    assert plots.task_names(runs[1]) == ["MNIST", "FMNIST"]
+    assert plots.task_names(runs[2]) == ["MNIST1", "MNIST2"]
     runs[0].config.clear()  # falls back on the task_order column
-    assert plotting.task_names(runs[0]) == ["pMNIST1", "pMNIST2", "pMNIST3"]
+    assert plots.task_names(runs[0]) == ["pMNIST1", "pMNIST2", "pMNIST3"]
 
 
 def test_task_names_cifar100_expansion(tmp_path):
-    run = plotting.load_run(make_continual_run(tmp_path / "c", tasks=("a", "b", "c", "d")))
+    run = plots.load_run(make_continual_run(tmp_path / "c", tasks=("a", "b", "c", "d")))
     run.config["task_sequence"] = ["cifar100-4"]
-    assert plotting.task_names(run) == [f"CIFAR-100 {i}/4" for i in range(1, 5)]
+    assert plots.task_names(run) == [f"CIFAR-100 {i}/4" for i in range(1, 5)]
     run.config.clear()  # without config.json: the published tsk names of the rows
     run.frame["tsk"] = [f"cifar100-{t}" for t in run.frame["task_order"]]
-    assert plotting.task_names(run) == [f"cifar100-{i}" for i in range(1, 5)]
+    assert plots.task_names(run) == [f"cifar100-{i}" for i in range(1, 5)]
 
 
 # --------------------------------------------------------------------------- every figure
 
 
 def test_accuracy_figure(two_runs, tmp_path):
-    written = plotting.plot_task_accuracies(two_runs, tmp_path / "fig" / "acc.png")
+    written = plots.plot_task_accuracies(two_runs, tmp_path / "fig" / "acc.png")
     assert written == [tmp_path / "fig" / "acc.png"]
     assert_png(written[0], min_px=(800, 300))
 
@@ -243,8 +244,8 @@ def test_accuracy_figure_seeds_labels_pdf(tmp_path):
     runs = [make_continual_run(tmp_path / f"s{s}", seed=s, tasks=("pMNIST",) * 6)
             for s in range(2)] + [make_continual_run(tmp_path / "m0", meta=0.0,
                                                      tasks=("pMNIST",) * 6)]
-    written = plotting.plot_task_accuracies(runs, tmp_path / "acc", labels=["meta", "plain"],
-                                            pdf=True)
+    written = plots.plot_task_accuracies(runs, tmp_path / "acc", labels=["meta", "plain"],
+                                         pdf=True)
     assert [p.suffix for p in written] == [".png", ".pdf"]
     assert_png(written[0])
     assert_pdf(written[1])
@@ -252,15 +253,15 @@ def test_accuracy_figure_seeds_labels_pdf(tmp_path):
 
 def test_accuracy_figure_from_csv_path(tmp_path):
     run = make_continual_run(tmp_path / "r")
-    (written,) = plotting.plot_task_accuracies(run / METRICS_FILE, tmp_path / "a.png")
+    (written,) = plots.plot_task_accuracies(run / METRICS_FILE, tmp_path / "a.png")
     assert_png(written)
 
 
 def test_histogram_figure(tmp_path):
     run = make_hist_run(tmp_path / "h")
-    assert_png(plotting.plot_hidden_weight_histograms(run, tmp_path / "h.png")[0])
-    (p,) = plotting.plot_hidden_weight_histograms(run / HIDDEN_HIST_FILE, tmp_path / "hl.png",
-                                                  log_y=True, density=True)
+    assert_png(plots.plot_hidden_weight_histograms(run, tmp_path / "h.png")[0])
+    (p,) = plots.plot_hidden_weight_histograms(run / HIDDEN_HIST_FILE, tmp_path / "hl.png",
+                                               log_y=True, density=True)
     assert_png(p)
 
 
@@ -275,7 +276,7 @@ def test_hidden_size_figure(tmp_path):
                                        interleaved=True))
         runs.append(make_continual_run(tmp_path / f"ewc{h}", hidden=(h, h), meta=0.0,
                                        ewc=True))
-    (p,) = plotting.plot_hidden_size(runs, tmp_path / "hs.png")
+    (p,) = plots.plot_hidden_size(runs, tmp_path / "hs.png")
     assert_png(p)
 
 
@@ -285,7 +286,7 @@ def test_two_task_figure(tmp_path):
                                epoch0=True),
             make_continual_run(tmp_path / "av0", tasks=("animals", "vehicles"), seed=0),
             make_continual_run(tmp_path / "av1", tasks=("animals", "vehicles"), seed=1)]
-    (p,) = plotting.plot_two_task(runs, tmp_path / "tt.png")
+    (p,) = plots.plot_two_task(runs, tmp_path / "tt.png")
     assert_png(p)
 
 
@@ -293,19 +294,19 @@ def test_stream_figure(tmp_path):
     runs = [make_stream_fmnist(tmp_path / f"f{m}_{s}", meta=m, seed=s)
             for m in (0.0, 0.5, 1.35) for s in (0, 1)]
     runs += [make_stream_cifar(tmp_path / f"c{m}", meta=m) for m in (0.0, 1.35)]
-    loaded = plotting.load_runs(runs)
+    loaded = plots.load_runs(runs)
     assert {r.kind for r in loaded} == {"stream_fmnist", "stream_cifar10"}
-    assert [len(g) for g in plotting.group_runs(loaded)] == [2, 2, 2, 1, 1]
-    (p,) = plotting.plot_stream(runs, tmp_path / "st.png")
+    assert [len(g) for g in plots.group_runs(loaded)] == [2, 2, 2, 1, 1]
+    (p,) = plots.plot_stream(runs, tmp_path / "st.png")
     assert_png(p)
-    (p,) = plotting.plot_stream(runs[-1], tmp_path / "st1.png")
+    (p,) = plots.plot_stream(runs[-1], tmp_path / "st1.png")
     assert_png(p)
 
 
 def test_sign_switch_figure(tmp_path):
     csv_path = make_sign_switch(tmp_path / "run" / SIGN_SWITCH_FILE)
-    assert_png(plotting.plot_sign_switch(csv_path, tmp_path / "ss.png")[0])
-    written = plotting.plot_sign_switch(tmp_path / "run", tmp_path / "ss2.png", pdf=True)
+    assert_png(plots.plot_sign_switch(csv_path, tmp_path / "ss.png")[0])
+    written = plots.plot_sign_switch(tmp_path / "run", tmp_path / "ss2.png", pdf=True)
     assert_png(written[0])
     assert_pdf(written[1])
 
@@ -331,10 +332,10 @@ def _mkdir(p: Path) -> Path:
 
 @pytest.mark.parametrize("case", ["wrong columns", "missing", "empty", "header only",
                                   "empty dir"])
-@pytest.mark.parametrize("func", [plotting.plot_task_accuracies, plotting.plot_hidden_size,
-                                  plotting.plot_two_task, plotting.plot_stream,
-                                  plotting.plot_hidden_weight_histograms,
-                                  plotting.plot_sign_switch])
+@pytest.mark.parametrize("func", [plots.plot_task_accuracies, plots.plot_hidden_size,
+                                  plots.plot_two_task, plots.plot_stream,
+                                  plots.plot_hidden_weight_histograms,
+                                  plots.plot_sign_switch])
 def test_bad_input_refused(tmp_path, func, case):
     path = _bad_inputs(tmp_path)[case]
     with pytest.raises(RecordError) as info:
@@ -347,39 +348,40 @@ def test_bad_input_refused(tmp_path, func, case):
 def test_wrong_columns_message_says_what_was_expected(tmp_path):
     path = _bad_inputs(tmp_path)["wrong columns"]
     with pytest.raises(RecordError, match="acc_test_tsk_1"):
-        plotting.plot_task_accuracies(path, tmp_path / "o.png")
+        plots.plot_task_accuracies(path, tmp_path / "o.png")
     with pytest.raises(RecordError, match="magnitude_mean"):
-        plotting.plot_sign_switch(path, tmp_path / "o.png")
+        plots.plot_sign_switch(path, tmp_path / "o.png")
     with pytest.raises(RecordError, match="bin_low"):
-        plotting.plot_hidden_weight_histograms(path, tmp_path / "o.png")
+        plots.plot_hidden_weight_histograms(path, tmp_path / "o.png")
 
 
 def test_schema_mismatch_between_figures(tmp_path):
     stream = make_stream_fmnist(tmp_path / "s", meta=1.0)
     cont = make_continual_run(tmp_path / "c")
     with pytest.raises(RecordError, match="stream"):
-        plotting.plot_task_accuracies(stream, tmp_path / "o.png")
+        plots.plot_task_accuracies(stream, tmp_path / "o.png")
     with pytest.raises(RecordError, match="continual-learning"):
-        plotting.plot_stream(cont, tmp_path / "o.png")
+        plots.plot_stream(cont, tmp_path / "o.png")
 
 
 def test_bad_labels_and_output(two_runs, tmp_path):
     with pytest.raises(MetaplasticError, match="2 configurations"):
-        plotting.plot_task_accuracies(two_runs, tmp_path / "o.png", labels=["only one"])
+        plots.plot_task_accuracies(two_runs, tmp_path / "o.png", labels=["only one"])
     with pytest.raises(MetaplasticError, match=".png"):
-        plotting.plot_task_accuracies(two_runs, tmp_path / "o.jpg")
+        plots.plot_task_accuracies(two_runs, tmp_path / "o.jpg")
 
 
 def test_malformed_config_refused(tmp_path):
     run = make_continual_run(tmp_path / "r")
     (run / "config.json").write_text("{not json")
     with pytest.raises(RecordError, match="config.json"):
-        plotting.plot_task_accuracies(run, tmp_path / "o.png")
+        plots.plot_task_accuracies(run, tmp_path / "o.png")
 
 
 # --------------------------------------------------------------------------- command line
 
 
+@pytest.mark.slow
 def test_cli_every_figure(tmp_path, capsys):
     m0 = make_continual_run(tmp_path / "m0", meta=0.0)
     m1 = make_continual_run(tmp_path / "m1", meta=1.35)
@@ -396,7 +398,7 @@ def test_cli_every_figure(tmp_path, capsys):
     ]
     for i, args in enumerate(cases):
         out = tmp_path / "cli" / f"fig{i}.png"
-        assert plotting.main(args + ["--out", str(out), "--pdf"]) == 0
+        assert plot_figures.main(args + ["--out", str(out), "--pdf"]) == 0
         captured = capsys.readouterr()
         assert f"wrote {out}" in captured.out
         assert_png(out)
@@ -406,7 +408,7 @@ def test_cli_every_figure(tmp_path, capsys):
 @pytest.mark.parametrize("case", ["wrong columns", "missing", "empty", "header only"])
 def test_cli_errors_exit_2_without_traceback(tmp_path, capsys, case):
     path = _bad_inputs(tmp_path)[case]
-    code = plotting.main(["accuracy", str(path), "--out", str(tmp_path / "o.png")])
+    code = plot_figures.main(["accuracy", str(path), "--out", str(tmp_path / "o.png")])
     err = capsys.readouterr().err
     assert code == 2
     assert "error:" in err and str(path) in err and "Traceback" not in err
@@ -414,14 +416,15 @@ def test_cli_errors_exit_2_without_traceback(tmp_path, capsys, case):
 
 def test_cli_usage_errors(tmp_path, capsys):
     run = make_continual_run(tmp_path / "r")
-    assert plotting.main(["histograms", str(run), str(run), "--out",
-                          str(tmp_path / "o.png")]) == 2
+    assert plot_figures.main(["histograms", str(run), str(run), "--out",
+                              str(tmp_path / "o.png")]) == 2
     assert "takes one run directory" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:  # argparse: unknown figure
-        plotting.main(["nofigure", str(run), "--out", str(tmp_path / "o.png")])
+        plot_figures.main(["nofigure", str(run), "--out", str(tmp_path / "o.png")])
     assert info.value.code == 2
 
 
+@pytest.mark.slow
 def test_script_entry_point(tmp_path):
     import subprocess
     import sys
@@ -441,3 +444,10 @@ def test_script_entry_point(tmp_path):
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2
     assert "no such run directory" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_former_module_name_still_exports_the_figures():
+    from metaplastic import plotting
+
+    assert set(plotting.__all__) == set(plots.__all__)
+    assert all(getattr(plotting, name) is getattr(plots, name) for name in plots.__all__)

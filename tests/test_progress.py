@@ -4,16 +4,12 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from conftest import DATA_ROOT, REPO, needs_data
 
 from metaplastic.engine import progress_bar
 from metaplastic.progress import RunClock, duration, interactive
-
-REPO = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("METAPLASTIC_DATA", REPO / "data"))
-HAVE_MNIST = (DATA_ROOT / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
 
 
 class FakeClock:
@@ -98,6 +94,7 @@ SYNTHETIC_RUNS = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_redirected_runs_write_one_line_per_epoch_and_no_carriage_return(tmp_path):
     log = tmp_path / "run.log"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
@@ -122,7 +119,7 @@ def test_redirected_runs_write_one_line_per_epoch_and_no_carriage_return(tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAVE_MNIST, reason="run `python -m metaplastic.data_prep` first")
+@needs_data("MNIST")
 def test_command_line_run_redirected_to_a_file(tmp_path):
     log = tmp_path / "slurm.out"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")

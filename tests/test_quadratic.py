@@ -324,6 +324,7 @@ def _python3_kernelspec_dir(tmp_path):
     return str(tmp_path / "jupyter")
 
 
+@pytest.mark.slow
 def test_committed_notebook_holds_its_outputs():
     """The notebook is committed executed, figures embedded, so that it reads on a code-hosting
     page; its outputs stay small."""

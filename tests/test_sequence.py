@@ -3,6 +3,7 @@ import csv
 
 import pytest
 import torch
+from conftest import gaussian_tasks
 
 from metaplastic import records
 from metaplastic.checkpoint import load_checkpoint
@@ -15,19 +16,6 @@ from metaplastic.tasks import (PMNIST_TEST_BATCH, TaskData, draw_permutations, p
                                positional_names)
 
 PREFIX = records.continual_row_prefix("bnn", "task", "16", "bn", [1.0, 1.0])
-
-
-def _synthetic_tasks(n=200, dim=20, classes=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    tasks = []
-    for name in ("A", "B"):
-        centers = torch.randn(classes, dim, generator=g) * 2
-        y = torch.randint(0, classes, (n,), generator=g)
-        x = centers[y] + torch.randn(n, dim, generator=g)
-        yt = torch.randint(0, classes, (n // 2,), generator=g)
-        xt = centers[yt] + torch.randn(n // 2, dim, generator=g)
-        tasks.append(TaskData(name, x, y, xt, yt, test_batch_size=50, train_eval_batch_size=50))
-    return tasks
 
 
 def _model(seed=0):
@@ -48,7 +36,7 @@ def _read(path):
 
 
 def test_csv_schema_and_rows(tmp_path):
-    rows = run_sequence(_model(), _synthetic_tasks(), _settings(), tmp_path, PREFIX, log=lambda s: None)
+    rows = run_sequence(_model(), gaussian_tasks(), _settings(), tmp_path, PREFIX, log=lambda s: None)
     table = _read(tmp_path / records.METRICS_FILE)
     assert table[0] == [
         "net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order", "tsk", "epoch",
@@ -65,10 +53,10 @@ def test_csv_schema_and_rows(tmp_path):
 
 
 def test_lr_column_is_the_current_task_learning_rate(tmp_path):
-    rows = run_sequence(_model(), _synthetic_tasks(), _settings(gamma=2.0, epochs_per_task=1),
+    rows = run_sequence(_model(), gaussian_tasks(), _settings(gamma=2.0, epochs_per_task=1),
                         tmp_path, PREFIX, log=lambda s: None)
     assert [r["lr"] for r in rows] == [0.01, 0.005]
-    rows = run_sequence(_model(), _synthetic_tasks(), _settings(
+    rows = run_sequence(_model(), gaussian_tasks(), _settings(
         gamma=2.0, epochs_per_task=1, optimizer_per_task=False), tmp_path / "one", PREFIX,
         log=lambda s: None)
     assert [r["lr"] for r in rows] == [0.01, 0.01]  # one optimizer: constant lr
@@ -77,7 +65,7 @@ def test_lr_column_is_the_current_task_learning_rate(tmp_path):
 def test_acc_tr_is_measured_on_the_shuffled_training_loader(tmp_path):
     """acc_tr / loss_tr: the training set in a seeded shuffled order (the draw after the epoch's
     batch order), batches of train_eval_batch_size normalized with their own statistics."""
-    model, tasks = _model(), _synthetic_tasks()[:1]
+    model, tasks = _model(), gaussian_tasks()[:1]
     rows = run_sequence(model, tasks, _settings(epochs_per_task=1), tmp_path, PREFIX,
                         log=lambda s: None)
     replica = torch.Generator().manual_seed(0)
@@ -92,7 +80,7 @@ def test_acc_tr_is_measured_on_the_shuffled_training_loader(tmp_path):
 
 
 def test_scenario_task_evaluates_earlier_tasks_with_their_stored_norm_state(tmp_path):
-    model, tasks = _model(), _synthetic_tasks()
+    model, tasks = _model(), gaussian_tasks()
     rows = run_sequence(model, tasks, _settings(), tmp_path, PREFIX, log=lambda s: None)
     stored = load_checkpoint(tmp_path / "checkpoint.pt")["state"]["norm_states"]["states"]
     assert len(stored) == 2
@@ -105,7 +93,7 @@ def test_scenario_task_evaluates_earlier_tasks_with_their_stored_norm_state(tmp_
 
 
 def test_scenario_domain_uses_the_current_state(tmp_path):
-    model, tasks = _model(), _synthetic_tasks()
+    model, tasks = _model(), gaussian_tasks()
     rows = run_sequence(model, tasks, _settings(scenario="domain"), tmp_path, PREFIX,
                         log=lambda s: None)
     current = evaluate(model, tasks[0].test_x, tasks[0].test_y, 50)
@@ -115,15 +103,15 @@ def test_scenario_domain_uses_the_current_state(tmp_path):
 @pytest.mark.parametrize("crash_after", [1, 2, 3])
 def test_resume_equals_an_uninterrupted_run(tmp_path, crash_after):
     full_dir, crash_dir = tmp_path / "full", tmp_path / "crash"
-    run_sequence(_model(), _synthetic_tasks(), _settings(), full_dir, PREFIX, log=lambda s: None)
+    run_sequence(_model(), gaussian_tasks(), _settings(), full_dir, PREFIX, log=lambda s: None)
     with pytest.raises(SimulatedCrash):
-        run_sequence(_model(), _synthetic_tasks(), _settings(stop_after_epochs=crash_after),
+        run_sequence(_model(), gaussian_tasks(), _settings(stop_after_epochs=crash_after),
                      crash_dir, PREFIX, log=lambda s: None)
     # a half-written extra row (crash during the next epoch) must not survive the resume
     with open(crash_dir / records.METRICS_FILE, "a") as f:
         f.write("bnn,task,partial\n")
     # resume in a fresh process state: a differently initialised model, new settings
-    run_sequence(_model(seed=99), _synthetic_tasks(), _settings(), crash_dir, PREFIX,
+    run_sequence(_model(seed=99), gaussian_tasks(), _settings(), crash_dir, PREFIX,
                  resume=True, log=lambda s: None)
     assert _read(crash_dir / records.METRICS_FILE) == _read(full_dir / records.METRICS_FILE)
 
@@ -134,12 +122,12 @@ def test_resume_with_ewc_and_hidden_weights(tmp_path):
     def settings(**kw):
         return _settings(ewc=EWC(100.0, samples=50), save_hidden_weights=True, **kw)
 
-    run_sequence(_model(), _synthetic_tasks(), settings(), tmp_path / "full", PREFIX,
+    run_sequence(_model(), gaussian_tasks(), settings(), tmp_path / "full", PREFIX,
                  log=lambda s: None)
     with pytest.raises(SimulatedCrash):
-        run_sequence(_model(), _synthetic_tasks(), settings(stop_after_epochs=3),
+        run_sequence(_model(), gaussian_tasks(), settings(stop_after_epochs=3),
                      tmp_path / "crash", PREFIX, log=lambda s: None)
-    run_sequence(_model(), _synthetic_tasks(), settings(), tmp_path / "crash", PREFIX,
+    run_sequence(_model(), gaussian_tasks(), settings(), tmp_path / "crash", PREFIX,
                  resume=True, log=lambda s: None)
     for name in (records.METRICS_FILE, records.HIDDEN_HIST_FILE):
         assert _read(tmp_path / "crash" / name) == _read(tmp_path / "full" / name)
@@ -151,7 +139,7 @@ def test_resume_with_ewc_and_hidden_weights(tmp_path):
 
 
 def test_interleaved_learns_one_concatenated_task(tmp_path):
-    rows = run_sequence(_model(), _synthetic_tasks(), _settings(interleaved=True), tmp_path,
+    rows = run_sequence(_model(), gaussian_tasks(), _settings(interleaved=True), tmp_path,
                         PREFIX, log=lambda s: None)
     assert [(r["task_order"], r["tsk"]) for r in rows] == [(1, "interleaved")] * 2
     assert all("acc_test_tsk_2" in r for r in rows)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -11,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import DATA_ROOT, idx_arrays, needs_data, write_idx_dataset
 from torch import nn
 
 from metaplastic.flips import flip_columns
-from metaplastic import cifar, data_prep, datasets, records
+from metaplastic import cifar, records
 from metaplastic.checkpoint import CHECKPOINT_FILE
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.layers import BinarizedConv2d, BinarizedLinear, xavier_std
@@ -27,10 +27,6 @@ from stream_fmnist import main as fmnist_main
 from stream_fmnist.data_utils import pixels
 from stream_fmnist.model_utils import IntegerEvaluator, build_model as build_bnn, int_mm_available
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REAL_DATA_ROOT = REPO_ROOT / "data"
-HAVE_REAL_FMNIST = all((REAL_DATA_ROOT / f).is_file()
-                       for f in data_prep.DATASET_FILES["FashionMNIST"])
 
 FMNIST_PUBLISHED = [
     f"--task FMNIST --hidden-layers 1024 1024 --lr 0.005 --decay 1e-7 --meta {m} "
@@ -44,11 +40,7 @@ CIFAR_PUBLISHED = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    datasets.clear_caches()
-    yield
-    datasets.clear_caches()
+pytestmark = pytest.mark.usefixtures("fresh_caches")  # conftest: empty caches around each test
 
 
 @pytest.fixture(autouse=True)
@@ -69,16 +61,9 @@ def write_fmnist(root: Path, monkeypatch, n_train=90, n_test=30, seed=0) -> Path
     imgs = rng.integers(0, 60, (n_train + n_test, 28, 28)).astype(np.uint8)
     for i, c in enumerate(labels):
         imgs[i, 2 * c:2 * c + 3] = 250
-    arrays = {"train-images-idx3-ubyte": imgs[:n_train], "train-labels-idx1-ubyte": labels[:n_train],
-              "t10k-images-idx3-ubyte": imgs[n_train:], "t10k-labels-idx1-ubyte": labels[n_train:]}
-    folder = root / "FashionMNIST" / "raw"
-    folder.mkdir(parents=True)
-    for name, array in arrays.items():
-        data = (data_prep.encode_idx_images(array) if array.ndim == 3
-                else data_prep.encode_idx_labels(array))
-        (folder / name).write_bytes(data)
-        monkeypatch.setitem(data_prep.SHA256, f"FashionMNIST/raw/{name}",
-                            hashlib.sha256(data).hexdigest())
+    write_idx_dataset(root, "FashionMNIST", idx_arrays(imgs[:n_train], labels[:n_train],
+                                                       imgs[n_train:], labels[n_train:]),
+                      monkeypatch)
     return root
 
 
@@ -296,10 +281,10 @@ def test_integer_evaluation_with_affine_norms_uses_the_modules():
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not HAVE_REAL_FMNIST, reason="prepared Fashion-MNIST absent")
+@needs_data("FashionMNIST")
 @pytest.mark.parametrize("command", FMNIST_PUBLISHED)
 def test_fmnist_published_commands_dry_run(command, tmp_path, capsys):
-    argv = command.split() + ["--dry-run", "--data-root", str(REAL_DATA_ROOT),
+    argv = command.split() + ["--dry-run", "--data-root", str(DATA_ROOT),
                               "--out-dir", str(tmp_path / "run")]
     assert fmnist_main.main(argv) == 0
     out = capsys.readouterr().out
@@ -317,10 +302,9 @@ def test_cifar_published_commands_dry_run(command, tmp_path, capsys):
     assert "dry run: flags and data OK" in out and "Xavier" in out
 
 
-@pytest.mark.skipif(not all((REAL_DATA_ROOT / f).is_file() for f in data_prep.DATASET_FILES["MNIST"]),
-                    reason="prepared MNIST absent")
+@needs_data("MNIST")
 def test_fmnist_main_with_mnist_dry_run(tmp_path, capsys):
-    argv = ["--task", "MNIST", "--nb-subset", "60", "--dry-run", "--data-root", str(REAL_DATA_ROOT),
+    argv = ["--task", "MNIST", "--nb-subset", "60", "--dry-run", "--data-root", str(DATA_ROOT),
             "--out-dir", str(tmp_path / "run")]
     assert fmnist_main.main(argv) == 0
     assert "MNIST: 60000 training samples in 60 parts of 1000" in capsys.readouterr().out
@@ -348,6 +332,7 @@ def test_bad_flags_exit_2(tmp_path, capsys):
     assert exc.value.code == 2
 
 
+@pytest.mark.slow
 def test_short_fmnist_run_rows(tmp_path, monkeypatch, capsys):
     root = write_fmnist(tmp_path / "data", monkeypatch)
     out = tmp_path / "run"
@@ -372,12 +357,13 @@ def test_short_fmnist_run_rows(tmp_path, monkeypatch, capsys):
     assert config["nb_subset"] == 3 and config["meta"] == [2.5] and config["task"] == "FMNIST"
 
 
-@pytest.mark.skipif(not HAVE_REAL_FMNIST, reason="prepared Fashion-MNIST absent")
+@pytest.mark.slow
+@needs_data("FashionMNIST")
 def test_first_parts_of_a_real_fmnist_stream(tmp_path):
     """The 60-part stream on the real data, stopped after 3 parts of 1 epoch."""
     config = fmnist_main.StreamFmnistConfig(
         hidden_layers=[64, 64], meta=[2.5], nb_subset=60, epochs_per_task=1,
-        data_root=str(REAL_DATA_ROOT), out_dir=str(tmp_path / "run"), optimizer_impl="eager")
+        data_root=str(DATA_ROOT), out_dir=str(tmp_path / "run"), optimizer_impl="eager")
     with pytest.raises(SimulatedCrash):
         fmnist_main.run(config, progress=False, stop_after_epochs=3)
     rows = read_csv(tmp_path / "run" / records.METRICS_FILE)
@@ -398,6 +384,7 @@ def _crash_then_resume(run, config, out_full: Path, out_crash: Path, crash_after
     run(replace(config, out_dir=str(out_crash)), resume=True, progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("checkpoint_every", [1, 2])
 def test_fmnist_resume_reproduces_the_csv(tmp_path, monkeypatch, checkpoint_every):
     root = write_fmnist(tmp_path / "data", monkeypatch)
@@ -430,6 +417,7 @@ def test_cifar_resume_reproduces_the_csv(tmp_path):
     assert set(final) == {"model", "optimizer"}
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_settings_and_overwrites(tmp_path, monkeypatch):
     root = write_fmnist(tmp_path / "data", monkeypatch)
     out = tmp_path / "run"

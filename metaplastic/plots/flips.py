@@ -12,8 +12,9 @@ from typing import Sequence
 
 from metaplastic.errors import ConfigError
 from metaplastic.flips import THRESHOLDS
-from metaplastic.plotting import (_aggregate, _as_list, _band, _cumulative_x, _group_labels,
-                                  _save, _task_colors, _title_with_seeds, group_runs, load_runs)
+from metaplastic.plots.draw import band, save, task_colors
+from metaplastic.plots.labels import group_labels, title_with_seeds
+from metaplastic.plots.runs import aggregate, cumulative_x, group_runs, load_runs
 
 
 def _n_layers(columns) -> int:
@@ -24,13 +25,13 @@ def plot_flips(runs, out, labels: Sequence[str] | None = None, pdf: bool = False
     """Flip statistics of every configuration against the cumulative epoch."""
     from matplotlib.figure import Figure
 
-    runs = load_runs(_as_list(runs))
+    runs = load_runs(runs)
     missing = [str(r.csv_path) for r in runs if _n_layers(r.frame.columns) == 0]
     if missing:
         raise ConfigError("no flip statistics (flips_l1, ... columns) in "
                           f"{', '.join(missing)}: they were run with --no-flip-stats")
     groups = group_runs(runs)
-    titles = _group_labels(groups, labels)
+    titles = group_labels(groups, labels)
     fig = Figure(figsize=(11.0, 3.3 * len(groups)), layout="constrained")
     axes = fig.subplots(len(groups), 2, squeeze=False)
     for (ax_flips, ax_meta), group, title in zip(axes, groups, titles):
@@ -38,18 +39,18 @@ def plot_flips(runs, out, labels: Sequence[str] | None = None, pdf: bool = False
         flips = [f"flips_l{k}" for k in range(1, n_layers + 1)]
         consolidated = [f"meta_below_{t}_l{k}" for t in THRESHOLDS
                         for k in range(1, n_layers + 1)]
-        keys, mean, std = _aggregate(group, flips + consolidated)
-        x, boundaries = _cumulative_x(keys["task_order"], keys["epoch"])
-        colors = _task_colors(n_layers)
+        keys, mean, std = aggregate(group, flips + consolidated)
+        x, boundaries = cumulative_x(keys["task_order"], keys["epoch"])
+        colors = task_colors(n_layers)
         for k, column in enumerate(flips):
             values = mean[column].to_numpy()
-            _band(ax_flips, x, values, std[column].to_numpy(), colors[k], f"layer {k + 1}",
-                  len(group), lw=1.4)
+            band(ax_flips, x, values, std[column].to_numpy(), colors[k], f"layer {k + 1}",
+                 len(group), lw=1.4)
         for t, style in zip(THRESHOLDS, ("-", "--")):
             for k in range(n_layers):
                 column = f"meta_below_{t}_l{k + 1}"
-                _band(ax_meta, x, mean[column].to_numpy(), std[column].to_numpy(), colors[k],
-                      f"layer {k + 1}, f_meta < {t}", len(group), lw=1.4, ls=style)
+                band(ax_meta, x, mean[column].to_numpy(), std[column].to_numpy(), colors[k],
+                     f"layer {k + 1}, f_meta < {t}", len(group), lw=1.4, ls=style)
         if (mean[flips].to_numpy() > 0).any():
             ax_flips.set_yscale("log")
         for ax in (ax_flips, ax_meta):
@@ -59,7 +60,7 @@ def plot_flips(runs, out, labels: Sequence[str] | None = None, pdf: bool = False
         ax_flips.set_ylabel("fraction of signs flipped in the epoch")
         ax_meta.set_ylabel("fraction of weights consolidated")
         ax_meta.set_ylim(-0.02, 1.02)
-        ax_flips.set_title(_title_with_seeds(title, group), fontsize=10)
+        ax_flips.set_title(title_with_seeds(title, group), fontsize=10)
         ax_flips.legend(fontsize=7, loc="best")
         ax_meta.legend(fontsize=7, loc="best", ncol=2 if n_layers > 2 else 1)
-    return _save(fig, out, pdf)
+    return save(fig, out, pdf)
