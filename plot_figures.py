@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from metaplastic import plots
-from metaplastic.cli import EXIT_USAGE, ArgumentParser
+from metaplastic.cli import EXIT_USAGE, ArgumentParser, debugging, main_guard
 from metaplastic.errors import ConfigError, MetaplasticError
 
 #: figures drawn from a single run directory or CSV file
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run directories or CSV files")
     parser.add_argument("--out", required=True, help="output PNG path")
     parser.add_argument("--pdf", action="store_true", help="also write a PDF beside the PNG")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     parser.add_argument("--labels", nargs="+", default=None,
                         help="panel titles / line names, one per configuration (accuracy, "
                              "two-task, stream) or per line (hidden-size) (default: taken from "
@@ -74,15 +75,23 @@ def draw(args) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        written = draw(args)
-    except MetaplasticError as exc:
-        print(f"plot_figures.py: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    for p in written:
-        print(f"wrote {p}")
-    return 0
+    """Draw; bad input exits 2 with a message, an unwritable --out 1, never a traceback
+    (unless --debug)."""
+
+    def run(argv) -> int:
+        args = build_parser().parse_args(argv)
+        try:
+            written = draw(args)
+        except MetaplasticError as exc:
+            if debugging(argv):
+                raise
+            print(f"plot_figures.py: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        for p in written:
+            print(f"wrote {p}")
+        return 0
+
+    return main_guard(run)(argv)
 
 
 if __name__ == "__main__":
