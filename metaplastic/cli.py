@@ -181,19 +181,40 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str,
                         "as extra columns after the published ones")
 
 
+def neutral(default=dataclasses.MISSING, **kwargs):
+    """A config field that does not change a run's results (device, paths, progress,
+    implementation switches equal to float32 rounding): a resumed run may change it, and runs
+    that differ only in such fields are one configuration in plots."""
+    return dataclasses.field(default=default, metadata={"result_neutral": True}, **kwargs)
+
+
+def per_seed(**kwargs):
+    """A config field derived from the seed (e.g. mnist_usps' training windows): part of the
+    run, but seeds of one configuration differ in it."""
+    return dataclasses.field(metadata={"per_seed": True}, **kwargs)
+
+
+def config_marks(config) -> dict:
+    """The marked field names of a config dataclass: {"result_neutral": [...], "per_seed": [...]}
+    (saved in config.json, read by --resume and by the plots)."""
+    fields = dataclasses.fields(config)
+    return {mark: sorted(f.name for f in fields if f.metadata.get(mark))
+            for mark in ("result_neutral", "per_seed")}
+
+
 @dataclasses.dataclass
 class RunOptions:
     """The fields every experiment's config shares (from :func:`add_run_arguments`)."""
 
     seed: int = 0
-    device: str = "auto"
-    data_root: str = ""
-    out_dir: str = ""
-    optimizer_impl: str = "auto"
-    train_impl: str = "auto"
-    allow_tf32: bool = False
-    keep_denormals: bool = False
-    checkpoint_every: int = 1
+    device: str = neutral("auto")
+    data_root: str = neutral("")
+    out_dir: str = neutral("")
+    optimizer_impl: str = neutral("auto")
+    train_impl: str = neutral("auto")
+    allow_tf32: bool = neutral(False)
+    keep_denormals: bool = neutral(False)
+    checkpoint_every: int = neutral(1)
     flip_stats: bool = True
 
 

@@ -14,27 +14,24 @@ from metaplastic import records
 from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from metaplastic.errors import ConfigError, MetaplasticError
 
-#: config.json keys that do not change a run's results: a resumed run may change them, and
-#: runs differing only in them are one configuration.
-RESULT_NEUTRAL_KEYS = frozenset({
-    "device", "data_root", "out_dir", "checkpoint_every", "optimizer_impl", "train_impl",
-    "eval_impl", "eval_batch", "download", "environment", "allow_tf32", "keep_denormals",
-    "impl",
-})
+#: config.json entries written beside the config's own fields (never compared on --resume)
+RECORD_KEYS = frozenset({"environment", "result_neutral", "per_seed"})
 
 
-def differing_fields(saved: dict, new: dict) -> list[str]:
-    """Fields that change results and differ between two configurations."""
+def differing_fields(saved: dict, new: dict, neutral: frozenset | set = frozenset()) -> list[str]:
+    """Fields that change results (not in ``neutral``) and differ between two configurations."""
     return sorted(k for k in set(saved) | set(new)
-                  if k not in RESULT_NEUTRAL_KEYS and saved.get(k) != new.get(k))
+                  if k not in neutral and k not in RECORD_KEYS and saved.get(k) != new.get(k))
 
 
-def open_run_dir(run_dir: Path, config: dict, resume: bool) -> bool:
+def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     """Check, then create the folder and write config.json. Returns whether to continue from a
     checkpoint (False: start from the beginning, also for a ``--resume`` of a run killed
     before its first checkpoint)."""
-    from metaplastic.cli import environment_summary
+    from metaplastic.cli import config_dict, config_marks, environment_summary
 
+    marks = config_marks(config)
+    config = config_dict(config)
     run_dir = Path(run_dir)
     checkpoint = run_dir / CHECKPOINT_FILE
     metrics = run_dir / records.METRICS_FILE
@@ -48,7 +45,7 @@ def open_run_dir(run_dir: Path, config: dict, resume: bool) -> bool:
     if resume and not started:
         raise MetaplasticError(f"--resume: no run in {run_dir} (no config.json, no checkpoint)")
     if resume and saved:
-        differing = differing_fields({k: v for k, v in saved.items()}, config)
+        differing = differing_fields(saved, config, set(marks["result_neutral"]))
         if differing:
             details = "; ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" for k in differing)
             raise ConfigError(f"--resume with other settings than the run in {run_dir} "
@@ -67,5 +64,5 @@ def open_run_dir(run_dir: Path, config: dict, resume: bool) -> bool:
         for leftover in (metrics, run_dir / records.HIDDEN_HIST_FILE):
             if leftover.is_file():
                 leftover.unlink()
-    records.save_config(run_dir, config | {"environment": environment_summary()})
+    records.save_config(run_dir, config | marks | {"environment": environment_summary()})
     return from_checkpoint

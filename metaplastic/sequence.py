@@ -190,10 +190,9 @@ def start_run_directory(run_dir: Path, config, resume: bool, dry_run: bool) -> b
     """After the checks of a run: None for a dry run; otherwise open the run folder
     (:func:`metaplastic.rundir.open_run_dir`: every check, then config.json) and return
     whether to continue from its checkpoint."""
-    from metaplastic.cli import config_dict
     from metaplastic.rundir import open_run_dir
 
     if dry_run:
         print(f"dry run: flags and data OK; results would go to {run_dir}")
         return None
-    return open_run_dir(run_dir, config_dict(config), resume)
+    return open_run_dir(run_dir, config, resume)

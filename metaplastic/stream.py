@@ -34,7 +34,7 @@ from torch import nn
 
 from metaplastic import records, runner
 from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
-from metaplastic.cli import config_dict, print_config, run_directory
+from metaplastic.cli import print_config, run_directory
 from metaplastic.engine import evaluate
 from metaplastic.errors import ConfigError
 from metaplastic.optim import make_optimizer
@@ -295,7 +295,7 @@ def launch(config, experiment: StreamExperiment, settings: StreamSettings, resum
     if dry_run:
         log(f"dry run: flags and data OK; results would go to {run_dir}")
         return run_dir
-    from_checkpoint = open_run_dir(run_dir, config_dict(config), resume)
+    from_checkpoint = open_run_dir(run_dir, config, resume)
     run_stream(model, data, subsets, settings, run_dir, experiment.row_prefix(config, data),
                experiment.columns, resume=from_checkpoint, log=log)
     log(f"results: {run_dir / records.METRICS_FILE}")

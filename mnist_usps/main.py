@@ -24,7 +24,7 @@ from metaplastic import faithfulness
 from metaplastic import records, runtime
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
                              command_line, non_negative_float,
-                             positive_float, positive_int, print_config, run_directory,
+                             per_seed, positive_float, positive_int, print_config, run_directory,
                              run_options)
 from metaplastic.errors import ConfigError
 from metaplastic.optim import expand_meta
@@ -54,7 +54,7 @@ class MnistUspsConfig(RunOptions):
     train_batch_size: int = 20
     mnist_train_samples: int = TRAIN_WINDOW["MNIST"]
     usps_train_samples: int = TRAIN_WINDOW["USPS"]
-    train_windows: dict = field(default_factory=dict)  # filled at run time: name -> [start, size]
+    train_windows: dict = per_seed(default_factory=dict)  # filled at run time: name -> [start, size]
     experiment: str = EXPERIMENT
 
     @property

@@ -34,7 +34,8 @@ from metaplastic import faithfulness
 from metaplastic import records
 from metaplastic.augment import AugmentSettings, BatchAugment, device_generator
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
-                             command_line, non_negative_float, positive_int, run_options)
+                             command_line, neutral, non_negative_float, positive_int,
+                             run_options)
 from metaplastic.errors import ConfigError
 from metaplastic.optim import expand_meta
 from metaplastic.stream import (AUGMENT_SEED_OFFSET, StreamExperiment, StreamSettings,
@@ -66,8 +67,8 @@ class StreamCifarConfig(RunOptions):
     dropout: float = 0.5
     augment: bool = True
     normalize: str = "none"
-    eval_batch: int = 1000
-    download: bool = False
+    eval_batch: int = neutral(1000)
+    download: bool = neutral(False)
     checkpoint_every: int = CHECKPOINT_EVERY
     experiment: str = EXPERIMENT_NAME
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from metaplastic import faithfulness
 from metaplastic import records
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
-                             command_line, non_negative_float, positive_int, run_options)
+                             command_line, neutral, non_negative_float, positive_int,
+                             run_options)
 from metaplastic.errors import ConfigError
 from metaplastic.optim import expand_meta
 from metaplastic.stream import (StreamExperiment, StreamSettings, add_stream_arguments,
@@ -55,8 +56,8 @@ class StreamFmnistConfig(RunOptions):
     mbs: int = 100
     init: str = "uniform"
     init_width: float = 0.1
-    eval_impl: str = "auto"
-    eval_batch: int = 10_000
+    eval_impl: str = neutral("auto")
+    eval_batch: int = neutral(10_000)
     save: bool = False
     experiment: str = EXPERIMENT_NAME
 

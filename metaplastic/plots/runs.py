@@ -33,11 +33,16 @@ from metaplastic.records import (
     read_records,
 )
 
-#: config.json keys that do not distinguish one configuration from another (seeds of one
-#: configuration differ only in these).
-IGNORED_CONFIG_KEYS = frozenset({"seed", "out_dir", "device", "run_dir", "hostname",
-                                 "environment", "data_root", "optimizer_impl", "train_impl",
-                                 "keep_denormals", "checkpoint_every", "train_windows"})
+#: config.json keys that never distinguish one configuration from another: the seed, and the
+#: records written beside the config. The config's own fields marked result-neutral or
+#: per-seed (metaplastic.cli.neutral / per_seed) are listed in config.json itself.
+IGNORED_CONFIG_KEYS = frozenset({"seed", "run_dir", "hostname", "environment",
+                                 "result_neutral", "per_seed"})
+#: the marks of config.json files written before they were recorded there
+LEGACY_MARKED_KEYS = frozenset({"out_dir", "device", "data_root", "optimizer_impl",
+                                "train_impl", "keep_denormals", "checkpoint_every",
+                                "train_windows", "allow_tf32", "eval_impl", "eval_batch",
+                                "download"})
 TIME_KEY = re.compile(r"(^|_)(time|timestamp|date|started|finished|created|elapsed|"
                       r"duration|wall_s|wall_time)(_|$)")
 
@@ -211,8 +216,12 @@ def load_table(run_or_csv, filename: str, columns, what: str):
 def run_settings(config: dict) -> dict:
     """The settings of a config.json that distinguish one configuration from another: all
     but :data:`IGNORED_CONFIG_KEYS`, time stamps and empty values."""
+    if "result_neutral" in config:
+        marked = set(config["result_neutral"]) | set(config.get("per_seed", []))
+    else:
+        marked = LEGACY_MARKED_KEYS
     return {k: v for k, v in config.items()
-            if k not in IGNORED_CONFIG_KEYS and not TIME_KEY.search(k)
+            if k not in IGNORED_CONFIG_KEYS and k not in marked and not TIME_KEY.search(k)
             and v not in ({}, None, [])}
 
 
