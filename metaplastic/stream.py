@@ -49,7 +49,7 @@ FINAL_MODEL_FILE = "model_final.pt"
 # Keys of config.json that may change when a run is resumed (they do not change the results,
 # or only through floating-point details of another device).
 RESUME_FREE_KEYS = frozenset({
-    "device", "data_root", "out_dir", "checkpoint_every", "optimizer_impl", "train_impl",
+    "device", "data_root", "out_dir", "checkpoint_every", "impl", "optimizer_impl", "train_impl",
     "eval_impl", "eval_batch", "download", "environment", "allow_tf32", "keep_denormals",
 })
 
@@ -376,8 +376,9 @@ def launch(config, experiment: StreamExperiment, settings: StreamSettings, resum
     subsets = subset_indices(len(data.train_x), config.nb_subset, experiment.permute(config),
                              config.seed)
     model = experiment.build_model(config).to(device)
-    if hasattr(model, "training_impl"):
-        model.training_impl = getattr(config, "train_impl", "auto")
+    from metaplastic import fast
+
+    log(f"implementation: {fast.enable(model, device, getattr(config, 'impl', 'auto'))}")
     if experiment.configure is not None:
         experiment.configure(config, model, device, settings)
     n_params = sum(p.numel() for p in model.parameters())

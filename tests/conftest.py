@@ -3,13 +3,15 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _int8_products_default():
-    """runtime.setup decides per machine whether CPU products run in int8 (a process-wide
-    switch); tests that exercise the int8 path must not depend on what an earlier in-process
-    run decided, so every test starts from the layers' default (int8 where it applies)."""
-    from metaplastic import layers
+def _process_settings_restored():
+    """metaplastic.fast.enable records the chosen implementation in runtime.SETTINGS (for
+    config.json) and runtime caches its int8 measurement per process; tests that fake a
+    measurement or a choice must not leak it into later tests."""
+    from metaplastic import runtime
 
-    saved = layers.TERNARY_INT8["enabled"]
-    layers.TERNARY_INT8["enabled"] = True
+    settings, measured = dict(runtime.SETTINGS), dict(runtime._MEASURED)
     yield
-    layers.TERNARY_INT8["enabled"] = saved
+    runtime.SETTINGS.clear()
+    runtime.SETTINGS.update(settings)
+    runtime._MEASURED.clear()
+    runtime._MEASURED.update(measured)
