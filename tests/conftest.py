@@ -4,14 +4,13 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _process_settings_restored():
-    """metaplastic.fast.enable records the chosen implementation in runtime.SETTINGS (for
-    config.json) and runtime caches its int8 measurement per process; tests that fake a
-    measurement or a choice must not leak it into later tests."""
+    """metaplastic.fast.enable (the one --impl switch) records its choice in runtime.SETTINGS,
+    which config.json's environment reports; a test's choice must not leak into later tests.
+    (Tests that fake runtime's measurements do it with monkeypatch, which undoes itself; real
+    measurements stay cached for the process, as in a run.)"""
     from metaplastic import runtime
 
-    settings, measured = dict(runtime.SETTINGS), dict(runtime._MEASURED)
+    settings = dict(runtime.SETTINGS)
     yield
     runtime.SETTINGS.clear()
     runtime.SETTINGS.update(settings)
-    runtime._MEASURED.clear()
-    runtime._MEASURED.update(measured)

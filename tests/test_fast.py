@@ -219,3 +219,26 @@ def test_dnn_gets_the_compiled_step_and_the_fused_optimizer(monkeypatch):
     said = fast.enable(model, "cpu", "auto")
     assert "compiled training step" in said and model.fast_paths.layers == []
     assert make_optimizer(model, 0.01, 1.0).implementation == "fused"
+
+
+@needs_int8
+def test_conv_net_with_fast_layers_equals_the_reference_bit_for_bit():
+    """mnist_usps's ConvBNN: sign buffers in the convs, an int8 product in the classifier (its
+    input is binarized): outputs, gradients and fused-vs-reference steps as the reference's."""
+    from mnist_usps.model_utils import build_model
+    from metaplastic.fast.layers import FastBinarizedConv2d
+
+    torch.manual_seed(10)
+    reference = build_model([1, 4, 6], [4, 4])
+    fast_model = copy.deepcopy(reference)
+    layers = install(fast_model, int8=True)
+    assert [type(layer) for layer in layers] == [FastBinarizedConv2d, FastBinarizedConv2d,
+                                                FastBinarizedLinear]
+    assert layers[-1].int8_inputs == "ternary"
+    x, y = torch.rand(12, 784), torch.randint(0, 10, (12,))
+    for model in (reference, fast_model):
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+    assert torch.equal(reference(x), fast_model(x))
+    for a, b in zip(reference.parameters(), fast_model.parameters()):
+        assert torch.equal(a.grad, b.grad)
