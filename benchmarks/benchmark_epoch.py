@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from metaplastic import runtime
+from metaplastic import fast, runtime
 from metaplastic.datasets import IMAGE_LEVELS
 from metaplastic.engine import EVAL_CHUNK_SAMPLES, evaluate, train_epoch
 from metaplastic.models import BNN
@@ -90,11 +90,12 @@ def random_images(n: int, size: int, device: torch.device) -> torch.Tensor:
 
 
 def measure_epoch(dims, device, steps: int, n_test_sets: int, meta: float, impl: str,
-                  repeats: int = 2, train_impl: str = "auto"):
+                  repeats: int = 2):
+    """(training s, training-set evaluation s, test-sets evaluation s, --impl description)."""
     torch.manual_seed(0)
-    model = BNN(dims, input_levels=IMAGE_LEVELS).to(device)
-    model.training_impl = train_impl
-    optimizer = make_optimizer(model, 0.005, meta, 1e-7, impl)
+    model = BNN(dims).to(device)
+    description = fast.enable(model, device, impl, input_levels=IMAGE_LEVELS)
+    optimizer = make_optimizer(model, 0.005, meta, 1e-7)
     generator = torch.Generator().manual_seed(0)
     x = random_images(TRAIN_SAMPLES, dims[0], device)
     y = torch.randint(0, dims[-1], (TRAIN_SAMPLES,), device=device)
@@ -112,7 +113,7 @@ def measure_epoch(dims, device, steps: int, n_test_sets: int, meta: float, impl:
     eval_test_s = min(timed(lambda: [evaluate(model, xt, yt, TEST_BATCH)
                                      for _ in range(n_test_sets)], device)
                       for _ in range(repeats))
-    return train_s, eval_train_s, eval_test_s, optimizer.implementation
+    return train_s, eval_train_s, eval_test_s, description
 
 
 def main(argv=None) -> int:
@@ -124,8 +125,8 @@ def main(argv=None) -> int:
     p.add_argument("--test-sets", type=int, default=2, help="pMNIST tasks evaluated (default 2)")
     p.add_argument("--meta", type=float, default=1.35)
     p.add_argument("--device", default="auto")
-    p.add_argument("--optimizer-impl", default="auto", choices=("auto", "compiled", "eager"))
-    p.add_argument("--train-impl", default="auto", choices=("auto", "compiled", "eager"))
+    p.add_argument("--impl", default="auto", choices=fast.CHOICES,
+                   help="as the experiments' --impl (default auto)")
     p.add_argument("--repeats", type=int, default=5, help="calls per GEMM shape timing")
     p.add_argument("--epoch-repeats", type=int, default=2,
                    help="timings of each epoch part; the best is kept, as for the floor (default 2)")
@@ -139,12 +140,10 @@ def main(argv=None) -> int:
         dims = [784, h, h, 10]
         steps = args.steps or (TRAIN_SAMPLES // BATCH if h <= 1024 else 60)
         train_s, ev_tr, ev_te, impl = measure_epoch(dims, device, steps, args.test_sets,
-                                                    args.meta, args.optimizer_impl,
-                                                    args.epoch_repeats, args.train_impl)
+                                                    args.meta, args.impl, args.epoch_repeats)
         floor_s, flops = gemm_floor(epoch_gemms(dims, args.test_sets), device, args.repeats)
         epoch_s = train_s + ev_tr + ev_te
-        print(f"\n784-{h}-{h}-10, meta {args.meta}, optimizer {impl}, training "
-              f"{args.train_impl}, {args.test_sets} test sets")
+        print(f"\n784-{h}-{h}-10, meta {args.meta}, {args.test_sets} test sets; {impl}")
         print(f"  training   {train_s:8.2f} s  (best of {args.epoch_repeats} timings of {steps} "
               "steps, scaled to 600)")
         print(f"  eval train {ev_tr:8.2f} s  (60000 samples, batches of 100)")

@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from metaplastic import runtime
+from metaplastic import fast, runtime
 from metaplastic.engine import train_epoch
 from metaplastic.flips import FlipStatistics
 from metaplastic.models import BNN
@@ -33,6 +33,8 @@ def main(argv=None) -> int:
                    help="training steps timed, scaled to an epoch of 600 (default 600)")
     p.add_argument("--repeats", type=int, default=3, help="timings kept the best of (default 3)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--impl", default="auto", choices=fast.CHOICES,
+                   help="as the experiments' --impl (default auto)")
     args = p.parse_args(argv)
     device = runtime.setup(args.device, 0, False, False)
     g = torch.Generator().manual_seed(0)
@@ -40,7 +42,8 @@ def main(argv=None) -> int:
     x = (torch.randint(0, 256, (n, 784), generator=g).float() / 255).to(device)
     y = torch.randint(0, 10, (n,), generator=g).to(device)
     torch.manual_seed(0)
-    model = BNN([784, args.hidden, args.hidden, 10], input_levels=255).to(device)
+    model = BNN([784, args.hidden, args.hidden, 10]).to(device)
+    print(f"implementation: {fast.enable(model, device, args.impl, input_levels=255)}")
     optimizer = make_optimizer(model, 0.005, 1.35, 1e-7)
     flips = FlipStatistics(model, [1.35] * 3)
     batches = torch.Generator().manual_seed(1)

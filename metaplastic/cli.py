@@ -165,11 +165,12 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str,
     g.add_argument("--keep-denormals", action="store_true",
                    help="keep subnormal floats (< 1.2e-38) on CPU instead of flushing them to zero "
                         "(bit-for-bit IEEE arithmetic, often 2x slower)")
-    g.add_argument("--optimizer-impl", choices=("auto", "compiled", "eager"), default="auto",
-                   help="metaplastic Adam implementation (auto: compiled if possible)")
-    g.add_argument("--train-impl", choices=("auto", "compiled", "eager"), default="auto",
-                   help="MLP training forward/backward: one torch.compile graph or eager modules "
-                        "(auto: compiled on CPU if possible)")
+    g.add_argument("--impl", choices=("auto", "reference", "fast"), default="auto",
+                   help="implementation, chosen once at start and printed: reference (plain "
+                        "float products, eager optimizer and modules), fast (compiled optimizer "
+                        "step writing sign buffers; on CPU a compiled MLP training step and exact "
+                        "int8 products; refused where it cannot run), auto (fast where it works, "
+                        "int8 products only where they beat float32 on this CPU)")
     g.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every,
                    help="epochs between checkpoints (the end of each task, or of each part of "
                         "a stream, and of the run always checkpoint)")
@@ -210,8 +211,7 @@ class RunOptions:
     device: str = neutral("auto")
     data_root: str = neutral("")
     out_dir: str = neutral("")
-    optimizer_impl: str = neutral("auto")
-    train_impl: str = neutral("auto")
+    impl: str = neutral("auto")
     allow_tf32: bool = neutral(False)
     keep_denormals: bool = neutral(False)
     checkpoint_every: int = neutral(1)
@@ -221,8 +221,7 @@ class RunOptions:
 def run_options(args) -> dict:
     """:class:`RunOptions` fields from parsed flags, as keyword arguments of a config."""
     return dict(seed=args.seed, device=args.device, data_root=str(args.data_root or ""),
-                out_dir=str(args.out_dir or ""), optimizer_impl=args.optimizer_impl,
-                train_impl=args.train_impl,
+                out_dir=str(args.out_dir or ""), impl=args.impl,
                 allow_tf32=args.allow_tf32, keep_denormals=args.keep_denormals,
                 checkpoint_every=args.checkpoint_every, flip_stats=args.flip_stats)
 
@@ -341,19 +340,15 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def _int8_state() -> bool:
-    from metaplastic import layers
-
-    return bool(layers.TERNARY_INT8["enabled"])
-
-
 def environment_summary() -> dict:
-    """What config.json records about the code and the machine (key "environment")."""
+    """What config.json records about the code and the machine (key "environment"), with the
+    process settings of :mod:`metaplastic.runtime` (cpu_int8_products: whether int8 products
+    beat float32 on this CPU, null where not measured; implementation: what --impl chose)."""
     import platform
 
     import torch
 
-    from metaplastic import __version__
+    from metaplastic import __version__, runtime
 
     return {"code_version": __version__, **git_state(),
             "python": platform.python_version(), "torch": torch.__version__,
@@ -361,6 +356,7 @@ def environment_summary() -> dict:
             "torch_cuda_build": torch.version.cuda,
             "platform": platform.platform(), "threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "cpu_int8_products": _int8_state(),
+            "cpu_int8_products": None, "implementation": None,
+            **runtime.recorded_settings(),
             "started": datetime.now().isoformat(timespec="seconds"),
             "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])}

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from metaplastic import faithfulness, records, runtime
+from metaplastic import faithfulness, fast, records, runtime
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
                              main_guard, non_negative_float, positive_float,
                              positive_int, print_config, run_directory, run_options)
@@ -42,13 +42,11 @@ class Experiment:
 
 
 def build_model(net: str, in_size: int, hidden_layers: list[int], out_size: int, norm: str,
-                init: str, init_width: float, input_levels: int | None = None) -> MLP:
-    """'bnn' -> BNN, 'dnn' -> DNN with dims [in_size, *hidden_layers, out_size].
-
-    ``input_levels`` (BNN): the inputs are k / input_levels, k integer (8-bit images: 255)."""
+                init: str, init_width: float) -> MLP:
+    """'bnn' -> BNN, 'dnn' -> DNN with dims [in_size, *hidden_layers, out_size]."""
     dims = [in_size, *hidden_layers, out_size]
     if net == "bnn":
-        return BNN(dims, norm=norm, init=init, init_width=init_width, input_levels=input_levels)
+        return BNN(dims, norm=norm, init=init, init_width=init_width)
     return DNN(dims, norm=norm, init=init, init_width=init_width)
 
 
@@ -208,7 +206,7 @@ def settings_from_config(config: ContinualConfig, progress: bool) -> SequenceSet
         interleaved=config.interleaved,
         save_hidden_weights=config.save, checkpoint_every=config.checkpoint_every,
         flip_statistics=config.flip_stats,
-        seed=config.seed, optimizer_implementation=config.optimizer_impl, ewc=ewc, si=si,
+        seed=config.seed, ewc=ewc, si=si,
         progress=progress)
 
 
@@ -228,9 +226,9 @@ def run(config: ContinualConfig, experiment: Experiment, resume: bool = False,
         raise ConfigError(f"--in-size {config.in_size}, but the tasks have "
                           f"{tasks[0].train_x[0].numel()} inputs")
     model = build_model(config.net, config.in_size, config.hidden_layers, config.out_size,
-                        config.norm, config.init, config.init_width,
-                        input_levels=image_levels(config.task_sequence, tasks, experiment)).to(device)
-    model.training_impl = config.train_impl
+                        config.norm, config.init, config.init_width).to(device)
+    print("implementation: " + fast.enable(model, device, config.impl, input_levels=image_levels(
+        config.task_sequence, tasks, experiment)))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"device {device}; model {config.net} {[config.in_size, *config.hidden_layers, config.out_size]}"
           f" ({n_params:,} parameters); tasks {[t.name for t in tasks]}")

@@ -37,16 +37,17 @@ DIFFERENCES = (
                "eager PyTorch operations, 1 - tanh²(m|W|)",
                "one compiled kernel for all tensors, 1 - tanh²(x) written as 4a/(1+a)², "
                "a = exp(-2x) (equal to float32 rounding)",
-               "--optimizer-impl eager"),
+               "--impl reference"),
     Difference("Training step on CPU (MLPs)",
                "module by module",
                "forward and backward as one torch.compile graph (equal to float32 rounding)",
-               "--train-impl eager", MLP_EXPERIMENTS),
+               "--impl reference", MLP_EXPERIMENTS),
     Difference("Binary products on CPU",
                "float32 matrix products",
                "int8 products with int32 sums where inputs are signs (bit-identical) or 8-bit "
-               "pixels (the exact product, rounded once)",
-               "- (GPU: float32)", MLP_EXPERIMENTS),
+               "pixels (the exact product, rounded once); with --impl auto only where measured "
+               "faster than float32 on this CPU",
+               "--impl reference (GPU: float32)", MLP_EXPERIMENTS),
     Difference("Subnormal floats on CPU",
                "kept (IEEE)",
                "flushed to zero (values below 1.2e-38; x86 arithmetic on them is tens of times "
@@ -64,8 +65,8 @@ DIFFERENCES = (
     Difference("Stream FMNIST evaluation on CPU",
                "float32 forward",
                "exact integer arithmetic (sign decisions exact; no disagreement measured on "
-               "FMNIST)",
-               "--eval-impl float", ("stream_fmnist",)),
+               "FMNIST); with --impl auto only where int8 products beat float32 on this CPU",
+               "--impl reference", ("stream_fmnist",)),
     Difference("mnist_usps epoch-0 row",
                "first row written before training",
                "a real evaluation of the untrained network with the protocol of every other "

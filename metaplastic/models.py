@@ -6,8 +6,6 @@ DNN: Linear (no bias) -> BatchNorm1d(affine, running statistics) -> ReLU, same l
 """
 from __future__ import annotations
 
-import logging
-import warnings
 from typing import Sequence
 
 import torch
@@ -24,22 +22,12 @@ def default_binarize_first_input(in_size: int) -> bool:
     return in_size != 784
 
 
-TRAINING_IMPLEMENTATIONS = ("auto", "compiled", "eager")
-
-
 class MLP(nn.Module):
-    """layers[i] -> norms[i] -> activation, no activation after the last layer.
-
-    ``training_impl`` chooses how :meth:`training_forward` (a training step's forward pass)
-    runs: 'compiled' traces forward and backward into one torch.compile graph (same operations,
-    elementwise ones fused), 'eager' calls the modules; 'auto' is 'compiled' on CPU when
-    torch.compile works there, else 'eager'.
-    """
+    """layers[i] -> norms[i] -> activation, no activation after the last layer."""
 
     layers: nn.ModuleList
     norms: nn.ModuleList
     activation: nn.Module
-    training_impl: str = "auto"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_from(0, x.reshape(x.shape[0], -1))
@@ -53,67 +41,16 @@ class MLP(nn.Module):
                 x = self.activation(x)
         return x
 
-    def training_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """forward(x) for a training step (gradients recorded, no module hooks)."""
-        if not self._compiled_training(x):
-            return self(x)
-        for layer in self.layers:
-            prepare = getattr(layer, "prepare_forward", None)
-            if prepare is not None:
-                prepare()
-        try:
-            return _compiled_prepared_forward()(self, x.reshape(x.shape[0], -1))
-        except Exception as exc:  # compiler missing, unsupported operation, ...
-            if self.training_impl == "compiled":
-                raise
-            warnings.warn(f"torch.compile of the training step failed ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200] if str(exc) else ''}); "
-                          f"training eagerly")
-            self.training_impl = "eager"
-            return self(x)
-
-    def _compiled_training(self, x: torch.Tensor) -> bool:
-        if self.training_impl not in TRAINING_IMPLEMENTATIONS:
-            raise ValueError(f"training_impl must be one of {TRAINING_IMPLEMENTATIONS}")
-        if self.training_impl == "eager" or not (self.training and torch.is_grad_enabled()):
-            return False
-        return self.training_impl == "compiled" or x.device.type == "cpu"
-
-
-def _prepared_forward(model: MLP, x: torch.Tensor) -> torch.Tensor:
-    """MLP.forward_from(0, x) with binarized layers reading their prepared sign buffers."""
-    last = len(model.layers) - 1
-    for i, (layer, norm) in enumerate(zip(model.layers, model.norms)):
-        prepared = getattr(layer, "forward_prepared", None)
-        x = norm(prepared(x) if prepared is not None else layer(x))
-        if i < last:
-            x = model.activation(x)
-    return x
-
-
-_COMPILED: dict = {}
-
-
-def _compiled_prepared_forward():
-    """torch.compile(_prepared_forward), made once per process (graphs are cached per shape)."""
-    if "forward" not in _COMPILED:
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        _COMPILED["forward"] = torch.compile(_prepared_forward, dynamic=False)
-    return _COMPILED["forward"]
-
 
 class BNN(MLP):
     """Binarized MLP; ``binarize_inputs[i]`` says whether layer i applies sign() to its input.
 
     Default: the first layer binarizes its input unless it is a 28x28 image (784 inputs).
-    ``input_levels`` = L declares the inputs to be k / L with integer k in [0, 255] (8-bit images:
-    255), so that an unbinarized first layer computes its product exactly in int8 on CPU.
     """
 
     def __init__(self, dims: Sequence[int], norm: str = "bn", init: str = "uniform",
                  init_width: float = 0.1, binarize_inputs: Sequence[bool] | None = None,
-                 norm_affine: bool = True, norm_running_stats: bool = False,
-                 input_levels: int | None = None):
+                 norm_affine: bool = True, norm_running_stats: bool = False):
         super().__init__()
         self.dims = list(dims)
         n_layers = len(self.dims) - 1
@@ -132,11 +69,6 @@ class BNN(MLP):
                       track_running_stats=norm_running_stats)
             for i in range(n_layers))
         self.activation = SignActivation()
-        for layer in self.layers[1:]:  # fed by sign activations: inputs in {-1, 0, 1}
-            layer.input_is_ternary = True
-        if input_levels is not None and not 1 <= input_levels <= 255:
-            raise ValueError(f"input_levels must be in 1..255, got {input_levels}")
-        self.layers[0].input_levels = input_levels
 
 
 class DNN(MLP):

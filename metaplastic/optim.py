@@ -7,61 +7,28 @@ where, for weights (2 or more dimensions), f = 1 - tanh^2(m_l |W|) wherever sign
 (the update would shrink |W| toward a sign change) and f = 1 elsewhere; 1-d parameters get
 f = 1 (plain Adam). m_l = 0 is exactly Adam with coupled weight decay.
 
-Two implementations give the same numbers to float32 rounding:
-- 'compiled': one torch.compile graph for all parameters, a fused loop per tensor reading
-  W, grad, m, v once and writing W, m, v once, and sign(W) into the binarized layer's buffer
-  (so the next forward pass needs no separate sign computation). It writes 1 - tanh^2(x) as 4a / (1 + a)^2 with a = exp(-2x) (the same function,
-  cheaper to vectorize).
-- 'eager': in-place torch operations over chunks of at most 2**18 elements, so temporaries stay
-  small even for 16M-element weights.
-'auto' uses 'compiled' when torch.compile works on this machine (it needs a C++ compiler on CPU),
-else 'eager' with a warning.
+This module is the reference implementation: in-place torch operations over chunks of at most
+2**18 elements, so temporaries stay small even for 16M-element weights. The fast path
+(:class:`metaplastic.fast.optim.FusedMetaplasticAdam`: one compiled kernel for all tensors,
+equal to float32 rounding) is a subclass that replaces :meth:`MetaplasticAdam._update`;
+:func:`make_optimizer` picks it when the model's fast paths were enabled at start
+(:func:`metaplastic.fast.enable`).
 """
 from __future__ import annotations
 
-import logging
 import math
-import warnings
 from typing import Iterable, Sequence
 
 import torch
 from torch import nn
 
-from metaplastic.layers import binarized_layer_of
-
 CHUNK = 1 << 18
-IMPLEMENTATIONS = ("auto", "compiled", "eager")
 
 
 def metaplastic_factor(w: torch.Tensor, m: torch.Tensor, meta: float) -> torch.Tensor:
     """f = 1 - tanh^2(meta * |W|) where sign(W) * m > 0, else 1 (reference form, any shape)."""
     f = 1.0 - torch.tanh(meta * w.abs()) ** 2
     return torch.where(torch.sign(w) * m > 0, f, torch.ones_like(w))
-
-
-def _fused_update(params, grads, exp_avgs, exp_avg_sqs, binaries, binaries_int8, scalars):
-    """One metaplastic Adam step on lists of tensors, in place.
-
-    ``scalars`` is a (n_params, 6) tensor of per-parameter step_size, weight_decay, meta,
-    beta1, beta2, eps; meta = 0 makes the factor exactly 1 (plain Adam, used for 1-d parameters).
-    ``binaries[i]`` / ``binaries_int8[i]``, when not None, receive sign(W) of the updated
-    weight (the binarized layer's forward weight, float32 / int8), in the same pass.
-    """
-    for i, (w, grad, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs)):
-        step_size, weight_decay, meta, beta1, beta2, eps = scalars[i].unbind()
-        g = grad + weight_decay * w
-        m_new = beta1 * m + (1.0 - beta1) * g
-        v_new = beta2 * v + (1.0 - beta2) * g * g
-        a = torch.exp(-2.0 * meta * w.abs())
-        factor = torch.where(torch.sign(w) * m_new > 0, 4.0 * a / ((1.0 + a) * (1.0 + a)), 1.0)
-        w_new = w - step_size * factor * m_new / (torch.sqrt(v_new) + eps)
-        m.copy_(m_new)
-        v.copy_(v_new)
-        w.copy_(w_new)
-        if binaries[i] is not None:
-            binaries[i].copy_(torch.sign(w_new))
-        if binaries_int8[i] is not None:
-            binaries_int8[i].copy_(torch.sign(w_new).to(torch.int8))
 
 
 def _eager_update(w, grad, m, v, step_size: float, weight_decay: float, meta: float,
@@ -90,44 +57,22 @@ class MetaplasticAdam(torch.optim.Optimizer):
     Each parameter group may carry its own ``meta`` (one value per layer).
     """
 
+    implementation = "reference"
+
     def __init__(self, params: Iterable, lr: float = 0.005, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, meta: float = 0.0,
-                 implementation: str = "auto"):
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}")
+                 eps: float = 1e-8, weight_decay: float = 0.0, meta: float = 0.0):
         if lr <= 0 or not math.isfinite(lr):
             raise ValueError(f"learning rate must be positive, got {lr}")
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, meta=meta)
         super().__init__(params, defaults)
-        self.implementation = implementation
-        self._kernel = None
 
-    # -- implementation choice -------------------------------------------------------------
-    def _fused_kernel(self):
-        if self._kernel is None:
-            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-            self._kernel = torch.compile(_fused_update, dynamic=False)
-        return self._kernel
+    def _update(self, batch: list) -> None:
+        """Apply one step to ``batch``: (param, grad, exp_avg, exp_avg_sq, (step_size,
+        weight_decay, meta, beta1, beta2, eps)) per parameter, meta = 0 for 1-d parameters."""
+        for p, grad, m, v, (step_size, wd, meta, beta1, beta2, eps) in batch:
+            _eager_update(p, grad.contiguous(), m, v, step_size, wd, meta, beta1, beta2, eps,
+                          metaplastic=p.dim() >= 2)
 
-    def _step_compiled(self, batch, layers) -> bool:
-        params, grads, ms, vs, scalars = zip(*batch)
-        binaries = [None if layer is None else layer.binary_buffer() for layer in layers]
-        binaries_int8 = [layer.binary_int8_buffer() if getattr(layer, "uses_int8", None)
-                         and layer.uses_int8() else None for layer in layers]
-        scalar_table = torch.tensor(scalars, dtype=params[0].dtype, device=params[0].device)
-        try:
-            self._fused_kernel()(list(params), list(grads), list(ms), list(vs), binaries,
-                                 binaries_int8, scalar_table)
-            return True
-        except Exception as exc:  # compiler missing, unsupported backend, ...
-            if self.implementation == "compiled":
-                raise
-            warnings.warn(f"torch.compile of the optimizer step failed ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:200]}); using the eager implementation")
-            self.implementation = "eager"
-            return False
-
-    # -- the step ----------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure=None):
         loss = None
@@ -153,22 +98,8 @@ class MetaplasticAdam(torch.optim.Optimizer):
                 meta = float(group["meta"]) if p.dim() >= 2 else 0.0
                 batch.append((p, p.grad, state["exp_avg"], state["exp_avg_sq"],
                               (step_size, group["weight_decay"], meta, beta1, beta2, group["eps"])))
-        if not batch:
-            return loss
-        layers = [binarized_layer_of(item[0]) for item in batch]
-        compiled = self.implementation != "eager" and self._step_compiled(batch, layers)
-        if not compiled:
-            for (p, grad, m, v, (step_size, wd, meta, beta1, beta2, eps)), layer in zip(batch,
-                                                                                        layers):
-                _eager_update(p, grad.contiguous(), m, v, step_size, wd, meta, beta1, beta2, eps,
-                              metaplastic=p.dim() >= 2)
-                if layer is not None:
-                    torch.sign(p, out=layer.binary_buffer())
-        for layer in layers:
-            if layer is not None:
-                layer.mark_binary_current()
-                if compiled and getattr(layer, "uses_int8", None) and layer.uses_int8():
-                    layer.mark_binary_int8_current()
+        if batch:
+            self._update(batch)
         return loss
 
 
@@ -197,8 +128,27 @@ def metaplastic_param_groups(model: nn.Module, meta: float | Sequence[float]) ->
     return groups
 
 
+IMPLEMENTATIONS = ("auto", "reference", "fast")
+
+
 def make_optimizer(model: nn.Module, lr: float, meta: float | Sequence[float],
                    weight_decay: float = 0.0, implementation: str = "auto") -> MetaplasticAdam:
-    """Metaplastic Adam over the whole model with per-layer m_l."""
-    return MetaplasticAdam(metaplastic_param_groups(model, meta), lr=lr,
-                           weight_decay=weight_decay, implementation=implementation)
+    """Metaplastic Adam over the whole model with per-layer m_l.
+
+    ``implementation``: 'auto' follows the choice made for ``model`` at start
+    (:func:`metaplastic.fast.enable`: the fused optimizer where the fast paths are on, else the
+    reference); 'reference' ('eager') or 'fast' ('compiled') force one.
+    """
+    aliases = {"eager": "reference", "compiled": "fast"}
+    implementation = aliases.get(implementation, implementation)
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}")
+    groups = metaplastic_param_groups(model, meta)
+    fast_paths = getattr(model, "fast_paths", None)
+    if implementation == "fast" or (implementation == "auto" and fast_paths is not None
+                                    and fast_paths.fused_optimizer):
+        from metaplastic.fast.optim import FusedMetaplasticAdam
+
+        layers = fast_paths.layers if fast_paths is not None else []
+        return FusedMetaplasticAdam(groups, lr=lr, weight_decay=weight_decay, binary_layers=layers)
+    return MetaplasticAdam(groups, lr=lr, weight_decay=weight_decay)

@@ -164,29 +164,88 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# What this process has set up or measured, recorded in config.json ("environment"): the
+# results of tune_allocator, set_denormals and the measurements below, and the implementation
+# metaplastic.fast.enable chose.
+SETTINGS: dict = {}
+
+
 def setup(device: str = "auto", seed: int | None = None, allow_tf32: bool = False,
           keep_denormals: bool = False) -> torch.device:
     """The one call every experiment makes before building anything."""
-    tune_allocator()
+    SETTINGS["allocator_tuned"] = tune_allocator()
     set_precision(allow_tf32)
-    set_denormals(keep_denormals)
+    SETTINGS["denormals_flushed"] = set_denormals(keep_denormals) and not keep_denormals
     if seed is not None:
         seed_everything(seed)
-    resolved = resolve_device(device)
-    if resolved.type == "cpu":
-        choose_cpu_products()
-    return resolved
+    return resolve_device(device)
 
 
-def choose_cpu_products() -> bool:
-    """Decide once, at start, whether binary products run in exact int8 on this CPU (where it
-    is faster than float32; the results are the same) and say which."""
-    from metaplastic import layers
+def recorded_settings() -> dict:
+    """The process settings and measurements so far (for config.json)."""
+    return dict(SETTINGS)
 
-    layers.TERNARY_INT8["enabled"] = layers.int8_products_pay_off()
-    if layers.TERNARY_INT8["enabled"]:
-        print("CPU binary products: exact int8 (faster than float32 here)")
-    else:
-        print("CPU binary products: float32 (int8 products are slower on this CPU, or "
-              "unsupported)")
-    return layers.TERNARY_INT8["enabled"]
+
+_MEASURED: dict[str, bool] = {}
+
+
+def int8_products_work() -> bool:
+    """Whether exact int8 matrix products (torch._int_mm, int32 sums) run on this CPU."""
+    if "int8_works" not in _MEASURED:
+        works = False
+        if hasattr(torch, "_int_mm"):
+            try:
+                a = torch.randint(-1, 2, (32, 64), generator=torch.Generator().manual_seed(0),
+                                  dtype=torch.int8)
+                works = torch.equal(torch._int_mm(a, a.t().contiguous()).float(),
+                                    a.float() @ a.float().t())
+            except (RuntimeError, NotImplementedError):
+                works = False
+        _MEASURED["int8_works"] = works
+    return _MEASURED["int8_works"]
+
+
+def int8_products_pay_off(rows: int = 1000, inner: int = 784, cols: int = 512) -> bool:
+    """Whether exact int8 products run on this CPU AND beat float32 at a training shape:
+    measured once per process (best of 3 timings of each), then cached. CPUs without int8
+    dot-product instructions (VNNI / AMX) run torch._int_mm tens of times slower than float32."""
+    if "cpu_int8_products" not in _MEASURED:
+        import time
+
+        pays_off = False
+        if int8_products_work():
+            g = torch.Generator().manual_seed(0)
+            a8 = torch.randint(-1, 2, (rows, inner), generator=g, dtype=torch.int8)
+            b8 = torch.randint(-1, 2, (cols, inner), generator=g, dtype=torch.int8)
+            a32, b32 = a8.float(), b8.float()
+
+            def best(fn) -> float:
+                times = []
+                for _ in range(3):
+                    start = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - start)
+                return min(times)
+
+            pays_off = best(lambda: torch._int_mm(a8, b8.t())) < best(lambda: a32 @ b32.t())
+        _MEASURED["cpu_int8_products"] = pays_off
+        SETTINGS["cpu_int8_products"] = pays_off
+    return _MEASURED["cpu_int8_products"]
+
+
+def torch_compile_works(device: torch.device) -> str | None:
+    """None when torch.compile runs a small graph on ``device`` (once per process and device
+    type), else why not (no C++ compiler for the CPU, no Triton for the GPU, ...)."""
+    key = f"compile_{torch.device(device).type}"
+    if key not in _MEASURED:
+        import logging
+
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        try:
+            x = torch.linspace(-1, 1, 8, device=device)
+            got = torch.compile(lambda t: torch.sign(t * 2.0 + 0.5), dynamic=False)(x)
+            _MEASURED[key] = None if torch.equal(got, torch.sign(x * 2.0 + 0.5)) else "wrong result"
+        except Exception as exc:  # compiler missing, unsupported backend, ...
+            text = str(exc).splitlines()[0][:200] if str(exc) else ""
+            _MEASURED[key] = f"{type(exc).__name__}: {text}"
+    return _MEASURED[key]

@@ -283,8 +283,9 @@ def launch(config, experiment: StreamExperiment, settings: StreamSettings, resum
     subsets = subset_indices(len(data.train_x), config.nb_subset, experiment.permute(config),
                              config.seed)
     model = experiment.build_model(config).to(device)
-    if hasattr(model, "training_impl"):
-        model.training_impl = getattr(config, "train_impl", "auto")
+    from metaplastic import fast
+
+    log(f"implementation: {fast.enable(model, device, getattr(config, 'impl', 'auto'))}")
     if experiment.configure is not None:
         experiment.configure(config, model, device, settings)
     n_params = sum(p.numel() for p in model.parameters())

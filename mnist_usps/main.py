@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metaplastic import faithfulness
-from metaplastic import records, runtime
+from metaplastic import fast, records, runtime
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
                              command_line, non_negative_float,
                              per_seed, positive_float, positive_int, print_config, run_directory,
@@ -128,7 +128,7 @@ def settings_from_config(config: MnistUspsConfig, progress: bool) -> SequenceSet
         meta=expand_meta(config.meta, config.n_layers), weight_decay=config.decay,
         train_batch_size=config.train_batch_size, scenario=SCENARIO, optimizer_per_task=False,
         initial_evaluation=True, checkpoint_every=config.checkpoint_every, seed=config.seed,
-        optimizer_implementation=config.optimizer_impl, progress=progress,
+        progress=progress,
         flip_statistics=config.flip_stats)
 
 
@@ -145,6 +145,7 @@ def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,
     config.train_windows = {name: list(w) for name, w in windows.items()}
     print_config(config)
     model = build_model(config.ch, config.kr, config.init, config.init_width).to(device)
+    print(f"implementation: {fast.enable(model, device, config.impl)}")
     n_params = sum(p.numel() for p in model.parameters())
     print(f"device {device}; model bcnn ch {config.ch} kr {config.kr}, final maps "
           f"{model.side}x{model.side} ({n_params:,} hidden weights); training windows "

@@ -156,7 +156,6 @@ def settings_from_config(config: StreamCifarConfig, progress: bool = True) -> St
         epochs_per_task=config.epochs_per_task, lr=config.lr,
         meta=expand_meta(config.meta, N_WEIGHT_LAYERS), weight_decay=config.weight_decay,
         batch_size=config.mbs, eval_batch_size=config.eval_batch, seed=config.seed,
-        optimizer_implementation=config.optimizer_impl,
         checkpoint_every=config.checkpoint_every, progress=progress, save_final=True,
         flip_statistics=config.flip_stats)
 

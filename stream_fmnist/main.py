@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 
-from metaplastic import faithfulness
+from metaplastic import faithfulness, fast
 from metaplastic import records
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
                              command_line, neutral, non_negative_float, positive_int,
@@ -36,8 +36,7 @@ from metaplastic.optim import expand_meta
 from metaplastic.stream import (StreamExperiment, StreamSettings, add_stream_arguments,
                                 meta_column, run_function)
 from stream_fmnist.data_utils import TASKS, load_data, pixels
-from stream_fmnist.model_utils import (EVAL_IMPLS, IntegerEvaluator, build_model,
-                                       resolve_eval_impl)
+from stream_fmnist.model_utils import build_model
 
 EXPERIMENT_NAME = "stream_fmnist"
 
@@ -56,7 +55,6 @@ class StreamFmnistConfig(RunOptions):
     mbs: int = 100
     init: str = "uniform"
     init_width: float = 0.1
-    eval_impl: str = neutral("auto")
     eval_batch: int = neutral(10_000)
     save: bool = False
     experiment: str = EXPERIMENT_NAME
@@ -73,9 +71,6 @@ def build_parser() -> ArgumentParser:
                    help="hidden layer sizes")
     g.add_argument("--decay", type=non_negative_float, default=1e-7,
                    help="L2 weight decay")
-    g.add_argument("--eval-impl", choices=EVAL_IMPLS, default="auto",
-                   help="evaluation arithmetic: int8 (exact integer products, CPU), float (the "
-                        "model's float forward); auto: int8 on CPU when available")
     g.add_argument("--save", action="store_true",
                    help="also write model_final.pt (model and optimizer) at the end")
     add_stream_arguments(p, lr=0.005, mbs=100, epochs_per_task=20, eval_batch=10_000)
@@ -91,18 +86,19 @@ def config_from_args(args) -> StreamFmnistConfig:
     return StreamFmnistConfig(
         task=args.task, hidden_layers=list(args.hidden_layers), lr=args.lr, decay=args.decay,
         meta=list(args.meta), epochs_per_task=args.epochs_per_task, nb_subset=args.nb_subset,
-        mbs=args.mbs, init=args.init, init_width=args.init_width, eval_impl=args.eval_impl,
+        mbs=args.mbs, init=args.init, init_width=args.init_width,
         eval_batch=args.eval_batch, save=args.save, **run_options(args))
 
 
 def _configure(config: StreamFmnistConfig, model, device, settings: StreamSettings) -> None:
     settings.train_transform = pixels
-    impl = resolve_eval_impl(config.eval_impl, device)
-    if impl == "int8":
-        settings.predict, settings.eval_transform = IntegerEvaluator(model), None
+    evaluator = fast.integer_evaluator(model)  # with --impl fast, or auto where int8 pays off
+    if evaluator is not None:
+        settings.predict, settings.eval_transform = evaluator, None
     else:
         settings.predict, settings.eval_transform = None, pixels
-    print(f"evaluation: {impl} arithmetic, {config.eval_batch} samples per forward pass")
+    print(f"evaluation: {'exact integer' if evaluator is not None else 'float32'} arithmetic, "
+          f"{config.eval_batch} samples per forward pass")
 
 
 def _row_prefix(config: StreamFmnistConfig, data) -> dict:
@@ -121,7 +117,6 @@ def settings_from_config(config: StreamFmnistConfig, progress: bool = True) -> S
         epochs_per_task=config.epochs_per_task, lr=config.lr,
         meta=expand_meta(config.meta, len(config.hidden_layers) + 1), weight_decay=config.decay,
         batch_size=config.mbs, eval_batch_size=config.eval_batch, seed=config.seed,
-        optimizer_implementation=config.optimizer_impl,
         checkpoint_every=config.checkpoint_every, progress=progress, save_final=config.save,
         flip_statistics=config.flip_stats)
 

@@ -25,16 +25,17 @@ IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
 
 
 @pytest.fixture(autouse=True)
-def _int8_products_default():
-    """runtime.setup decides per machine whether CPU products run in int8 (a process-wide
-    switch); tests that exercise the int8 path must not depend on what an earlier in-process
-    run decided, so every test starts from the layers' default (int8 where it applies)."""
-    from metaplastic import layers
+def _process_settings_restored():
+    """metaplastic.fast.enable (the one --impl switch) records its choice in runtime.SETTINGS,
+    which config.json's environment reports; a test's choice must not leak into later tests.
+    (Tests that fake runtime's measurements do it with monkeypatch, which undoes itself; real
+    measurements stay cached for the process, as in a run.)"""
+    from metaplastic import runtime
 
-    saved = layers.TERNARY_INT8["enabled"]
-    layers.TERNARY_INT8["enabled"] = True
+    settings = dict(runtime.SETTINGS)
     yield
-    layers.TERNARY_INT8["enabled"] = saved
+    runtime.SETTINGS.clear()
+    runtime.SETTINGS.update(settings)
 
 
 @pytest.fixture

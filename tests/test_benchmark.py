@@ -25,6 +25,6 @@ def test_gemm_inventory_counts_every_product_of_an_epoch():
 def test_tiny_benchmark_runs(capsys):
     torch.manual_seed(0)
     assert bench.main(["--hidden", "16", "--steps", "3", "--repeats", "1", "--epoch-repeats", "1",
-                       "--optimizer-impl", "eager"]) == 0
+                       "--impl", "reference"]) == 0
     out = capsys.readouterr().out
     assert "784-16-16-10" in out and "ratio to floor" in out and "scaled to 600" in out

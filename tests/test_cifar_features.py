@@ -636,7 +636,7 @@ def test_generate_then_train_end_to_end(synthetic, tmp_path, monkeypatch) -> Non
     run_dir = tmp_path / "run"
     assert continual.main(EXPERIMENT, argv + ["--data-root", str(synthetic["root"]), "--out-dir",
                                               str(run_dir), "--device", "cpu", "--no-progress",
-                                              "--optimizer-impl", "eager"]) == 0
+                                              "--impl", "reference"]) == 0
     assert seen == {"batch": 100, "tasks": ["vehicles", "animals"]}
     rows = _read_metrics(run_dir)
     assert len(rows) == 2
@@ -671,7 +671,7 @@ def test_generate_then_train_cifar100_domain(synthetic, tmp_path, monkeypatch) -
     run_dir = tmp_path / "run"
     assert continual.main(EXPERIMENT, argv + ["--data-root", str(synthetic["root"]), "--out-dir",
                                               str(run_dir), "--device", "cpu", "--no-progress",
-                                              "--optimizer-impl", "eager"]) == 0
+                                              "--impl", "reference"]) == 0
     assert seen == {"batch": 20, "n": 2}
     rows = _read_metrics(run_dir)
     assert len(rows) == 2 and records.matches_schema(tuple(rows[0]), records.continual_columns(2))

@@ -146,9 +146,12 @@ def test_image_tasks_declare_8bit_inputs_to_the_model():
 
 
 @with_data
-def test_pmnist_run_builds_a_bnn_with_an_int8_first_layer(tmp_path, monkeypatch):
-    from metaplastic import continual
+def test_pmnist_run_with_impl_fast_gives_the_bnn_an_int8_first_layer(tmp_path, monkeypatch,
+                                                                      capsys):
+    from metaplastic import continual, runtime
 
+    if not runtime.int8_products_work():
+        pytest.skip("no exact int8 products on this CPU")
     built = []
     original = continual.build_model
 
@@ -157,12 +160,45 @@ def test_pmnist_run_builds_a_bnn_with_an_int8_first_layer(tmp_path, monkeypatch)
         return built[-1]
 
     monkeypatch.setattr(continual, "build_model", spy)
-    from metaplastic import layers  # on a CPU where int8 does not pay off, setup turns it off
-    monkeypatch.setitem(layers._INT8_PAYS_OFF, "cpu", True)
     argv = ["--net", "bnn", "--hidden-layers", "16", "--task-sequence", "pMNIST", "pMNIST",
-            "--data-root", str(DATA_ROOT), "--out-dir", str(tmp_path / "run"), "--dry-run"]
+            "--data-root", str(DATA_ROOT), "--out-dir", str(tmp_path / "run"), "--dry-run",
+            "--impl", "fast"]
     assert main(EXPERIMENT, argv) == 0
     assert built[0].layers[0].input_levels == 255 and built[0].layers[0].uses_int8()
+    assert "implementation: fast (fast): " in capsys.readouterr().out
+
+
+@with_data
+def test_impl_fast_is_refused_at_start_where_int8_products_do_not_run(tmp_path, monkeypatch,
+                                                                      capsys):
+    from metaplastic import runtime
+
+    monkeypatch.setitem(runtime._MEASURED, "compile_cpu", None)
+    monkeypatch.setitem(runtime._MEASURED, "int8_works", False)
+    argv = ["--hidden-layers", "16", "--task-sequence", "pMNIST", "--data-root", str(DATA_ROOT),
+            "--out-dir", str(tmp_path / "run"), "--impl", "fast", "--device", "cpu"]
+    assert main(EXPERIMENT, argv) == 2
+    err = capsys.readouterr().err
+    assert "--impl fast" in err and "int8 products" in err and "--impl auto" in err
+    assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+@with_data
+def test_impl_choice_is_printed_and_recorded_in_config_json(tmp_path, monkeypatch, capsys):
+    import json
+
+    from metaplastic import runtime
+
+    monkeypatch.setitem(runtime._MEASURED, "compile_cpu", "CppCompileError: no compiler")
+    argv = ["--hidden-layers", "8", "--task-sequence", "MNIST", "--epochs-per-task", "1",
+            "--data-root", str(DATA_ROOT), "--out-dir", str(tmp_path / "run"), "--device", "cpu",
+            "--no-progress", "--no-flip-stats"]
+    assert main(EXPERIMENT, argv) == 0
+    said = capsys.readouterr().out
+    assert "implementation: reference (auto: fast paths declined" in said
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["impl"] == "auto"
+    assert config["environment"]["implementation"].startswith("reference (auto: fast paths")
 
 
 @with_data

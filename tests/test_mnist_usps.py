@@ -399,7 +399,7 @@ def test_real_data_smoke_run(tmp_path: Path) -> None:
     argv = ["--net", "bcnn", "--ch", "1", "6", "10", "15", "--kr", "4", "4", "4", "--decay", "1e-8",
             "--lr", "0.005", "--meta", "1.2", "--epochs-per-task", "1", "--task-sequence", "MNIST",
             "USPS", "--data-root", str(DATA_ROOT), "--out-dir", str(out), "--device", "cpu",
-            "--optimizer-impl", "eager", "--no-progress"]
+            "--impl", "reference", "--no-progress"]
     assert main(argv) == 0
     with open(out / records.METRICS_FILE, newline="") as f:
         header = next(csv.reader(f))
@@ -425,7 +425,7 @@ def synthetic_argv(root: Path, out: Path) -> list[str]:
     return ["--ch", "1", "4", "6", "--kr", "4", "4", "--meta", "1.2", "--decay", "1e-8",
             "--epochs-per-task", "2", "--task-sequence", "MNIST", "USPS",
             "--mnist-train-samples", "40", "--usps-train-samples", "30", "--data-root", str(root),
-            "--out-dir", str(out), "--device", "cpu", "--optimizer-impl", "eager", "--no-progress"]
+            "--out-dir", str(out), "--device", "cpu", "--impl", "reference", "--no-progress"]
 
 
 @pytest.mark.parametrize("crash_after", [1, 2, 3])

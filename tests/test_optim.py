@@ -3,11 +3,13 @@ import numpy as np
 import pytest
 import torch
 
+from metaplastic.fast.optim import FusedMetaplasticAdam
 from metaplastic.models import BNN
 from metaplastic.optim import MetaplasticAdam, expand_meta, make_optimizer, metaplastic_param_groups
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
-IMPLEMENTATIONS = ["eager", "compiled"]
+IMPLEMENTATIONS = ["reference", "fast"]  # MetaplasticAdam, FusedMetaplasticAdam (compiled)
+OPTIMIZER = {"reference": MetaplasticAdam, "fast": FusedMetaplasticAdam}
 
 
 def numpy_step(w, grad, m, v, t, lr, wd, meta, metaplastic):
@@ -25,8 +27,7 @@ def numpy_step(w, grad, m, v, t, lr, wd, meta, metaplastic):
 
 def _run_steps(impl, w0, grads, lr, wd, meta):
     w = torch.nn.Parameter(torch.tensor(w0, dtype=torch.float32))
-    opt = MetaplasticAdam([{"params": [w], "meta": meta}], lr=lr, weight_decay=wd,
-                          implementation=impl)
+    opt = OPTIMIZER[impl]([{"params": [w], "meta": meta}], lr=lr, weight_decay=wd)
     for g in grads:
         w.grad = torch.tensor(g, dtype=torch.float32)
         opt.step()
@@ -87,8 +88,7 @@ def test_meta_zero_equals_torch_adam(impl):
     grads = [torch.randn(40, 30) for _ in range(5)]
     ours = torch.nn.Parameter(w0.clone())
     ref = torch.nn.Parameter(w0.clone())
-    opt = MetaplasticAdam([{"params": [ours], "meta": 0.0}], lr=0.01, weight_decay=1e-4,
-                          implementation=impl)
+    opt = OPTIMIZER[impl]([{"params": [ours], "meta": 0.0}], lr=0.01, weight_decay=1e-4)
     ref_opt = torch.optim.Adam([ref], lr=0.01, weight_decay=1e-4, eps=EPS)
     for g in grads:
         ours.grad, ref.grad = g.clone(), g.clone()
@@ -127,15 +127,14 @@ def test_per_layer_meta_applied_to_the_right_layer(impl):
                                    rtol=1e-5, atol=1e-7)
 
 
-def test_compiled_and_eager_agree_on_a_large_tensor():
+def test_fused_and_reference_agree_on_a_large_tensor():
     torch.manual_seed(4)
     w0 = torch.randn(600, 700) * 0.05
     grads = [torch.randn(600, 700) * 1e-3 for _ in range(3)]
     results = []
     for impl in IMPLEMENTATIONS:
         w = torch.nn.Parameter(w0.clone())
-        opt = MetaplasticAdam([{"params": [w], "meta": 1.35}], lr=0.005, weight_decay=1e-7,
-                              implementation=impl)
+        opt = OPTIMIZER[impl]([{"params": [w], "meta": 1.35}], lr=0.005, weight_decay=1e-7)
         for g in grads:
             w.grad = g.clone()
             opt.step()
@@ -144,29 +143,17 @@ def test_compiled_and_eager_agree_on_a_large_tensor():
     torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=5e-7)
 
 
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
-def test_step_refreshes_the_layers_binary_weight(impl):
-    torch.manual_seed(5)
-    model = BNN([12, 8, 3])  # 12 inputs: the first layer binarizes its input, so all use int8
-    opt = make_optimizer(model, lr=0.05, meta=1.0, implementation=impl)
-    x, y = torch.randn(16, 12), torch.randint(0, 3, (16,))
-    for _ in range(3):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        model(x)  # a forward pass refreshes whatever the step did not write
-        for layer in model.layers:  # the buffers the forward pass uses hold sign(W_h) of now
-            now = torch.sign(layer.hidden_weight.detach())
-            assert torch.equal(layer.binary_weight().detach(), now)
-            if layer.uses_int8():
-                assert torch.equal(layer._binary_int8, now.to(torch.int8))
-    import copy
-    clone = copy.deepcopy(model)  # a copy has its own buffers, untouched by the original's steps
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    for a, b in zip(clone.layers, model.layers):
-        assert torch.equal(a.binary_weight(), torch.sign(a.hidden_weight.detach()))
-        assert not torch.equal(a.hidden_weight, b.hidden_weight)
+def test_optimizers_are_torch_optimizers_with_meta_per_group():
+    model = BNN([12, 8, 4])
+    for impl in IMPLEMENTATIONS:
+        opt = make_optimizer(model, 0.01, [0.5, 2.0], implementation=impl)
+        assert isinstance(opt, torch.optim.Optimizer) and isinstance(opt, MetaplasticAdam)
+        assert [g["meta"] for g in opt.param_groups] == [0.5, 2.0, 0.0]
+    # the state of one implementation loads into the other (--resume with another --impl)
+    ref = make_optimizer(model, 0.01, 1.0, implementation="reference")
+    for layer in model.layers:
+        layer.hidden_weight.grad = torch.ones_like(layer.hidden_weight)
+    ref.step()
+    fused = make_optimizer(model, 0.01, 1.0, implementation="fast")
+    fused.load_state_dict(ref.state_dict())
+    assert fused.state[model.layers[0].hidden_weight]["step"] == 1

@@ -84,20 +84,18 @@ def test_visible_gpu_evidence(monkeypatch, tmp_path):
     assert runtime.visible_gpu() is None
 
 
-def test_cpu_products_are_chosen_once_at_start(monkeypatch, capsys):
-    from metaplastic import layers, runtime
-
-    for pays_off in (True, False):
-        monkeypatch.setitem(layers._INT8_PAYS_OFF, "cpu", pays_off)
-        runtime.setup("cpu", 0)
-        assert layers.TERNARY_INT8["enabled"] is pays_off
-        said = capsys.readouterr().out
-        assert ("exact int8" in said) is pays_off and ("products: float32" in said) is not pays_off
+def test_setup_records_its_process_settings(restore_denormals):
+    runtime.setup("cpu", seed=0)
+    settings = runtime.recorded_settings()
+    assert settings["denormals_flushed"] is True and "allocator_tuned" in settings
+    runtime.setup("cpu", seed=0, keep_denormals=True)
+    assert runtime.recorded_settings()["denormals_flushed"] is False
 
 
-def test_int8_measurement_is_cached_and_consistent():
-    from metaplastic import layers
+def test_environment_records_the_process_settings(monkeypatch):
+    from metaplastic import cli
 
-    layers._INT8_PAYS_OFF.pop("cpu", None)
-    first = layers.int8_products_pay_off()
-    assert layers._INT8_PAYS_OFF["cpu"] is first and layers.int8_products_pay_off() is first
+    monkeypatch.setitem(runtime.SETTINGS, "cpu_int8_products", False)
+    monkeypatch.setitem(runtime.SETTINGS, "implementation", "reference: ...")
+    env = cli.environment_summary()
+    assert env["cpu_int8_products"] is False and env["implementation"] == "reference: ..."

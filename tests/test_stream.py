@@ -25,7 +25,9 @@ from stream_cifar10 import main as cifar_main
 from stream_cifar10.model_utils import BinaryVGG, build_model as build_vgg
 from stream_fmnist import main as fmnist_main
 from stream_fmnist.data_utils import pixels
-from stream_fmnist.model_utils import IntegerEvaluator, build_model as build_bnn, int_mm_available
+from metaplastic.fast.evaluator import IntegerEvaluator
+from metaplastic.runtime import int8_products_work
+from stream_fmnist.model_utils import build_model as build_bnn
 
 
 FMNIST_PUBLISHED = [
@@ -243,7 +245,7 @@ def _exact_logits(model, k):
         h = torch.sign(z - norm.running_mean.double() * (255 if i == 0 else 1))
 
 
-needs_int_mm = pytest.mark.skipif(not int_mm_available(torch.device("cpu")),
+needs_int_mm = pytest.mark.skipif(not int8_products_work(),
                                   reason="no torch._int_mm on CPU")
 
 
@@ -274,6 +276,25 @@ def test_integer_evaluation_with_affine_norms_uses_the_modules():
     binary = torch.randint(0, 2, (200, 784), generator=g, dtype=torch.uint8) * 255
     with torch.no_grad():
         assert torch.equal(ev(binary), model(pixels(binary)))
+
+
+@pytest.mark.parametrize("choice, pays_off, integer", [
+    ("reference", True, False), ("auto", False, False), ("auto", True, True),
+    ("fast", False, True)])
+def test_stream_fmnist_evaluates_in_integers_only_with_int8_products(monkeypatch, choice,
+                                                                    pays_off, integer):
+    from metaplastic import fast, runtime
+
+    monkeypatch.setitem(runtime._MEASURED, "compile_cpu", None)
+    monkeypatch.setitem(runtime._MEASURED, "int8_works", True)
+    monkeypatch.setitem(runtime._MEASURED, "cpu_int8_products", pays_off)
+    config = fmnist_main.StreamFmnistConfig(hidden_layers=[16], impl=choice)
+    model = build_bnn([16])
+    fast.enable(model, "cpu", choice)
+    settings = fmnist_main.settings_from_config(config, progress=False)
+    fmnist_main._configure(config, model, torch.device("cpu"), settings)
+    assert isinstance(settings.predict, IntegerEvaluator) is integer
+    assert (settings.eval_transform is None) is integer
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,7 +359,7 @@ def test_short_fmnist_run_rows(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     argv = ["--task", "FMNIST", "--hidden-layers", "64", "64", "--lr", "0.005", "--decay", "1e-7",
             "--meta", "2.5", "--epochs-per-task", "1", "--nb-subset", "3", "--data-root", str(root),
-            "--out-dir", str(out), "--no-progress", "--optimizer-impl", "eager"]
+            "--out-dir", str(out), "--no-progress", "--impl", "reference"]
     assert fmnist_main.main(argv) == 0
     rows = read_csv(out / records.METRICS_FILE)
     with open(out / records.METRICS_FILE) as f:
@@ -363,7 +384,7 @@ def test_first_parts_of_a_real_fmnist_stream(tmp_path):
     """The 60-part stream on the real data, stopped after 3 parts of 1 epoch."""
     config = fmnist_main.StreamFmnistConfig(
         hidden_layers=[64, 64], meta=[2.5], nb_subset=60, epochs_per_task=1,
-        data_root=str(DATA_ROOT), out_dir=str(tmp_path / "run"), optimizer_impl="eager")
+        data_root=str(DATA_ROOT), out_dir=str(tmp_path / "run"), impl="reference")
     with pytest.raises(SimulatedCrash):
         fmnist_main.run(config, progress=False, stop_after_epochs=3)
     rows = read_csv(tmp_path / "run" / records.METRICS_FILE)
@@ -390,7 +411,7 @@ def test_fmnist_resume_reproduces_the_csv(tmp_path, monkeypatch, checkpoint_ever
     root = write_fmnist(tmp_path / "data", monkeypatch)
     config = fmnist_main.StreamFmnistConfig(
         hidden_layers=[32, 32], meta=[1.5], nb_subset=3, epochs_per_task=2, mbs=10,
-        data_root=str(root), optimizer_impl="eager", checkpoint_every=checkpoint_every)
+        data_root=str(root), impl="reference", checkpoint_every=checkpoint_every)
     full, crash = tmp_path / "full", tmp_path / "crash"
     _crash_then_resume(fmnist_main.run, config, full, crash, crash_after=3)
     text = (full / records.METRICS_FILE).read_text()
@@ -406,7 +427,7 @@ def test_cifar_resume_reproduces_the_csv(tmp_path):
     root = write_cifar(tmp_path / "data", n_train=24, n_test=8)
     config = cifar_main.StreamCifarConfig(
         channels=[2, 2, 4, 4, 4, 4], fc_width=16, nb_subset=2, epochs_per_task=2, mbs=6,
-        meta=[0.5], data_root=str(root), optimizer_impl="eager", checkpoint_every=2)
+        meta=[0.5], data_root=str(root), impl="reference", checkpoint_every=2)
     full, crash = tmp_path / "full", tmp_path / "crash"
     _crash_then_resume(cifar_main.run, config, full, crash, crash_after=3)
     text = (full / records.METRICS_FILE).read_text()
@@ -423,7 +444,7 @@ def test_resume_refuses_other_settings_and_overwrites(tmp_path, monkeypatch):
     out = tmp_path / "run"
     config = fmnist_main.StreamFmnistConfig(hidden_layers=[16], nb_subset=2, epochs_per_task=1,
                                             data_root=str(root), out_dir=str(out),
-                                            optimizer_impl="eager")
+                                            impl="reference")
     with pytest.raises(SimulatedCrash):
         fmnist_main.run(replace(config), progress=False, stop_after_epochs=1)
     with pytest.raises(ConfigError, match="meta"):

@@ -1,40 +1,53 @@
-"""The compiled training forward pass of MLPs against the eager modules."""
+"""The compiled training step of MLPs (metaplastic.fast.training) against the eager modules."""
 import copy
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from metaplastic import fast, runtime
 from metaplastic.engine import train_epoch
 from metaplastic.models import BNN, DNN
 from metaplastic.optim import make_optimizer
 
 
-def loss_and_grads(model, x, y, impl):
-    model.training_impl = impl
+@pytest.fixture(params=["int8", "float32"])
+def products(request, monkeypatch):
+    """'fast' with int8 products, or 'auto' where int8 products do not pay off (this VM)."""
+    if request.param == "int8":
+        if not runtime.int8_products_work():
+            pytest.skip("no exact int8 products on this CPU")
+        return "fast"
+    monkeypatch.setitem(runtime._MEASURED, "cpu_int8_products", False)
+    return "auto"
+
+
+def loss_and_grads(model, x, y, compiled: bool):
     model.train()
     model.zero_grad()
-    loss = F.cross_entropy(model.training_forward(x), y)
+    loss = F.cross_entropy(model.training_forward(x) if compiled else model(x), y)
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("make", [
-    lambda: BNN([784, 32, 32, 10], input_levels=255),
-    lambda: BNN([784, 32, 32, 10]),
-    lambda: BNN([50, 24, 10], norm="in"),
-    lambda: BNN([784, 24, 10], norm_affine=False, norm_running_stats=True),
-    lambda: DNN([784, 24, 24, 10]),
+@pytest.mark.parametrize("make, levels", [
+    (lambda: BNN([784, 32, 32, 10]), 255),
+    (lambda: BNN([784, 32, 32, 10]), None),
+    (lambda: BNN([50, 24, 10], norm="in"), None),
+    (lambda: BNN([784, 24, 10], norm_affine=False, norm_running_stats=True), None),
+    (lambda: DNN([784, 24, 24, 10]), None),
 ], ids=["bnn-8bit", "bnn-float-input", "bnn-in-norm", "bnn-running-stats", "dnn"])
-def test_compiled_training_forward_equals_eager(make):
+def test_compiled_training_step_equals_eager(make, levels, products):
     torch.manual_seed(0)
     model = make()
+    said = fast.enable(model, "cpu", products, input_levels=levels)
+    assert "compiled training step" in said
     n_in = model.dims[0]
     x = torch.randint(0, 256, (40, n_in)).float() / 255
     y = torch.randint(0, 10, (40,))
-    eager_model = copy.deepcopy(model)
-    loss_c, grads_c = loss_and_grads(model, x, y, "compiled")
-    loss_e, grads_e = loss_and_grads(eager_model, x, y, "eager")
+    eager_model = copy.deepcopy(model)  # same layers (and products), called module by module
+    loss_c, grads_c = loss_and_grads(model, x, y, compiled=True)
+    loss_e, grads_e = loss_and_grads(eager_model, x, y, compiled=False)
     assert torch.allclose(loss_c, loss_e, rtol=1e-6, atol=1e-6)
     assert grads_c.keys() == grads_e.keys()
     for name in grads_c:
@@ -44,16 +57,18 @@ def test_compiled_training_forward_equals_eager(make):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
 
 
-@pytest.mark.parametrize("optimizer_impl", ["eager", "compiled"])
-def test_compiled_training_follows_weight_updates(optimizer_impl):
+@pytest.mark.parametrize("optimizer_impl", ["reference", "auto"])
+def test_compiled_training_follows_weight_updates(optimizer_impl, products):
     """The sign buffers read by the compiled pass are the current ones after every optimizer
-    step and after an outside change of the hidden weights."""
+    step (reference, or the fused one that writes them) and after an outside change of the
+    hidden weights."""
     torch.manual_seed(1)
-    model = BNN([784, 32, 32, 10], input_levels=255)
-    model.training_impl = "compiled"
+    model = BNN([784, 32, 32, 10])
+    fast.enable(model, "cpu", products, input_levels=255)
     x = torch.randint(0, 256, (300, 784)).float() / 255
     y = torch.randint(0, 10, (300,))
     opt = make_optimizer(model, lr=0.05, meta=1.35, implementation=optimizer_impl)
+    assert opt.implementation == ("fused" if optimizer_impl == "auto" else "reference")
     generator = torch.Generator().manual_seed(0)
 
     def check():
@@ -73,18 +88,19 @@ def test_compiled_training_follows_weight_updates(optimizer_impl):
     check()
 
 
-def test_training_forward_is_eager_outside_training():
+def test_training_forward_is_the_model_outside_training(monkeypatch):
+    monkeypatch.setitem(runtime._MEASURED, "cpu_int8_products", False)
     model = BNN([784, 16, 10])
-    model.training_impl = "compiled"
+    fast.enable(model, "cpu", "auto")
     x = torch.rand(8, 784)
+    calls = []
+    monkeypatch.setattr("metaplastic.fast.training._compiled_prepared_forward",
+                        lambda: lambda m, xb: calls.append(1) or m(xb))
     model.eval()
-    assert not model._compiled_training(x)
+    model.training_forward(x)
     model.train()
     with torch.no_grad():
-        assert not model._compiled_training(x)
-    assert model._compiled_training(x)
-    model.training_impl = "eager"
-    assert not model._compiled_training(x)
-    model.training_impl = "fast"
-    with pytest.raises(ValueError, match="training_impl"):
-        model._compiled_training(x)
+        model.training_forward(x)
+    assert calls == []
+    model.training_forward(x)
+    assert calls == [1]

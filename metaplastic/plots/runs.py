@@ -42,7 +42,7 @@ IGNORED_CONFIG_KEYS = frozenset({"seed", "run_dir", "hostname", "environment",
 LEGACY_MARKED_KEYS = frozenset({"out_dir", "device", "data_root", "optimizer_impl",
                                 "train_impl", "keep_denormals", "checkpoint_every",
                                 "train_windows", "allow_tf32", "eval_impl", "eval_batch",
-                                "download"})
+                                "download", "impl"})
 TIME_KEY = re.compile(r"(^|_)(time|timestamp|date|started|finished|created|elapsed|"
                       r"duration|wall_s|wall_time)(_|$)")
 
