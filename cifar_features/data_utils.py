@@ -36,11 +36,13 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from metaplastic.continual import Experiment
+from metaplastic.continual import ContinualConfig
+from metaplastic.cli import neutral
 from metaplastic.errors import ConfigError, DataError
 from metaplastic.tasks import TaskData
 
@@ -305,10 +307,10 @@ def build_tasks(names: list[str], data_root: Path | None, device: torch.device, 
     if out_size is not None and out_size < n_classes:
         raise ConfigError(f"--out-size {out_size}: {dataset} tasks have labels 0-{n_classes - 1}; "
                           f"use --out-size {n_classes}")
-    extra = getattr(config, "extra", None) or {}
-    scale = extra.get("feature_scale") or DEFAULT_FEATURE_SCALE
-    expected_mode = extra.get("features_resnet_mode") or DEFAULT_RESNET_MODE
-    data = load_features(dataset, data_root, device, extra.get("features_dir"), expected_mode)
+    scale = getattr(config, "feature_scale", None) or DEFAULT_FEATURE_SCALE
+    expected_mode = getattr(config, "features_resnet_mode", None) or DEFAULT_RESNET_MODE
+    data = load_features(dataset, data_root, device, getattr(config, "features_dir", None) or None,
+                         expected_mode)
     x_tr = process_features(data["train_x"], scale)
     x_te = process_features(data["test_x"], scale)
     y_tr, y_te = data["train_y"].long(), data["test_y"].long()
@@ -328,13 +330,12 @@ def build_tasks(names: list[str], data_root: Path | None, device: torch.device, 
 
 
 def add_arguments(group) -> None:
-    """cifar_features' own flags (recorded in config.json under 'extra')."""
+    """cifar_features' own flags (fields of :class:`CifarFeaturesConfig`)."""
     group.add_argument("--features-dir", type=Path, default=None,
                        help=f"folder of <dataset>_features.pt (default ${FEATURES_DIR_ENV} or "
                             "<data-root>/features)")
-    group.add_argument("--feature-scale", choices=FEATURE_SCALES, default=None,
-                       help="per-example processing: (x - mean) / variance as published, or / std "
-                            "(default: variance, the published one)")
+    group.add_argument("--feature-scale", choices=FEATURE_SCALES, default=DEFAULT_FEATURE_SCALE,
+                       help="per-example processing: (x - mean) / variance as published, or / std")
     group.add_argument("--features-resnet-mode", choices=RESNET_MODES, default=DEFAULT_RESNET_MODE,
                        help="the ResNet mode the features must have been made with "
                             "(generate_features.py --resnet-mode): 'train' (published: "
@@ -342,11 +343,17 @@ def add_arguments(group) -> None:
                             "of the other mode, or one that does not record it, is refused")
 
 
-EXPERIMENT = Experiment(
-    name="cifar_features", prog="cifar_features/main.py",
-    task_help="tasks in order: animals, vehicles (CIFAR-10 features), or cifar100-K (K tasks of "
-              "100/K successive CIFAR-100 classes); features from cifar_features/generate_features.py "
-              f"in ${FEATURES_DIR_ENV} or <data-root>/features",
-    check_task_names=check_task_names, build_tasks=build_tasks,
-    default_tasks=("vehicles", "animals"), image_tasks=(), train_batch_size=train_batch_size,
-    add_arguments=add_arguments, extra_options=("features_dir", "feature_scale", "features_resnet_mode"))
+TASK_HELP = ("tasks in order: animals, vehicles (CIFAR-10 features), or cifar100-K (K tasks of "
+             "100/K successive CIFAR-100 classes); features from "
+             "cifar_features/generate_features.py in $METAPLASTIC_CIFAR_FEATURES or "
+             "<data-root>/features")
+
+
+@dataclass
+class CifarFeaturesConfig(ContinualConfig):
+    """A cifar_features run: the continual-learning config and where the features come from."""
+
+    features_dir: str = neutral("")                   # default: <data-root>/features
+    feature_scale: str = DEFAULT_FEATURE_SCALE       # (x - mean) / variance, as published
+    features_resnet_mode: str = DEFAULT_RESNET_MODE  # the generator's --resnet-mode
+    experiment: str = "cifar_features"

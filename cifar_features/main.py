@@ -20,14 +20,84 @@ Fig. 4(g, h), CIFAR-100 in two subsets of 50 classes, domain scenario:
         --task-sequence 'cifar100-2'
     (same with --meta 1.3)
 
-Every other flag is the continual-learning command line's (metaplastic/continual.py). Feature
+Every other flag is the published continual-learning script's (metaplastic/continual.py). Feature
 processing per example: (x - mean) / var as published; --feature-scale std divides by the
 standard deviation instead. Training batch 100 (CIFAR-10 tasks) or 20 (CIFAR-100 tasks).
 """
-import sys
+from __future__ import annotations
 
-from cifar_features.data_utils import EXPERIMENT
-from metaplastic.continual import main
+import sys
+from pathlib import Path
+
+from cifar_features.data_utils import (TASK_HELP, CifarFeaturesConfig, add_arguments,
+                                       build_tasks, check_task_names, train_batch_size)
+from cifar_features.model_utils import build_model
+from metaplastic import continual, fast, faithfulness, runtime
+from metaplastic.cli import (ArgumentParser, add_run_arguments, main_guard, print_config,
+                             run_directory)
+from metaplastic.sequence import run_sequence, start_run_directory
+
+EXPERIMENT = "cifar_features"
+
+
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="cifar_features/main.py",
+                       description="BNN/DNN learning CIFAR-10 / CIFAR-100 feature tasks in sequence "
+                                   "(Fig. 4e-h); metaplasticity via --meta.",
+                       epilog=faithfulness.epilog(EXPERIMENT))
+    continual.add_continual_arguments(p, default_tasks=["vehicles", "animals"],
+                                      task_help=TASK_HELP)
+    add_arguments(p.add_argument_group(EXPERIMENT))
+    add_run_arguments(p, EXPERIMENT)
+    return p
+
+
+def run(config: CifarFeaturesConfig, resume: bool = False, dry_run: bool = False,
+        progress: bool = True, stop_after_epochs: int | None = None) -> Path:
+    """Run (or, with ``dry_run``, only check flags, features and model) one configuration."""
+    # set-up: device, seeds, exact float32 maths; the run folder
+    device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
+    run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, EXPERIMENT, resume)
+    config.out_dir = str(run_dir)
+    print_config(config)
+
+    # data: the features, processed per example and cut into tasks, on the device
+    data_root = Path(config.data_root) if config.data_root else None
+    tasks = build_tasks(config.task_sequence, data_root, device, config.seed, config)
+    continual.check_inputs(config, tasks)
+
+    # model, and the implementation chosen once (--impl)
+    model = build_model(config).to(device)
+    print("implementation: " + fast.enable(model, device, config.impl))
+    print(continual.describe(config, model, device, tasks))
+
+    # run: checks and config.json first, then the task sequence (batch 100, or 20 for CIFAR-100)
+    from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
+    if from_checkpoint is None:  # dry run
+        return run_dir
+    settings = continual.sequence_settings(config, progress,
+                                           train_batch_size(config.task_sequence))
+    settings.stop_after_epochs = stop_after_epochs
+    run_sequence(model, tasks, settings, run_dir, continual.row_prefix(config),
+                 resume=from_checkpoint)
+    continual.finish(config, model, tasks, run_dir)
+    return run_dir
+
+
+def config_from_args(args) -> CifarFeaturesConfig:
+    check_task_names(args.task_sequence)
+    return continual.config_from_args(
+        args, CifarFeaturesConfig, image_tasks=(), features_dir=str(args.features_dir or ""),
+        feature_scale=args.feature_scale, features_resnet_mode=args.features_resnet_mode)
+
+
+@main_guard
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    config = config_from_args(args)
+    run(config, resume=args.resume, dry_run=args.dry_run, progress=not args.no_progress)
+    return 0
+
 
 if __name__ == "__main__":
-    sys.exit(main(EXPERIMENT))
+    sys.exit(main())

@@ -20,6 +20,14 @@ from metaplastic.errors import DataError
 
 FEATURE_SIZE = 512
 
+
+def build_model(config):
+    """The learner: the core's BNN / DNN MLP [in_size (512), *hidden_layers, out_size]."""
+    from metaplastic.continual import build_model as build_mlp
+
+    return build_mlp(config.net, config.in_size, config.hidden_layers, config.out_size,
+                     config.norm, config.init, config.init_width)
+
 # torchvision's file names carry the first 8 hex digits of the file's SHA-256.
 KNOWN_WEIGHTS = {
     "f37072fd": ("resnet18-f37072fd.pth", "torchvision ResNet18_Weights.IMAGENET1K_V1 (current file)",

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from metaplastic.continual import Experiment
 from metaplastic.datasets import load_image_dataset
 from metaplastic.errors import ConfigError
 from metaplastic.tasks import TaskData, draw_permutations, permuted_task, positional_names
@@ -52,7 +51,4 @@ def build_tasks(names: list[str], data_root: Path | None, device: torch.device,
     return tasks
 
 
-EXPERIMENT = Experiment(
-    name="continual_learning", prog="continual_learning/main.py",
-    task_help="tasks in order: MNIST, FMNIST, pMNIST (each pMNIST a new permutation)",
-    check_task_names=check_task_names, build_tasks=build_tasks)
+TASK_HELP = "tasks in order: MNIST, FMNIST, pMNIST (each pMNIST a new permutation)"

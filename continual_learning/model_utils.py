@@ -1,4 +1,19 @@
-"""Models of continual_learning: the core's BNN and DNN MLPs (metaplastic.models), built by
-metaplastic.continual.build_model from --net, --in-size, --hidden-layers, --out-size, --norm."""
-from metaplastic.continual import build_model  # noqa: F401
-from metaplastic.models import BNN, DNN  # noqa: F401
+"""The models of continual_learning: BNN / DNN MLPs (SPEC section 2), trained by metaplastic Adam
+(SPEC section 3), with EWC / SI as consolidation baselines (SPEC section 5) - the core's pieces."""
+from __future__ import annotations
+
+from metaplastic.consolidation import EWC, SynapticIntelligence
+from metaplastic.continual import ContinualConfig, image_levels
+from metaplastic.continual import build_model as build_mlp
+from metaplastic.layers import BinarizedLinear, SignActivation
+from metaplastic.models import BNN, DNN, MLP
+from metaplastic.optim import MetaplasticAdam, make_optimizer
+
+__all__ = ["build_model", "image_levels", "BNN", "DNN", "MLP", "BinarizedLinear",
+           "SignActivation", "MetaplasticAdam", "make_optimizer", "EWC", "SynapticIntelligence"]
+
+
+def build_model(config: ContinualConfig) -> MLP:
+    """'bnn' -> BNN, 'dnn' -> DNN with dims [in_size, *hidden_layers, out_size]."""
+    return build_mlp(config.net, config.in_size, config.hidden_layers, config.out_size,
+                     config.norm, config.init, config.init_width)

@@ -19,13 +19,14 @@ import torch
 from conftest import pickle_dump, run_script
 
 from cifar_features import data_utils, generate_features
-from cifar_features.data_utils import (CIFAR10_RELABEL, EXPERIMENT, FEATURES_DIR_ENV,
+from cifar_features import main as cifar_main
+from cifar_features.data_utils import (CIFAR10_RELABEL, FEATURES_DIR_ENV,
                                        build_tasks, check_task_names, cifar100_subsets,
                                        process_features, relabel_cifar10, train_batch_size)
 from cifar_features.generate_features import (CROP, RESIZE, centre_crop, crop_flip, generate,
                                               resize_like_pil, train_augmentation, transform_batch)
 from cifar_features.model_utils import identify_weights
-from metaplastic import continual, records
+from metaplastic import records
 from metaplastic.errors import ConfigError, DataError
 
 PUBLISHED = [
@@ -396,15 +397,15 @@ def test_features_of_another_or_unrecorded_resnet_mode_are_refused(tmp_path, cap
     # through the command line: exit 2 without a traceback; accepted when eval is expected
     argv = PUBLISHED[0].split() + ["--data-root", str(tmp_path), "--dry-run", "--device", "cpu",
                                    "--out-dir", str(tmp_path / "run")]
-    assert continual.main(EXPERIMENT, argv) == 2
+    assert cifar_main.main(argv) == 2
     err = capsys.readouterr().err
     assert "eval mode" in err and "expects train mode" in err and "Traceback" not in err
-    assert continual.main(EXPERIMENT, argv + ["--features-resnet-mode", "eval"]) == 0
+    assert cifar_main.main(argv + ["--features-resnet-mode", "eval"]) == 0
     # and the reverse: train-mode features when eval ones are expected
     write_fake_features(folder, "cifar10", 40, 20)
-    assert continual.main(EXPERIMENT, argv + ["--features-resnet-mode", "eval"]) == 2
+    assert cifar_main.main(argv + ["--features-resnet-mode", "eval"]) == 2
     assert "expects eval mode" in capsys.readouterr().err
-    assert continual.main(EXPERIMENT, argv) == 0
+    assert cifar_main.main(argv) == 0
 
 
 def test_missing_eval_features_name_the_eval_command(tmp_path) -> None:
@@ -500,7 +501,7 @@ def test_processing_formula_against_numpy() -> None:
 
 def test_feature_scale_flag_reaches_the_processing(tmp_path) -> None:
     data = write_fake_features(tmp_path / "features", "cifar10", 40, 20)
-    config = SimpleNamespace(out_size=10, extra={"feature_scale": "std"})
+    config = SimpleNamespace(out_size=10, feature_scale="std")
     (vehicles,) = build_tasks(["vehicles"], tmp_path, torch.device("cpu"), 0, config)
     rows = torch.isin(data["train_y"], torch.tensor([0, 1, 7, 8, 9]))
     expected = process_features(data["train_x"][rows].clone(), "std")
@@ -563,7 +564,7 @@ def test_out_size_must_cover_the_labels(tmp_path, capsys) -> None:
     write_fake_features(tmp_path / "features", "cifar100", 200, 100)
     argv = PUBLISHED[2].split() + ["--out-size", "50", "--data-root", str(tmp_path), "--dry-run",
                                    "--device", "cpu", "--out-dir", str(tmp_path / "run")]
-    assert continual.main(EXPERIMENT, argv) == 2
+    assert cifar_main.main(argv) == 2
     assert "--out-size 100" in capsys.readouterr().err
 
 
@@ -608,7 +609,7 @@ def test_published_commands_accepted_dry_run(command, tmp_path, capsys) -> None:
     write_fake_features(tmp_path / "features", "cifar100", 200, 100)
     argv = command.split() + ["--data-root", str(tmp_path), "--dry-run", "--device", "cpu",
                               "--out-dir", str(tmp_path / "run")]
-    assert continual.main(EXPERIMENT, argv) == 0, capsys.readouterr().err
+    assert cifar_main.main(argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "dry run" in out
     assert not (tmp_path / "run").exists()
@@ -624,19 +625,19 @@ def test_generate_then_train_end_to_end(synthetic, tmp_path, monkeypatch) -> Non
     """Features generated from the synthetic CIFAR-10, then vehicles -> animals, 1 epoch each."""
     monkeypatch.setenv(FEATURES_DIR_ENV, str(synthetic["out"]))
     seen = {}
-    original = continual.run_sequence
+    original = cifar_main.run_sequence
 
     def spy(model, tasks, settings, *args, **kwargs):
         seen["batch"], seen["tasks"] = settings.train_batch_size, [t.name for t in tasks]
         return original(model, tasks, settings, *args, **kwargs)
 
-    monkeypatch.setattr(continual, "run_sequence", spy)
+    monkeypatch.setattr(cifar_main, "run_sequence", spy)
     argv = ("--net bnn --norm bn --decay 1e-8 --in-size 512 --hidden-layers 16 --out-size 10 "
             "--lr 0.005 --meta 1.8 --epochs-per-task 1 --task-sequence vehicles animals").split()
     run_dir = tmp_path / "run"
-    assert continual.main(EXPERIMENT, argv + ["--data-root", str(synthetic["root"]), "--out-dir",
-                                              str(run_dir), "--device", "cpu", "--no-progress",
-                                              "--impl", "reference"]) == 0
+    assert cifar_main.main(argv + ["--data-root", str(synthetic["root"]), "--out-dir",
+                                   str(run_dir), "--device", "cpu", "--no-progress",
+                                   "--impl", "reference"]) == 0
     assert seen == {"batch": 100, "tasks": ["vehicles", "animals"]}
     rows = _read_metrics(run_dir)
     assert len(rows) == 2
@@ -659,19 +660,19 @@ def test_generate_then_train_cifar100_domain(synthetic, tmp_path, monkeypatch) -
                                    "--train-passes", "1", "--device", "cpu", "--no-progress"]) == 0
     monkeypatch.setenv(FEATURES_DIR_ENV, str(out))
     seen = {}
-    original = continual.run_sequence
+    original = cifar_main.run_sequence
 
     def spy(model, tasks, settings, *args, **kwargs):
         seen["batch"], seen["n"] = settings.train_batch_size, len(tasks)
         return original(model, tasks, settings, *args, **kwargs)
 
-    monkeypatch.setattr(continual, "run_sequence", spy)
+    monkeypatch.setattr(cifar_main, "run_sequence", spy)
     argv = ("--net bnn --norm in --scenario domain --in-size 512 --hidden-layers 8 8 --out-size 100 "
             "--lr 0.005 --meta 1.3 --epochs-per-task 1 --task-sequence cifar100-2").split()
     run_dir = tmp_path / "run"
-    assert continual.main(EXPERIMENT, argv + ["--data-root", str(synthetic["root"]), "--out-dir",
-                                              str(run_dir), "--device", "cpu", "--no-progress",
-                                              "--impl", "reference"]) == 0
+    assert cifar_main.main(argv + ["--data-root", str(synthetic["root"]), "--out-dir",
+                                   str(run_dir), "--device", "cpu", "--no-progress",
+                                   "--impl", "reference"]) == 0
     assert seen == {"batch": 20, "n": 2}
     rows = _read_metrics(run_dir)
     assert len(rows) == 2 and records.matches_schema(tuple(rows[0]), records.continual_columns(2))
@@ -680,17 +681,16 @@ def test_generate_then_train_cifar100_domain(synthetic, tmp_path, monkeypatch) -
 
 
 def test_feature_flags_are_recorded_in_the_config() -> None:
-    from metaplastic.continual import build_parser, config_from_args
+    from cifar_features.main import build_parser, config_from_args
 
-    from cifar_features.data_utils import EXPERIMENT
-
-    args = build_parser(EXPERIMENT).parse_args(
+    args = build_parser().parse_args(
         ["--in-size", "512", "--feature-scale", "std", "--features-dir", "/tmp/f"])
-    config = config_from_args(args, EXPERIMENT)
-    assert config.extra == {"features_dir": "/tmp/f", "feature_scale": "std",
-                            "features_resnet_mode": "train"}
-    default = config_from_args(build_parser(EXPERIMENT).parse_args(["--in-size", "512"]), EXPERIMENT)
-    assert default.extra == {"features_dir": None, "feature_scale": None,
-                             "features_resnet_mode": "train"}
-    args = build_parser(EXPERIMENT).parse_args(["--in-size", "512", "--features-resnet-mode", "eval"])
-    assert config_from_args(args, EXPERIMENT).extra["features_resnet_mode"] == "eval"
+    config = config_from_args(args)
+    assert (config.features_dir, config.feature_scale, config.features_resnet_mode) == (
+        "/tmp/f", "std", "train")
+    assert config.experiment == "cifar_features"
+    default = config_from_args(build_parser().parse_args(["--in-size", "512"]))
+    assert (default.features_dir, default.feature_scale, default.features_resnet_mode) == (
+        "", "variance", "train")
+    args = build_parser().parse_args(["--in-size", "512", "--features-resnet-mode", "eval"])
+    assert config_from_args(args).features_resnet_mode == "eval"

@@ -10,18 +10,17 @@ from metaplastic import cli
 
 
 def _parsers():
-    from cifar_features.data_utils import EXPERIMENT as CIFAR_FEATURES
     from cifar_features.generate_features import build_parser as features_parser
-    from continual_learning.data_utils import EXPERIMENT as CONTINUAL
-    from metaplastic.continual import build_parser as continual_parser
+    from cifar_features.main import build_parser as cifar_features_parser
+    from continual_learning.main import build_parser as continual_parser
     from plot_figures import build_parser as plot_parser
     from mnist_usps.main import build_parser as mnist_usps_parser
     from stream_cifar10.main import build_parser as stream_cifar_parser
     from stream_fmnist.main import build_parser as stream_fmnist_parser
 
     return {
-        "continual_learning/main.py": lambda: continual_parser(CONTINUAL),
-        "cifar_features/main.py": lambda: continual_parser(CIFAR_FEATURES),
+        "continual_learning/main.py": continual_parser,
+        "cifar_features/main.py": cifar_features_parser,
         "cifar_features/generate_features.py": features_parser,
         "mnist_usps/main.py": mnist_usps_parser,
         "stream_fmnist/main.py": stream_fmnist_parser,
@@ -66,10 +65,9 @@ def test_help_renders(name):
 
 
 def test_defaults_are_shown_readably():
-    from continual_learning.data_utils import EXPERIMENT
-    from metaplastic.continual import build_parser
+    from continual_learning.main import build_parser
 
-    text = " ".join(build_parser(EXPERIMENT).format_help().split())
+    text = " ".join(build_parser().format_help().split())
     assert "(default: 0.005)" in text            # --lr
     assert "(default: off)" in text              # a switch
     assert "(default: MNIST)" in text            # a list, without brackets

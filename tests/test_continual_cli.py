@@ -7,12 +7,11 @@ import torch
 from conftest import DATA_ROOT, needs_data, run_script
 
 from metaplastic import records
-from metaplastic.continual import main
+from continual_learning.main import main
 from metaplastic.engine import NonFiniteLossError, train_epoch
 from metaplastic.models import DNN
 from metaplastic.optim import make_optimizer
 
-from continual_learning.data_utils import EXPERIMENT
 
 with_data = needs_data("MNIST", "FashionMNIST")
 
@@ -48,7 +47,7 @@ def run_cli(args):
 @pytest.mark.parametrize("command", PUBLISHED)
 def test_published_commands_accepted(command, capsys):
     argv = shlex.split(command) + ["--dry-run", "--data-root", str(DATA_ROOT)]
-    assert main(EXPERIMENT, argv) == 0
+    assert main(argv) == 0
     assert "dry run: flags and data OK" in capsys.readouterr().out
 
 
@@ -67,7 +66,7 @@ def test_published_commands_accepted(command, capsys):
 ])
 def test_bad_flags_exit_2_with_a_message(args, message, capsys):
     try:
-        code = main(EXPERIMENT, args + ["--dry-run"])
+        code = main(args + ["--dry-run"])
     except SystemExit as exc:  # argparse's own errors
         code = exc.code
     assert code == 2
@@ -137,33 +136,34 @@ def test_image_tasks_declare_8bit_inputs_to_the_model():
     pixels = torch.randint(0, 256, (50, 784)).float() / 255
     labels = torch.zeros(50, dtype=torch.long)
     tasks = [TaskData(f"pMNIST{i}", pixels, labels, pixels, labels) for i in (1, 2)]
-    assert image_levels(["pMNIST", "pMNIST"], tasks, EXPERIMENT) == 255
-    assert image_levels(["MNIST", "FMNIST"], tasks, EXPERIMENT) == 255
+    assert image_levels(["pMNIST", "pMNIST"], tasks) == 255
+    assert image_levels(["MNIST", "FMNIST"], tasks) == 255
     # not byte / 255 (e.g. normalised inputs): the first layer keeps the float product
     other = [TaskData("MNIST", pixels * 0.5, labels, pixels, labels)]
-    assert image_levels(["MNIST"], other, EXPERIMENT) is None
-    assert image_levels(["animals"], tasks, EXPERIMENT) is None
+    assert image_levels(["MNIST"], other) is None
+    assert image_levels(["animals"], tasks) is None
 
 
 @with_data
 def test_pmnist_run_with_impl_fast_gives_the_bnn_an_int8_first_layer(tmp_path, monkeypatch,
                                                                       capsys):
-    from metaplastic import continual, runtime
+    from continual_learning import main as continual_main
+    from metaplastic import runtime
 
     if not runtime.int8_products_work():
         pytest.skip("no exact int8 products on this CPU")
     built = []
-    original = continual.build_model
+    original = continual_main.build_model
 
     def spy(*args, **kwargs):
         built.append(original(*args, **kwargs))
         return built[-1]
 
-    monkeypatch.setattr(continual, "build_model", spy)
+    monkeypatch.setattr(continual_main, "build_model", spy)
     argv = ["--net", "bnn", "--hidden-layers", "16", "--task-sequence", "pMNIST", "pMNIST",
             "--data-root", str(DATA_ROOT), "--out-dir", str(tmp_path / "run"), "--dry-run",
             "--impl", "fast"]
-    assert main(EXPERIMENT, argv) == 0
+    assert main(argv) == 0
     assert built[0].layers[0].input_levels == 255 and built[0].layers[0].uses_int8()
     assert "implementation: fast (fast): " in capsys.readouterr().out
 
@@ -177,7 +177,7 @@ def test_impl_fast_is_refused_at_start_where_int8_products_do_not_run(tmp_path, 
     monkeypatch.setitem(runtime._MEASURED, "int8_works", False)
     argv = ["--hidden-layers", "16", "--task-sequence", "pMNIST", "--data-root", str(DATA_ROOT),
             "--out-dir", str(tmp_path / "run"), "--impl", "fast", "--device", "cpu"]
-    assert main(EXPERIMENT, argv) == 2
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert "--impl fast" in err and "int8 products" in err and "--impl auto" in err
     assert not (tmp_path / "run" / "metrics.csv").exists()
@@ -193,7 +193,7 @@ def test_impl_choice_is_printed_and_recorded_in_config_json(tmp_path, monkeypatc
     argv = ["--hidden-layers", "8", "--task-sequence", "MNIST", "--epochs-per-task", "1",
             "--data-root", str(DATA_ROOT), "--out-dir", str(tmp_path / "run"), "--device", "cpu",
             "--no-progress", "--no-flip-stats"]
-    assert main(EXPERIMENT, argv) == 0
+    assert main(argv) == 0
     said = capsys.readouterr().out
     assert "implementation: reference (auto: fast paths declined" in said
     config = json.loads((tmp_path / "run" / "config.json").read_text())
