@@ -137,6 +137,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """A number in [0, 1) (e.g. a dropout probability)."""
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def add_run_arguments(parser: argparse.ArgumentParser, experiment: str,
                       checkpoint_every: int = 1) -> None:
     """Flags every experiment has: seed, device, data root, output, resume, dry run;
@@ -224,6 +232,16 @@ def run_options(args) -> dict:
                 out_dir=str(args.out_dir or ""), impl=args.impl,
                 allow_tf32=args.allow_tf32, keep_denormals=args.keep_denormals,
                 checkpoint_every=args.checkpoint_every, flip_stats=args.flip_stats)
+
+
+def config_from(args, config_class, **overrides):
+    """``config_class`` from parsed flags: every field that is a flag (lists copied), the run
+    options (:func:`run_options`), then ``overrides``."""
+    run = run_options(args)
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)
+              if f.name not in run and f.name not in overrides and hasattr(args, f.name)}
+    values = {k: list(v) if isinstance(v, list) else v for k, v in values.items()}
+    return config_class(**values, **run, **overrides)
 
 
 def command_line(build_parser, config_from_args, run):

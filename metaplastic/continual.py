@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from metaplastic import records
-from metaplastic.cli import (ArgumentParser, RunOptions, non_negative_float, positive_float,
-                             positive_int, run_options)
+from metaplastic.cli import (ArgumentParser, RunOptions, config_from, non_negative_float,
+                             positive_float, positive_int)
 from metaplastic.consolidation import EWC, SynapticIntelligence
 from metaplastic.datasets import IMAGE_LEVELS
 from metaplastic.errors import ConfigError
@@ -146,10 +146,7 @@ def config_from_args(args, config_class=ContinualConfig, image_tasks=IMAGE_TASKS
         expand_meta(args.meta, len(args.hidden_layers) + 1)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    published = {f.name: getattr(args, f.name) for f in fields(ContinualConfig)
-                 if f.name not in RUN_OPTION_NAMES and hasattr(args, f.name)}
-    published = {k: list(v) if isinstance(v, list) else v for k, v in published.items()}
-    return config_class(**published, **run_options(args), **own)
+    return config_from(args, config_class, **own)
 
 
 def row_prefix(config: ContinualConfig) -> dict:

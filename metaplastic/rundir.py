@@ -66,3 +66,17 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
                 leftover.unlink()
     records.save_config(run_dir, config | marks | {"environment": environment_summary()})
     return from_checkpoint
+
+
+def set_up_run(config, experiment: str, resume: bool):
+    """A run's set-up: the process (device, seeds, exact float32 maths, subnormals), its folder
+    (--out-dir, or a new results/<experiment>/<time> one), the config printed. Returns
+    (device, run folder); config.out_dir is set to the folder."""
+    from metaplastic import runtime
+    from metaplastic.cli import print_config, run_directory
+
+    device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
+    run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, experiment, resume)
+    config.out_dir = str(run_dir)
+    print_config(config)
+    return device, run_dir

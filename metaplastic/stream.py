@@ -1,7 +1,7 @@
 """Stream learning (Fig. 4a, b): one dataset cut into equal parts learned one after another.
 
 Shared by stream_fmnist/main.py and stream_cifar10/main.py, which differ only in their model,
-data and record columns (a :class:`StreamExperiment`).
+data and record columns (each main.py builds them and calls :func:`run_stream`).
 
 - Subsets (:func:`subset_indices`): the training set, randomly permuted once (generator seeded
   with the run's seed) or in its stored order, cut into ``nb_subset`` equal contiguous parts of
@@ -34,11 +34,9 @@ from torch import nn
 
 from metaplastic import records, runner
 from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
-from metaplastic.cli import print_config, run_directory
 from metaplastic.engine import evaluate
 from metaplastic.errors import ConfigError
 from metaplastic.optim import make_optimizer
-from metaplastic.rundir import open_run_dir
 from metaplastic.runner import Hooks, Phase, RunSettings, run_phases
 
 BATCH_SEED_OFFSET = 1     # batch order: generator seeded with seed + 1
@@ -248,59 +246,17 @@ def part_name(data: StreamData, index: int, n_parts: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class StreamExperiment:
-    """What differs between the stream experiments."""
-
-    name: str                                   # results/<name>/..., config "experiment"
-    columns: tuple                              # CSV schema (records.STREAM_*_COLUMNS)
-    load_data: Callable[[Any, torch.device], StreamData]        # (config, device) -> data
-    build_model: Callable[[Any], nn.Module]                     # config -> model (CPU)
-    permute: Callable[[Any], bool]                              # config -> permute before cutting
-    row_prefix: Callable[[Any, StreamData], dict]               # run-constant columns
-    # (config, model, device, settings) -> None: set transforms, predict, extra_state
-    configure: Optional[Callable[[Any, nn.Module, torch.device, StreamSettings], None]] = None
-
-
 meta_column = records.meta_label  # the 'meta' column: the value, or per-layer values joined by '-'
 
 
-def launch(config, experiment: StreamExperiment, settings: StreamSettings, resume: bool = False,
-           dry_run: bool = False, log: Callable[[str], None] = print) -> Path:
-    """Set up, check the data, build the model and (unless ``dry_run``) run; returns the run folder.
-
-    ``config`` is the experiment's dataclass with at least seed, device, allow_tf32, out_dir,
-    nb_subset; ``settings`` its learning settings (hooks are filled in by ``configure``).
-    """
-    from metaplastic import runtime
-
-    device = runtime.setup(config.device, config.seed, getattr(config, "allow_tf32", False),
-                           getattr(config, "keep_denormals", False))
-    run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, experiment.name, resume)
-    config.out_dir = str(run_dir)
-    print_config(config)
-    data = experiment.load_data(config, device)
-    subsets = subset_indices(len(data.train_x), config.nb_subset, experiment.permute(config),
-                             config.seed)
-    model = experiment.build_model(config).to(device)
-    from metaplastic import fast
-
-    log(f"implementation: {fast.enable(model, device, getattr(config, 'impl', 'auto'))}")
-    if experiment.configure is not None:
-        experiment.configure(config, model, device, settings)
+def describe(data: StreamData, parts: Sequence[torch.Tensor], model: nn.Module, device) -> str:
+    """One line: the device, the data cut into parts, the model."""
     n_params = sum(p.numel() for p in model.parameters())
-    left = len(data.train_x) - config.nb_subset * len(subsets[0])
-    log(f"device {device}; {data.name}: {len(data.train_x)} training samples in {config.nb_subset} "
-        f"parts of {len(subsets[0])}" + (f" ({left} left out)" if left else "")
-        + f", {len(data.test_x)} test samples; model {type(model).__name__} ({n_params:,} parameters)")
-    if dry_run:
-        log(f"dry run: flags and data OK; results would go to {run_dir}")
-        return run_dir
-    from_checkpoint = open_run_dir(run_dir, config, resume)
-    run_stream(model, data, subsets, settings, run_dir, experiment.row_prefix(config, data),
-               experiment.columns, resume=from_checkpoint, log=log)
-    log(f"results: {run_dir / records.METRICS_FILE}")
-    return run_dir
+    left = len(data.train_x) - len(parts) * len(parts[0])
+    return (f"device {device}; {data.name}: {len(data.train_x)} training samples in {len(parts)} "
+            f"parts of {len(parts[0])}" + (f" ({left} left out)" if left else "")
+            + f", {len(data.test_x)} test samples; model {type(model).__name__} "
+            f"({n_params:,} parameters)")
 
 
 def add_stream_arguments(parser, lr: float, mbs: int, epochs_per_task: int,
@@ -324,16 +280,3 @@ def add_stream_arguments(parser, lr: float, mbs: int, epochs_per_task: int,
     g.add_argument("--eval-batch", type=positive_int, default=eval_batch,
                    help="samples per forward pass at evaluation (results do not depend on it: "
                         "the norms use running statistics)")
-
-
-def run_function(settings_from_config: Callable[[Any, bool], "StreamSettings"],
-                 experiment: "StreamExperiment"):
-    """run(config, resume, dry_run, progress, stop_after_epochs) for a stream experiment."""
-
-    def run(config, resume: bool = False, dry_run: bool = False, progress: bool = True,
-            stop_after_epochs: int | None = None) -> Path:
-        settings = settings_from_config(config, progress)
-        settings.stop_after_epochs = stop_after_epochs
-        return launch(config, experiment, settings, resume=resume, dry_run=dry_run)
-
-    return run

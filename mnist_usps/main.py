@@ -20,17 +20,16 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metaplastic import faithfulness
-from metaplastic import fast, records, runtime
-from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
-                             command_line, non_negative_float,
-                             per_seed, positive_float, positive_int, print_config, run_directory,
-                             run_options)
+from metaplastic import fast, faithfulness, runtime
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_from,
+                             main_guard, non_negative_float, per_seed, positive_float,
+                             positive_int, print_config, run_directory)
 from metaplastic.errors import ConfigError
 from metaplastic.optim import expand_meta
-from metaplastic.sequence import SequenceSettings, run_sequence, start_run_directory
+from metaplastic.sequence import run_sequence, start_run_directory
 from mnist_usps.data_utils import TRAIN_WINDOW, build_tasks, check_task_names
-from mnist_usps.model_utils import architecture_label, build_model, spatial_sizes
+from mnist_usps.model_utils import (build_model, describe, row_prefix, sequence_settings,
+                                   spatial_sizes)
 
 EXPERIMENT = "mnist_usps"
 SCENARIO = "task"  # records' scenario column; the net has no per-task normalization state
@@ -108,60 +107,49 @@ def config_from_args(args) -> MnistUspsConfig:
         expand_meta(args.meta, len(args.kr) + 1)
     except ValueError as exc:
         raise ConfigError(f"{exc} (the {len(args.kr)} convs, then the classifier)") from None
-    return MnistUspsConfig(
-        net=args.net, ch=list(args.ch), kr=list(args.kr), norm=args.norm, init=args.init,
-        init_width=args.init_width, task_sequence=list(args.task_sequence), lr=args.lr,
-        meta=list(args.meta), decay=args.decay, epochs_per_task=args.epochs_per_task,
-        train_batch_size=args.train_batch_size, mnist_train_samples=args.mnist_train_samples,
-        usps_train_samples=args.usps_train_samples, **run_options(args))
-
-
-def row_prefix(config: MnistUspsConfig) -> dict:
-    """The run-constant columns of every metrics row (records.continual_columns schema)."""
-    return records.continual_row_prefix(config.net, SCENARIO, architecture_label(config.ch, config.kr),
-                                        config.norm, expand_meta(config.meta, config.n_layers))
-
-
-def settings_from_config(config: MnistUspsConfig, progress: bool) -> SequenceSettings:
-    return SequenceSettings(
-        epochs_per_task=config.epochs_per_task, lr=config.lr,
-        meta=expand_meta(config.meta, config.n_layers), weight_decay=config.decay,
-        train_batch_size=config.train_batch_size, scenario=SCENARIO, optimizer_per_task=False,
-        initial_evaluation=True, checkpoint_every=config.checkpoint_every, seed=config.seed,
-        progress=progress,
-        flip_statistics=config.flip_stats)
+    return config_from(args, MnistUspsConfig)
 
 
 def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,
         progress: bool = True, stop_after_epochs: int | None = None) -> Path:
     """Run (or, with dry_run, only check flags, data and model) one mnist_usps configuration."""
+    # set-up: device, seeds, exact float32 maths; the run folder
     device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
     run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, EXPERIMENT, resume)
     config.out_dir = str(run_dir)
+
+    # data: seeded contiguous training windows of MNIST and USPS, full test sets
     data_root = Path(config.data_root) if config.data_root else None
     tasks, windows = build_tasks(config.task_sequence, data_root, device, config.seed,
                                  {"MNIST": config.mnist_train_samples,
                                   "USPS": config.usps_train_samples})
     config.train_windows = {name: list(w) for name, w in windows.items()}
     print_config(config)
+
+    # model, and the implementation chosen once (--impl)
     model = build_model(config.ch, config.kr, config.init, config.init_width).to(device)
     print(f"implementation: {fast.enable(model, device, config.impl)}")
-    n_params = sum(p.numel() for p in model.parameters())
-    print(f"device {device}; model bcnn ch {config.ch} kr {config.kr}, final maps "
-          f"{model.side}x{model.side} ({n_params:,} hidden weights); training windows "
-          + ", ".join(f"{n} [{s}:{s + k}]" for n, (s, k) in windows.items())
-          + f"; test sets {', '.join(f'{t.name} {len(t.test_x)}' for t in tasks)}")
+    print(describe(model, device, windows, tasks))
+
+    # run: one optimizer for the sequence, an epoch-0 row before training
     from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
     if from_checkpoint is None:  # dry run
         return run_dir
-    settings = settings_from_config(config, progress)
+    settings = sequence_settings(config, SCENARIO, progress)
     settings.stop_after_epochs = stop_after_epochs
-    run_sequence(model, tasks, settings, run_dir, row_prefix(config), resume=from_checkpoint)
-    print(f"results: {run_dir / records.METRICS_FILE}")
+    run_sequence(model, tasks, settings, run_dir,
+                 row_prefix(config.net, SCENARIO, config.ch, config.kr, config.norm,
+                            expand_meta(config.meta, config.n_layers)), resume=from_checkpoint)
+    print(f"results: {run_dir / 'metrics.csv'}")
     return run_dir
 
 
-main = command_line(build_parser, config_from_args, run)
+@main_guard
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    run(config_from_args(args), resume=args.resume, dry_run=args.dry_run,
+        progress=not args.no_progress)
+    return 0
 
 
 if __name__ == "__main__":

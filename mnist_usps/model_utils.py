@@ -101,3 +101,33 @@ def build_model(ch: Sequence[int], kr: Sequence[int], init: str = "uniform",
 def architecture_label(ch: Sequence[int], kr: Sequence[int]) -> str:
     """The CSV 'arch' value, e.g. 'ch1-12-20-30_kr4-4-4'."""
     return f"ch{'-'.join(str(c) for c in ch)}_kr{'-'.join(str(k) for k in kr)}"
+
+
+def row_prefix(net: str, scenario: str, ch, kr, norm: str, meta_per_layer) -> dict:
+    """The run-constant columns of every metrics row (records.continual_columns schema)."""
+    from metaplastic import records
+
+    return records.continual_row_prefix(net, scenario, architecture_label(ch, kr), norm,
+                                        meta_per_layer)
+
+
+def describe(model, device, windows: dict, tasks) -> str:
+    n_params = sum(p.numel() for p in model.parameters())
+    return (f"device {device}; model bcnn, final maps {model.side}x{model.side} ({n_params:,} "
+            "hidden weights); training windows "
+            + ", ".join(f"{n} [{s}:{s + k}]" for n, (s, k) in windows.items())
+            + f"; test sets {', '.join(f'{t.name} {len(t.test_x)}' for t in tasks)}")
+
+
+def sequence_settings(config, scenario: str, progress: bool = True):
+    """The runner's settings: ONE metaplastic Adam for the whole sequence, batch 20, an epoch-0
+    row before training."""
+    from metaplastic.optim import expand_meta
+    from metaplastic.sequence import SequenceSettings
+
+    return SequenceSettings(
+        epochs_per_task=config.epochs_per_task, lr=config.lr,
+        meta=expand_meta(config.meta, config.n_layers), weight_decay=config.decay,
+        train_batch_size=config.train_batch_size, scenario=scenario, optimizer_per_task=False,
+        initial_evaluation=True, checkpoint_every=config.checkpoint_every, seed=config.seed,
+        progress=progress, flip_statistics=config.flip_stats)

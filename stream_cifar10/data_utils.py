@@ -51,3 +51,16 @@ class Preprocess:
         if self.mean is not None:
             x = (x - self.mean) / self.std
         return x
+
+
+def transforms(config, device: torch.device):
+    """(training transform, evaluation transform, augmentation): pixels to [0, 1] (and the
+    --normalize standardization) for both; the training batches augmented on the device with a
+    generator seeded by seed + AUGMENT_SEED_OFFSET (its state goes into checkpoints)."""
+    from metaplastic.augment import AugmentSettings, BatchAugment, device_generator
+    from metaplastic.stream import AUGMENT_SEED_OFFSET
+
+    augment = BatchAugment(AugmentSettings(enabled=config.augment),
+                           device_generator(device, config.seed + AUGMENT_SEED_OFFSET))
+    return (Preprocess(config.normalize, augment if config.augment else None, device),
+            Preprocess(config.normalize, None, device), augment)

@@ -8,19 +8,12 @@ augmented on the device (horizontal flip p=0.5, then a rotation up to 10 degrees
 epoch, acc_tr_sub, acc_tr, acc_test; the final model and optimizer go to model_final.pt (and
 checkpoint.pt, also written every --checkpoint-every epochs, for --resume).
 
-Published commands:
-    python stream_cifar10/main.py --lr 0.0001 --mbs 64 --source keras --nb-subset 1 \
-        --epochs-per-task 200 --meta 0.0 --init gauss --init-width 0.007
-    python stream_cifar10/main.py --lr 0.0001 --mbs 64 --source keras --nb-subset 20 \
-        --epochs-per-task 200 --meta 0.0 --init gauss --init-width 0.007
-    python stream_cifar10/main.py --lr 0.0001 --mbs 64 --source keras --nb-subset 1 \
-        --epochs-per-task 200 --meta 13.0 --init gauss --init-width 0.007
+Published commands (--nb-subset 1 or 20, --meta 0.0 or 13.0):
     python stream_cifar10/main.py --lr 0.0001 --mbs 64 --source keras --nb-subset 20 \
         --epochs-per-task 200 --meta 13.0 --init gauss --init-width 0.007
 
---init/--init-width are accepted and recorded, but, as in the published scripts, every
-binarized layer gets Xavier-normal initialisation (--weight-init xavier); --weight-init flags
-uses them instead. CIFAR-10 must be present under the data root as torchvision's
+--init/--init-width are recorded, but every binarized layer gets Xavier-normal init as published
+(--weight-init flags uses them). CIFAR-10 must be present under the data root as torchvision's
 cifar-10-batches-py/ (it cannot be downloaded offline; --download fetches it with torchvision on
 a machine with internet). Defaults for flags the published commands omit: --weight-decay 0,
 --channels 128 128 256 256 512 512, --normalize none (pixels in [0, 1]), augmentation on.
@@ -28,22 +21,21 @@ a machine with internet). Defaults for flags the published commands omit: --weig
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from dataclasses import dataclass, field
 
-from metaplastic import faithfulness
-from metaplastic import records
-from metaplastic.augment import AugmentSettings, BatchAugment, device_generator
-from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
-                             command_line, neutral, non_negative_float, positive_int,
-                             run_options)
+from metaplastic import fast, faithfulness, records
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_from,
+                             fraction, main_guard, neutral, non_negative_float, positive_int)
 from metaplastic.errors import ConfigError
 from metaplastic.optim import expand_meta
-from metaplastic.stream import (AUGMENT_SEED_OFFSET, StreamExperiment, StreamSettings,
-                                add_stream_arguments, meta_column, run_function)
-from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, Preprocess, load_data
+from metaplastic.rundir import open_run_dir, set_up_run
+from metaplastic.stream import (StreamSettings, add_stream_arguments, describe, meta_column,
+                                run_stream, subset_indices)
+from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, load_data, transforms
 from stream_cifar10.model_utils import DEFAULT_CHANNELS, WEIGHT_INITS, build_model
 
-EXPERIMENT_NAME = "stream_cifar10"
+EXPERIMENT = "stream_cifar10"
 N_WEIGHT_LAYERS = 9       # 6 convolutions + 3 linear layers
 CHECKPOINT_EVERY = 5      # a full checkpoint is ~220 MB: every 5 epochs by default
 
@@ -70,16 +62,12 @@ class StreamCifarConfig(RunOptions):
     eval_batch: int = neutral(1000)
     download: bool = neutral(False)
     checkpoint_every: int = CHECKPOINT_EVERY
-    experiment: str = EXPERIMENT_NAME
+    experiment: str = EXPERIMENT
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
+def permutes(config: StreamCifarConfig) -> bool:
+    """--source keras permutes the training set at random before cutting it."""
+    return config.source == "keras"
 
 
 def build_parser() -> ArgumentParser:
@@ -97,7 +85,7 @@ def build_parser() -> ArgumentParser:
                    metavar="C", help="the 6 conv widths")
     g.add_argument("--fc-width", type=positive_int, default=2048,
                    help="width of the two hidden linear layers")
-    g.add_argument("--dropout", type=_fraction, default=0.5, help="dropout after them")
+    g.add_argument("--dropout", type=fraction, default=0.5, help="dropout after them")
     g.add_argument("--weight-init", choices=WEIGHT_INITS, default="xavier",
                    help="xavier: Xavier-normal on every binarized layer, ignoring --init "
                         "(published); flags: use --init/--init-width")
@@ -110,7 +98,7 @@ def build_parser() -> ArgumentParser:
                    help="fetch CIFAR-10 with torchvision's downloader when it is missing "
                         "(needs internet; never done otherwise)")
     add_stream_arguments(p, lr=1e-4, mbs=64, epochs_per_task=200, eval_batch=1000)
-    add_run_arguments(p, EXPERIMENT_NAME, checkpoint_every=CHECKPOINT_EVERY)
+    add_run_arguments(p, EXPERIMENT, checkpoint_every=CHECKPOINT_EVERY)
     return p
 
 
@@ -119,51 +107,56 @@ def config_from_args(args) -> StreamCifarConfig:
         expand_meta(args.meta, N_WEIGHT_LAYERS)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return StreamCifarConfig(
-        lr=args.lr, mbs=args.mbs, source=args.source, nb_subset=args.nb_subset,
-        epochs_per_task=args.epochs_per_task, meta=list(args.meta),
-        weight_decay=args.weight_decay, init=args.init, init_width=args.init_width,
-        weight_init=args.weight_init, channels=list(args.channels), fc_width=args.fc_width,
-        dropout=args.dropout, augment=args.augment, normalize=args.normalize,
-        eval_batch=args.eval_batch, download=args.download, **run_options(args))
+    return config_from(args, StreamCifarConfig)
 
 
-def _configure(config: StreamCifarConfig, model, device, settings: StreamSettings) -> None:
-    augment = BatchAugment(AugmentSettings(enabled=config.augment),
-                           device_generator(device, config.seed + AUGMENT_SEED_OFFSET))
-    settings.train_transform = Preprocess(config.normalize, augment if config.augment else None,
-                                          device)
-    settings.eval_transform = Preprocess(config.normalize, None, device)
-    settings.extra_state = {"augment": augment}
+def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
+        progress: bool = True, stop_after_epochs: int | None = None) -> Path:
+    """Run (or, with ``dry_run``, only check flags, data and model) one configuration."""
+    # set-up: device, seeds, exact float32 maths; the run folder
+    device, run_dir = set_up_run(config, EXPERIMENT, resume)
+
+    # data: CIFAR-10 (uint8 on the device), cut into parts (--source keras: permuted first);
+    # augmentation batch-wise on the device
+    data = load_data(config, device)
+    parts = subset_indices(len(data.train_x), config.nb_subset, permutes(config), config.seed)
+    train_transform, eval_transform, augment = transforms(config, device)
+
+    # model (binary VGG) and the implementation chosen once (--impl)
+    model = build_model(config.channels, config.weight_init, config.init, config.init_width,
+                        config.fc_width, config.dropout).to(device)
+    print("implementation: " + fast.enable(model, device, config.impl))
     if config.weight_init == "xavier" and (config.init, config.init_width) != ("uniform", 0.1):
         print(f"note: --init {config.init} --init-width {config.init_width} recorded but not "
               "used: every binarized layer gets Xavier-normal init (--weight-init xavier)")
+    print(describe(data, parts, model, device))
+    if dry_run:
+        print(f"dry run: flags and data OK; results would go to {run_dir}")
+        return run_dir
 
-
-def _row_prefix(config: StreamCifarConfig, data) -> dict:
-    return {"lr": config.lr, "mbs": config.mbs, "meta": meta_column(config.meta)}
-
-
-EXPERIMENT = StreamExperiment(
-    name=EXPERIMENT_NAME, columns=records.STREAM_CIFAR10_COLUMNS, load_data=load_data,
-    build_model=lambda c: build_model(c.channels, c.weight_init, c.init, c.init_width,
-                                      c.fc_width, c.dropout),
-    permute=lambda c: c.source == "keras", row_prefix=_row_prefix, configure=_configure)
-
-
-def settings_from_config(config: StreamCifarConfig, progress: bool = True) -> StreamSettings:
-    return StreamSettings(
+    # run: checks and config.json first; ONE metaplastic Adam for the whole stream
+    from_checkpoint = open_run_dir(run_dir, config, resume)
+    settings = StreamSettings(
         epochs_per_task=config.epochs_per_task, lr=config.lr,
         meta=expand_meta(config.meta, N_WEIGHT_LAYERS), weight_decay=config.weight_decay,
         batch_size=config.mbs, eval_batch_size=config.eval_batch, seed=config.seed,
         checkpoint_every=config.checkpoint_every, progress=progress, save_final=True,
-        flip_statistics=config.flip_stats)
+        flip_statistics=config.flip_stats, stop_after_epochs=stop_after_epochs,
+        train_transform=train_transform, eval_transform=eval_transform,
+        extra_state={"augment": augment})
+    row_prefix = {"lr": config.lr, "mbs": config.mbs, "meta": meta_column(config.meta)}
+    run_stream(model, data, parts, settings, run_dir, row_prefix, records.STREAM_CIFAR10_COLUMNS,
+               resume=from_checkpoint)
+    print(f"results: {run_dir / records.METRICS_FILE}")
+    return run_dir
 
 
-run = run_function(settings_from_config, EXPERIMENT)  # run(config, resume, dry_run, ...)
-
-
-main = command_line(build_parser, config_from_args, run)
+@main_guard
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    run(config_from_args(args), resume=args.resume, dry_run=args.dry_run,
+        progress=not args.no_progress)
+    return 0
 
 
 if __name__ == "__main__":

@@ -25,20 +25,22 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from metaplastic import faithfulness, fast
 from metaplastic import records
-from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments,
-                             command_line, neutral, non_negative_float, positive_int,
-                             run_options)
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_from,
+                             main_guard, neutral, non_negative_float, positive_int)
 from metaplastic.errors import ConfigError
 from metaplastic.optim import expand_meta
-from metaplastic.stream import (StreamExperiment, StreamSettings, add_stream_arguments,
-                                meta_column, run_function)
+from metaplastic.rundir import open_run_dir, set_up_run
+from metaplastic.stream import (StreamSettings, add_stream_arguments, describe, meta_column,
+                                run_stream, subset_indices)
 from stream_fmnist.data_utils import TASKS, load_data, pixels
 from stream_fmnist.model_utils import build_model
 
-EXPERIMENT_NAME = "stream_fmnist"
+EXPERIMENT = "stream_fmnist"
+PERMUTE = True   # the training set is permuted once (seeded) before it is cut, as published
 
 
 @dataclass
@@ -57,7 +59,7 @@ class StreamFmnistConfig(RunOptions):
     init_width: float = 0.1
     eval_batch: int = neutral(10_000)
     save: bool = False
-    experiment: str = EXPERIMENT_NAME
+    experiment: str = EXPERIMENT
 
 
 def build_parser() -> ArgumentParser:
@@ -74,7 +76,7 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--save", action="store_true",
                    help="also write model_final.pt (model and optimizer) at the end")
     add_stream_arguments(p, lr=0.005, mbs=100, epochs_per_task=20, eval_batch=10_000)
-    add_run_arguments(p, EXPERIMENT_NAME)
+    add_run_arguments(p, EXPERIMENT)
     return p
 
 
@@ -83,48 +85,54 @@ def config_from_args(args) -> StreamFmnistConfig:
         expand_meta(args.meta, len(args.hidden_layers) + 1)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return StreamFmnistConfig(
-        task=args.task, hidden_layers=list(args.hidden_layers), lr=args.lr, decay=args.decay,
-        meta=list(args.meta), epochs_per_task=args.epochs_per_task, nb_subset=args.nb_subset,
-        mbs=args.mbs, init=args.init, init_width=args.init_width,
-        eval_batch=args.eval_batch, save=args.save, **run_options(args))
+    return config_from(args, StreamFmnistConfig)
 
 
-def _configure(config: StreamFmnistConfig, model, device, settings: StreamSettings) -> None:
-    settings.train_transform = pixels
-    evaluator = fast.integer_evaluator(model)  # with --impl fast, or auto where int8 pays off
-    if evaluator is not None:
-        settings.predict, settings.eval_transform = evaluator, None
-    else:
-        settings.predict, settings.eval_transform = None, pixels
+def run(config: StreamFmnistConfig, resume: bool = False, dry_run: bool = False,
+        progress: bool = True, stop_after_epochs: int | None = None) -> Path:
+    """Run (or, with ``dry_run``, only check flags, data and model) one configuration."""
+    # set-up: device, seeds, exact float32 maths; the run folder
+    device, run_dir = set_up_run(config, EXPERIMENT, resume)
+
+    # data: the training set (bytes on the device), permuted once (seeded) and cut into parts
+    data = load_data(config, device)
+    parts = subset_indices(len(data.train_x), config.nb_subset, PERMUTE, config.seed)
+
+    # model, the implementation chosen once (--impl), and the evaluation arithmetic it gives
+    model = build_model(config.hidden_layers, config.init, config.init_width).to(device)
+    print("implementation: " + fast.enable(model, device, config.impl))
+    evaluator = fast.integer_evaluator(model)  # exact integers where int8 products pay off
     print(f"evaluation: {'exact integer' if evaluator is not None else 'float32'} arithmetic, "
           f"{config.eval_batch} samples per forward pass")
+    print(describe(data, parts, model, device))
+    if dry_run:
+        print(f"dry run: flags and data OK; results would go to {run_dir}")
+        return run_dir
 
-
-def _row_prefix(config: StreamFmnistConfig, data) -> dict:
-    return {"net": "bnn", "arch": "-".join(str(h) for h in config.hidden_layers), "lr": config.lr,
-            "meta": meta_column(config.meta), "init": config.init_width}
-
-
-EXPERIMENT = StreamExperiment(
-    name=EXPERIMENT_NAME, columns=records.STREAM_FMNIST_COLUMNS, load_data=load_data,
-    build_model=lambda c: build_model(c.hidden_layers, c.init, c.init_width),
-    permute=lambda c: True, row_prefix=_row_prefix, configure=_configure)
-
-
-def settings_from_config(config: StreamFmnistConfig, progress: bool = True) -> StreamSettings:
-    return StreamSettings(
+    # run: checks and config.json first; ONE metaplastic Adam for the whole stream
+    from_checkpoint = open_run_dir(run_dir, config, resume)
+    settings = StreamSettings(
         epochs_per_task=config.epochs_per_task, lr=config.lr,
         meta=expand_meta(config.meta, len(config.hidden_layers) + 1), weight_decay=config.decay,
         batch_size=config.mbs, eval_batch_size=config.eval_batch, seed=config.seed,
         checkpoint_every=config.checkpoint_every, progress=progress, save_final=config.save,
-        flip_statistics=config.flip_stats)
+        flip_statistics=config.flip_stats, stop_after_epochs=stop_after_epochs,
+        train_transform=pixels, predict=evaluator,
+        eval_transform=None if evaluator is not None else pixels)
+    row_prefix = {"net": "bnn", "arch": "-".join(str(h) for h in config.hidden_layers),
+                  "lr": config.lr, "meta": meta_column(config.meta), "init": config.init_width}
+    run_stream(model, data, parts, settings, run_dir, row_prefix, records.STREAM_FMNIST_COLUMNS,
+               resume=from_checkpoint)
+    print(f"results: {run_dir / records.METRICS_FILE}")
+    return run_dir
 
 
-run = run_function(settings_from_config, EXPERIMENT)  # run(config, resume, dry_run, ...)
-
-
-main = command_line(build_parser, config_from_args, run)
+@main_guard
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    run(config_from_args(args), resume=args.resume, dry_run=args.dry_run,
+        progress=not args.no_progress)
+    return 0
 
 
 if __name__ == "__main__":

@@ -113,9 +113,11 @@ def test_redirected_runs_write_one_line_per_epoch_and_no_carriage_return(tmp_pat
         assert "compilation" in epoch_lines[0]
         assert not any("compilation" in l for l in epoch_lines[1:])
         assert "ETA 0s" in epoch_lines[-1]
-    # one line at the start of each task / part
-    assert sum(l.startswith("task ") and "training samples" in l for l in lines) == 2
-    assert sum(l.startswith("subset ") and "training samples" in l for l in lines) == 3
+    # one line at the start of each phase: 2 tasks, then 3 parts
+    starts = [l for l in lines if l.startswith("phase ") and "training samples" in l]
+    assert [l.split(":")[0] for l in starts] == [
+        "phase 1/2 (A)", "phase 2/2 (B)", "phase 1/3 (sub_S_1/3)", "phase 2/3 (sub_S_2/3)",
+        "phase 3/3 (sub_S_3/3)"], starts
 
 
 @pytest.mark.slow

@@ -113,8 +113,8 @@ def test_subsets_reproducible_from_seed():
 def test_cifar_source_decides_the_permutation():
     keras = cifar_main.StreamCifarConfig(source="keras")
     tv = cifar_main.StreamCifarConfig(source="torchvision")
-    assert cifar_main.EXPERIMENT.permute(keras) and not cifar_main.EXPERIMENT.permute(tv)
-    assert fmnist_main.EXPERIMENT.permute(fmnist_main.StreamFmnistConfig())
+    assert cifar_main.permutes(keras) and not cifar_main.permutes(tv)
+    assert fmnist_main.PERMUTE
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,13 +288,10 @@ def test_stream_fmnist_evaluates_in_integers_only_with_int8_products(monkeypatch
     monkeypatch.setitem(runtime._MEASURED, "compile_cpu", None)
     monkeypatch.setitem(runtime._MEASURED, "int8_works", True)
     monkeypatch.setitem(runtime._MEASURED, "cpu_int8_products", pays_off)
-    config = fmnist_main.StreamFmnistConfig(hidden_layers=[16], impl=choice)
     model = build_bnn([16])
     fast.enable(model, "cpu", choice)
-    settings = fmnist_main.settings_from_config(config, progress=False)
-    fmnist_main._configure(config, model, torch.device("cpu"), settings)
-    assert isinstance(settings.predict, IntegerEvaluator) is integer
-    assert (settings.eval_transform is None) is integer
+    evaluator = fast.integer_evaluator(model)   # what stream_fmnist/main.py evaluates with
+    assert isinstance(evaluator, IntegerEvaluator) is integer
 
 
 # --------------------------------------------------------------------------------------------
