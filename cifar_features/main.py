@@ -32,9 +32,9 @@ from pathlib import Path
 from cifar_features.data_utils import (TASK_HELP, CifarFeaturesConfig, add_arguments,
                                        build_tasks, check_task_names, train_batch_size)
 from cifar_features.model_utils import build_model
-from metaplastic import continual, fast, faithfulness, runtime
-from metaplastic.cli import (ArgumentParser, add_run_arguments, main_guard, print_config,
-                             run_directory)
+from metaplastic import continual, fast, faithfulness
+from metaplastic.cli import ArgumentParser, add_run_arguments, main_guard
+from metaplastic.rundir import set_up_run
 from metaplastic.sequence import run_sequence, start_run_directory
 
 EXPERIMENT = "cifar_features"
@@ -56,10 +56,7 @@ def run(config: CifarFeaturesConfig, resume: bool = False, dry_run: bool = False
         progress: bool = True, stop_after_epochs: int | None = None) -> Path:
     """Run (or, with ``dry_run``, only check flags, features and model) one configuration."""
     # set-up: device, seeds, exact float32 maths; the run folder
-    device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
-    run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, EXPERIMENT, resume)
-    config.out_dir = str(run_dir)
-    print_config(config)
+    device, run_dir = set_up_run(config, EXPERIMENT, resume)
 
     # data: the features, processed per example and cut into tasks, on the device
     data_root = Path(config.data_root) if config.data_root else None

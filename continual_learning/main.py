@@ -17,9 +17,9 @@ from pathlib import Path
 
 from continual_learning.data_utils import TASK_HELP, build_tasks, check_task_names
 from continual_learning.model_utils import build_model, image_levels
-from metaplastic import continual, fast, faithfulness, runtime
-from metaplastic.cli import (ArgumentParser, add_run_arguments, main_guard, print_config,
-                             run_directory)
+from metaplastic import continual, fast, faithfulness
+from metaplastic.cli import ArgumentParser, add_run_arguments, main_guard
+from metaplastic.rundir import set_up_run
 from metaplastic.sequence import run_sequence, start_run_directory
 
 EXPERIMENT = "continual_learning"
@@ -38,10 +38,7 @@ def run(config: continual.ContinualConfig, resume: bool = False, dry_run: bool =
         progress: bool = True, stop_after_epochs: int | None = None) -> Path:
     """Run (or, with ``dry_run``, only check flags, data and model) one configuration."""
     # set-up: device, seeds, exact float32 maths; the run folder
-    device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
-    run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, EXPERIMENT, resume)
-    config.out_dir = str(run_dir)
-    print_config(config)
+    device, run_dir = set_up_run(config, EXPERIMENT, resume)
 
     # data: the tasks, on the device (pMNIST permutations drawn from the seed)
     data_root = Path(config.data_root) if config.data_root else None
