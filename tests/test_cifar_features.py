@@ -23,9 +23,10 @@ from cifar_features import main as cifar_main
 from cifar_features.data_utils import (CIFAR10_RELABEL, FEATURES_DIR_ENV,
                                        build_tasks, check_task_names, cifar100_subsets,
                                        process_features, relabel_cifar10, train_batch_size)
-from cifar_features.generate_features import (CROP, RESIZE, centre_crop, crop_flip, generate,
-                                              resize_like_pil, train_augmentation, transform_batch)
+from cifar_features.generate_features import generate
 from cifar_features.model_utils import identify_weights
+from cifar_features.transforms import (CROP, RESIZE, centre_crop, crop_flip, resize_like_pil,
+                                       train_augmentation, transform_batch)
 from metaplastic import records
 from metaplastic.errors import ConfigError, DataError
 
