@@ -65,7 +65,9 @@ def needs_data(*datasets: str):
     return pytest.mark.skipif(
         not have_data(*datasets),
         reason=f"{', '.join(datasets)} not prepared under {DATA_ROOT}: run "
-               f"`python -m metaplastic.data_prep --data-root {DATA_ROOT}` (USPS: see its --help)")
+               f"`python -m metaplastic.data_prep --data-root {DATA_ROOT}`"
+               + (" (USPS: add --datasets USPS --usps-h5 PATH, or --usps-dir DIR, or --download)"
+                  if "USPS" in datasets else ""))
 
 
 # --------------------------------------------------------------------------- processes
