@@ -17,8 +17,19 @@ def _parsers():
     from mnist_usps.main import build_parser as mnist_usps_parser
     from stream_cifar10.main import build_parser as stream_cifar_parser
     from stream_fmnist.main import build_parser as stream_fmnist_parser
+    import reproduce
+
+    def reproduce_command(name):
+        def build():
+            parser = reproduce.build_parser()
+            subparsers = next(a for a in parser._actions
+                              if isinstance(a, argparse._SubParsersAction))
+            return subparsers.choices[name]
+        return build
 
     return {
+        "reproduce.py": reproduce.build_parser,
+        **{f"reproduce.py {c}": reproduce_command(c) for c in ("list", "run", "summarize")},
         "continual_learning/main.py": continual_parser,
         "cifar_features/main.py": cifar_features_parser,
         "cifar_features/generate_features.py": features_parser,

@@ -1,0 +1,248 @@
+"""Launching the paper's runs: one job per (configuration, seed), in folders derived from both.
+
+A job's folder is ``OUT/<experiment>/<run id>/seed-<k>`` (:func:`metaplastic.paper.run_id`:
+the configuration, never the clock). Its state is read from the folder: ``finished.json``
+(done: skipped), a run started (config.json or checkpoint: continued with ``--resume``), or
+nothing (started afresh). The local executor runs ``--jobs`` at once, each with its share of
+the CPU threads; a folder being run is locked (``.lock``) so that two launches never write
+into one run. The SLURM executor submits the same jobs through submitit.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Sequence
+
+from metaplastic import paper
+from metaplastic.errors import ConfigError
+
+FINISHED_FILE = "finished.json"
+LOG_FILE = "log.txt"
+LOCK_FILE = ".lock"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One seed of one configuration."""
+
+    figure: str
+    run: paper.PaperRun
+    seed: int
+    scale: str
+    run_dir: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.figure}/{self.run.name}/seed-{self.seed}"
+
+    def state(self) -> str:
+        """'done', 'started' (to resume) or 'new'."""
+        if (self.run_dir / FINISHED_FILE).is_file():
+            return "done"
+        if (self.run_dir / "config.json").is_file() or (self.run_dir / "checkpoint.pt").is_file():
+            return "started"
+        return "new"
+
+    def argv(self, python: str = sys.executable, data_root: str | None = None) -> list[str]:
+        """The main.py command line; ``--resume`` when the folder holds a started run."""
+        args = [python, str(REPO_ROOT / self.run.experiment / "main.py"),
+                *paper.scaled(self.run, self.scale), "--seed", str(self.seed),
+                "--out-dir", str(self.run_dir), "--no-progress"]
+        if data_root:
+            args += ["--data-root", str(data_root)]
+        if self.state() == "started":
+            args.append("--resume")
+        return args
+
+    def expected_seconds(self) -> float | None:
+        return paper.expected_cpu_seconds(self.run, self.scale)
+
+
+def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
+         only: Sequence[str] = ()) -> list[Job]:
+    """The jobs of the figures (``all`` = every figure), seeds 0..N-1 (default: the figure's),
+    one per distinct folder (a configuration shared by two figures runs once)."""
+    ids = [f.id for f in paper.FIGURES] if list(figure_ids) == ["all"] else list(figure_ids)
+    unknown = [i for i in ids if i not in {f.id for f in paper.FIGURES}]
+    if unknown:
+        raise ConfigError(f"unknown figure {', '.join(unknown)}; `reproduce.py list` shows them: "
+                          + ", ".join(f.id for f in paper.FIGURES))
+    jobs, seen = [], set()
+    for fid in ids:
+        fig = paper.figure(fid)
+        runs = fig.runs
+        if only:
+            missing = [n for n in only if n not in {r.name for r in fig.runs}]
+            if missing and len(ids) == 1:
+                raise ConfigError(f"{fid} has no run {', '.join(missing)} (runs: "
+                                  + ", ".join(r.name for r in fig.runs) + ")")
+            runs = tuple(r for r in fig.runs if r.name in only)
+        for run in runs:
+            for seed in range(seeds if seeds is not None else fig.seeds):
+                run_dir = Path(out) / run.experiment / paper.run_id(run, scale) / f"seed-{seed}"
+                if run_dir not in seen:
+                    seen.add(run_dir)
+                    jobs.append(Job(fid, run, seed, scale, run_dir))
+    return jobs
+
+
+def mark_finished(job: Job, seconds: float) -> None:
+    from metaplastic.fileio import write_atomic
+
+    write_atomic(job.run_dir / FINISHED_FILE, json.dumps(
+        {"finished": datetime.now().isoformat(timespec="seconds"), "seconds": round(seconds, 1),
+         "figure": job.figure, "run": job.run.name, "seed": job.seed, "scale": job.scale,
+         "command": shlex.join(job.argv(python="python"))}, indent=1) + "\n")
+
+
+def _lock(run_dir: Path):
+    """An open, exclusively locked ``.lock`` file in ``run_dir``, or None if another process
+    holds it (the lock lives as long as any process holding the file open)."""
+    import fcntl
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / LOCK_FILE, "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the child gets SIGTERM when the launcher dies (even by SIGKILL), so no orphan
+    keeps writing into a run folder that a later launch continues."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def child_environment(threads: int) -> dict:
+    env = dict(os.environ)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env[var] = str(threads)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class LocalExecutor:
+    """Runs jobs as subprocesses, ``jobs`` at a time, each with ``threads`` CPU threads."""
+
+    def __init__(self, jobs: int, threads: int, data_root: str | None = None,
+                 log: Callable[[str], None] = print, status_every: float = 60.0):
+        self.jobs, self.threads, self.data_root = jobs, threads, data_root
+        self.log, self.status_every = log, status_every
+
+    def run(self, jobs: Sequence[Job]) -> list[Job]:
+        """Run what is not done; returns the jobs that failed."""
+        todo = [j for j in jobs if j.state() != "done"]
+        done_before = len(jobs) - len(todo)
+        if done_before:
+            self.log(f"{done_before} of {len(jobs)} runs already finished: skipped")
+        pending, running, failed, finished = list(todo), {}, [], []
+        last_status, first = time.monotonic(), True
+        try:
+            while pending or running:
+                while pending and len(running) < self.jobs:
+                    job = pending.pop(0)
+                    started = self._start(job)
+                    if started is not None:
+                        running[job] = started
+                if first:
+                    self._status(len(jobs), done_before, running, pending, finished)
+                    first = False
+                for job, (proc, t0, handle) in list(running.items()):
+                    code = proc.poll()
+                    if code is None:
+                        continue
+                    handle.close()
+                    del running[job]
+                    seconds = time.monotonic() - t0
+                    if code == 0:
+                        mark_finished(job, seconds)
+                        finished.append(seconds)
+                        self.log(f"done     {job.name} in {paper.format_duration(seconds)}")
+                    else:
+                        failed.append(job)
+                        self.log(f"FAILED   {job.name} (exit {code}); its log: "
+                                 f"{job.run_dir / LOG_FILE}\n" + _tail(job.run_dir / LOG_FILE))
+                    self._status(len(jobs), done_before + len(finished), running, pending,
+                                 finished)
+                    last_status = time.monotonic()
+                if running and time.monotonic() - last_status >= self.status_every:
+                    self._status(len(jobs), done_before + len(finished), running, pending,
+                                 finished, details=True)
+                    last_status = time.monotonic()
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            for proc, _, _ in running.values():
+                proc.terminate()
+            for proc, _, _ in running.values():
+                proc.wait()
+            self.log("interrupted: rerun the same command to continue (finished runs are "
+                     "skipped, the others resume from their checkpoints)")
+            raise
+        return failed
+
+    def _start(self, job: Job):
+        handle = _lock(job.run_dir)
+        if handle is None:
+            self.log(f"busy     {job.name}: another launch is running it ({job.run_dir})")
+            return None
+        argv = job.argv(data_root=self.data_root)
+        log_file = open(job.run_dir / LOG_FILE, "a")
+        log_file.write(f"\n# {datetime.now().isoformat(timespec='seconds')} "
+                       f"{shlex.join(argv)}\n")
+        log_file.flush()
+        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
+                                env=child_environment(self.threads), cwd=REPO_ROOT,
+                                pass_fds=(handle.fileno(),), preexec_fn=_die_with_parent)
+        log_file.close()
+        verb = "resume  " if "--resume" in argv else "start   "
+        self.log(f"{verb} {job.name} -> {job.run_dir}")
+        return proc, time.monotonic(), handle
+
+    def _status(self, total, done, running, pending, durations, details=False) -> None:
+        left = list(pending) + list(running)
+        expected = [j.expected_seconds() for j in left]
+        if durations and left:        # measured: the mean of this launch's finished runs
+            eta = sum(durations) / len(durations) * len(left) / self.jobs
+        elif left and None not in expected:   # estimated from the figure data
+            eta = sum(expected) / self.jobs
+        else:
+            eta = None
+        eta_text = f", about {paper.format_duration(eta)} left" if eta is not None else ""
+        self.log(f"[{done}/{total} done, {len(running)} running, {len(pending)} waiting"
+                 f"{eta_text}]")
+        if details:
+            for job in running:
+                self.log(f"  {job.name}: {_last_line(job.run_dir / LOG_FILE)}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join("    " + line for line in text[-lines:])
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    return lines[-1][-160:] if lines else ""

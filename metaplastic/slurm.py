@@ -1,0 +1,143 @@
+"""The paper's runs on a SLURM cluster, through submitit (an optional dependency).
+
+Every (configuration, seed) is one task of a SLURM job array. A task runs its experiment's
+main.py to the end, continuing the run in its folder when there is one (``--resume``), and
+marks it finished; on pre-emption or time-out submitit calls :meth:`SeedRun.checkpoint`,
+which requeues the same task, and the requeued task resumes from the run's last checkpoint.
+submitit's ``local`` and ``debug`` executors run the same tasks on this machine (tests).
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from metaplastic.errors import ConfigError, MetaplasticError
+from metaplastic.launch import (LOG_FILE, REPO_ROOT, Job, _lock, child_environment,
+                                mark_finished)
+
+CLUSTERS = ("slurm", "local", "debug")
+
+
+class SeedRun:
+    """The callable submitit pickles and runs for one job (one seed of one configuration)."""
+
+    def __init__(self, threads: int, data_root: str | None = None):
+        self.threads, self.data_root = threads, data_root
+
+    def __call__(self, job: Job) -> str:
+        if job.state() == "done":
+            return f"{job.name}: finished before"
+        handle = _lock(job.run_dir)
+        if handle is None:
+            raise MetaplasticError(f"{job.name}: another process is running {job.run_dir}")
+        try:
+            argv = job.argv(data_root=self.data_root)
+            started = time.monotonic()
+            with open(job.run_dir / LOG_FILE, "a") as log:
+                log.write(f"\n# {' '.join(argv)}\n")
+                log.flush()
+                code = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+                                      env=child_environment(self.threads)).returncode
+            if code != 0:
+                raise MetaplasticError(f"{job.name} failed (exit {code}); see "
+                                       f"{job.run_dir / LOG_FILE}")
+            mark_finished(job, time.monotonic() - started)
+        finally:
+            handle.close()
+        return f"{job.name}: finished"
+
+    def checkpoint(self, job: Job):
+        """Pre-empted or timed out: requeue the same job (it resumes from its checkpoint)."""
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, job)
+
+
+@dataclass
+class SlurmOptions:
+    """What the job array asks of the cluster (``reproduce.py run --executor slurm``)."""
+
+    partition: str | None = None
+    time_min: int = 720
+    cpus_per_task: int = 2
+    gpus_per_node: int = 0
+    mem_gb: int | None = None
+    account: str | None = None
+    qos: str | None = None
+    array_parallelism: int = 64
+    setup: Sequence[str] = field(default_factory=list)   # shell lines before the run
+
+    def parameters(self, cluster: str) -> dict:
+        params = {"timeout_min": self.time_min, "name": "metaplastic",
+                  "cpus_per_task": self.cpus_per_task}
+        if self.mem_gb:
+            params["mem_gb"] = self.mem_gb
+        if cluster == "slurm":
+            params |= {"slurm_array_parallelism": self.array_parallelism,
+                       "gpus_per_node": self.gpus_per_node}
+            params |= {f"slurm_{k}": v for k, v in (("partition", self.partition),
+                                                     ("account", self.account),
+                                                     ("qos", self.qos)) if v}
+            if self.setup:
+                params["slurm_setup"] = list(self.setup)
+        return params
+
+
+def _submitit():
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("--executor slurm needs submitit: .venv/bin/pip install submitit "
+                          "(or pip install -e '.[slurm]')") from None
+    return submitit
+
+
+def submit(jobs: Sequence[Job], folder: Path, options: SlurmOptions, cluster: str = "slurm",
+           data_root: str | None = None, wait: bool = False, log=print) -> list:
+    """Submit the jobs not finished yet as one array; with ``wait``, wait for their results."""
+    submitit = _submitit()
+    if cluster not in CLUSTERS:
+        raise ConfigError(f"cluster must be one of {CLUSTERS}, got {cluster!r}")
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise ConfigError("--executor slurm: sbatch is not on this machine's PATH (run "
+                          "reproduce.py on the cluster's login node)")
+    todo = [j for j in jobs if j.state() != "done"]
+    if len(todo) < len(jobs):
+        log(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished: skipped")
+    if not todo:
+        return []
+    executor = submitit.AutoExecutor(folder=Path(folder) / "%j", cluster=cluster)
+    executor.update_parameters(**options.parameters(cluster))
+    submitted = executor.map_array(SeedRun(options.cpus_per_task, data_root), todo)
+    for job, sub in zip(todo, submitted):
+        log(f"submitted {job.name} as {cluster} job {sub.job_id} -> {job.run_dir}")
+    if wait:
+        for sub in submitted:
+            log(sub.result())
+    return submitted
+
+
+def job_script(n_jobs: int, folder: Path, options: SlurmOptions) -> str:
+    """The sbatch script submitit writes for an array of ``n_jobs`` (shown, not submitted)."""
+    import shlex
+    import sys
+
+    _submitit()
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    folder = Path(folder) / "%j"
+    params = {k[len("slurm_"):] if k.startswith("slurm_") else k: v
+              for k, v in options.parameters("slurm").items()}
+    params["time"] = params.pop("timeout_min")
+    params["job_name"] = params.pop("name")
+    if "mem_gb" in params:
+        params["mem"] = f"{params.pop('mem_gb')}GB"
+    # submitit's own layout: the array's folder and the command it runs in every task
+    folder = Path(str(folder).replace("%j", "%A_%a")).absolute()
+    command = " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit",
+                        shlex.quote(str(folder))])
+    return _make_sbatch_string(command=command, folder=folder, map_count=n_jobs, **params)

@@ -1,0 +1,346 @@
+"""The paper as data (metaplastic.paper), its launcher (reproduce.py, metaplastic.launch,
+metaplastic.slurm) and its summaries (metaplastic.summary)."""
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA_ROOT, REPO, needs_data
+from metaplastic import launch, paper, summary
+from metaplastic.errors import ConfigError
+
+
+def flag_values(flags, name):
+    return dict(paper._flag_values(flags)).get(name)
+
+
+# --------------------------------------------------------------------------- the data
+
+
+def test_every_figure_of_the_paper_is_listed_with_its_runs():
+    ids = [f.id for f in paper.FIGURES]
+    assert ids == ["fig1a", "fig2", "fig2gh", "table1", "fig3", "fig4ab", "supp6", "fig4c",
+                   "fig4d", "fig4ef", "fig4gh", "stream-fmnist", "stream-cifar10", "fig5ce"]
+    assert len(paper.figure("fig2").runs) == 8                    # BNN and DNN, four m each
+    fig3 = paper.figure("fig3")
+    assert len(fig3.runs) == 16                                    # four widths x four methods
+    assert {flag_values(r.flags, "--hidden-layers")[0] for r in fig3.runs} == {
+        "512", "1024", "2048", "4096"}
+    assert all(len(flag_values(r.flags, "--task-sequence")) == 10 for r in fig3.runs)
+    table1 = {r.name: r for r in paper.figure("table1").runs}
+    assert "--ewc" in table1["ewc"].flags and "--ewc" in table1["random"].flags
+    assert "--rnd-consolidation" in table1["random"].flags
+    assert "--ewc" not in table1["bnn-m1.35"].flags
+    assert all(len({r.name for r in f.runs}) == len(f.runs) for f in paper.FIGURES)
+    # every run names an experiment folder with a main.py
+    assert all((REPO / r.experiment / "main.py").is_file() for f in paper.FIGURES for r in f.runs)
+
+
+def test_scales_keep_or_shrink_the_published_flags():
+    run = paper.figure("fig2").run("bnn-m1.35")
+    assert paper.scaled(run, "paper") == run.flags
+    cpu = paper.scaled(run, "cpu")
+    assert flag_values(cpu, "--hidden-layers") == ["512", "512"]
+    assert flag_values(cpu, "--epochs-per-task") == ["40"]           # published length
+    assert flag_values(cpu, "--meta") == ["1.35"]
+    smoke = paper.scaled(run, "smoke")
+    assert flag_values(smoke, "--hidden-layers") == ["16", "16"]
+    assert flag_values(smoke, "--epochs-per-task") == ["1"]
+    assert flag_values(smoke, "--impl") == ["reference"]
+    stream = paper.scaled(paper.figure("stream-fmnist").run("parts60-m2.5"), "smoke")
+    assert flag_values(stream, "--nb-subset") == ["3"]
+    with pytest.raises(ValueError):
+        paper.scaled(run, "huge")
+
+
+def test_run_folders_come_from_the_configuration_only():
+    fig2, table1 = paper.figure("fig2"), paper.figure("table1")
+    same = paper.run_id(fig2.run("bnn-m1.35"), "paper")
+    assert same == paper.run_id(table1.run("bnn-m1.35"), "paper")   # one run for both
+    assert same == paper.run_id(fig2.run("bnn-m1.35"), "paper")     # deterministic
+    ids = {paper.run_id(r, "paper") for f in paper.FIGURES for r in f.runs}
+    distinct = {(r.experiment, r.flags) for f in paper.FIGURES for r in f.runs}
+    assert len(ids) == len(distinct)
+    assert paper.run_id(fig2.run("bnn-m1.35"), "cpu") != same
+    assert same.startswith("bnn_4096x4096_m1.35_40ep_6xpMNIST_")
+
+
+def test_plan_derives_folders_from_configuration_and_seed(tmp_path):
+    jobs = launch.plan(["fig2", "table1"], 2, "paper", tmp_path)
+    # table1's m = 0 and m = 1.35 rows are fig2's runs: 8 + 2 configurations, 2 seeds
+    assert len(jobs) == (8 + 2) * 2
+    assert len({j.run_dir for j in jobs}) == len(jobs)
+    job = jobs[0]
+    assert job.run_dir == tmp_path / "continual_learning" / paper.run_id(job.run, "paper") / "seed-0"
+    assert launch.plan(["fig2", "table1"], 2, "paper", tmp_path)[5].run_dir == jobs[5].run_dir
+    assert len(launch.plan(["fig3"], 1, "cpu", tmp_path)) == 4       # widths capped: 4 configs
+    only = launch.plan(["fig2"], None, "paper", tmp_path, only=["bnn-m0.0"])
+    assert [j.seed for j in only] == [0, 1, 2]
+    with pytest.raises(ConfigError, match="unknown figure"):
+        launch.plan(["fig9"], 1, "paper", tmp_path)
+    with pytest.raises(ConfigError, match="no run"):
+        launch.plan(["fig2"], 1, "paper", tmp_path, only=["nope"])
+
+
+def test_job_state_decides_skip_resume_or_start(tmp_path):
+    job = launch.plan(["fig1a"], 1, "smoke", tmp_path)[0]
+    assert job.state() == "new" and "--resume" not in job.argv()
+    argv = job.argv()
+    assert argv[argv.index("--out-dir") + 1] == str(job.run_dir) and "--no-progress" in argv
+    job.run_dir.mkdir(parents=True)
+    (job.run_dir / launch.LOG_FILE).write_text("a log alone is not a run\n")
+    assert job.state() == "new"
+    (job.run_dir / "config.json").write_text("{}")
+    assert job.state() == "started" and job.argv()[-1] == "--resume"
+    launch.mark_finished(job, 12.0)
+    assert job.state() == "done"
+    record = json.loads((job.run_dir / launch.FINISHED_FILE).read_text())
+    assert record["seed"] == 0 and record["scale"] == "smoke" and record["seconds"] == 12.0
+    argv = job.argv(data_root="/d")
+    assert argv[argv.index("--seed") + 1] == "0" and argv[argv.index("--data-root") + 1] == "/d"
+
+
+def test_a_locked_folder_is_not_run_twice(tmp_path):
+    first = launch._lock(tmp_path / "run")
+    assert first is not None
+    assert launch._lock(tmp_path / "run") is None
+    first.close()
+    again = launch._lock(tmp_path / "run")
+    assert again is not None
+    again.close()
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _write_metrics(run_dir: Path, finals: list[float], finished: bool = True) -> None:
+    from metaplastic import records
+
+    run_dir.mkdir(parents=True)
+    columns = records.continual_columns(len(finals))
+    with open(run_dir / "metrics.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        for epoch, scale in ((1, 0.5), (2, 1.0)):
+            row = dict.fromkeys(columns, "0")
+            row.update({f"acc_test_tsk_{i + 1}": f"{v * scale:.2f}" for i, v in enumerate(finals)})
+            row["epoch"] = str(epoch)
+            writer.writerow(row)
+    if finished:
+        (run_dir / launch.FINISHED_FILE).write_text("{}")
+
+
+def test_summary_is_mean_and_sample_std_over_finished_seeds(tmp_path):
+    fig = paper.figure("fig4ab")
+    m0, m15 = fig.run("m0.0"), fig.run("m1.5")
+    base0 = tmp_path / "continual_learning" / paper.run_id(m0, "cpu")
+    _write_metrics(base0 / "seed-0", [20.0, 90.0])
+    _write_metrics(base0 / "seed-1", [30.0, 88.0])
+    _write_metrics(base0 / "seed-2", [99.0, 99.0], finished=False)   # not in the statistics
+    base15 = tmp_path / "continual_learning" / paper.run_id(m15, "cpu")
+    _write_metrics(base15 / "seed-0", [95.0, 80.0])
+    rows = summary.figure_rows(fig, tmp_path, "cpu")
+    assert [r.run_name for r in rows] == ["m0.0", "m1.5"]
+    assert rows[0].columns == ["task 1", "task 2", "mean"]
+    assert rows[0].seeds == 2 and rows[0].unfinished == 1
+    table = summary.markdown_table(rows)
+    # task 1: 20, 30 -> 25 ± 7.07; task 2: 90, 88 -> 89 ± 1.41; mean: 55, 59 -> 57 ± 2.83
+    assert "| 25.00 ± 7.07 | 89.00 ± 1.41 | 57.00 ± 2.83 |" in table
+    assert "| 2 (+1 unfinished) |" in table
+    assert "| 95.00 | 80.00 | 87.50 |" in table
+    parsed = list(csv.DictReader(summary.csv_table(rows).splitlines()))
+    assert math.isclose(float(parsed[0]["task 1 std"]), math.sqrt(50), rel_tol=1e-4)
+    assert parsed[1]["task 1 std"] == "nan"
+    assert summary.figure_rows(fig, tmp_path, "paper") == []
+
+
+def test_summarize_writes_tables_and_the_figure(tmp_path):
+    fig = paper.figure("fig4ab")
+    for run in fig.runs:
+        for seed in (0, 1):
+            d = tmp_path / "continual_learning" / paper.run_id(run, "smoke") / f"seed-{seed}"
+            _write_metrics(d, [50.0 + seed, 60.0])
+            config = {"net": "bnn", "meta": [float(flag_values(run.flags, "--meta")[0])] * 3,
+                      "seed": seed, "task_sequence": ["MNIST", "FMNIST"],
+                      "hidden_layers": [16, 16], "epochs_per_task": 1}
+            (d / "config.json").write_text(json.dumps(config))
+    messages = []
+    written = summary.summarize(tmp_path, ["fig4ab"], log=messages.append)
+    names = sorted(p.name for p in written)
+    assert names == ["fig4ab_smoke.csv", "fig4ab_smoke.md", "fig4ab_smoke.png"]
+    assert "50.50 ± 0.71" in (tmp_path / "summary" / "fig4ab_smoke.md").read_text()
+    assert any("50.50 ± 0.71" in m for m in messages)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _unique_runs(scales=paper.SCALES):
+    seen = {}
+    for scale in scales:
+        for fig in paper.FIGURES:
+            for run in fig.runs:
+                seen.setdefault((run.experiment, paper.scaled(run, scale)), (fig, run, scale))
+    return list(seen.values())
+
+
+def _available(run) -> bool:
+    if run.needs:
+        return False
+    flags = run.flags
+    wanted = {"MNIST"} | ({"FashionMNIST"} if "FMNIST" in flags else set()) | (
+        {"USPS"} if "USPS" in flags else set())
+    return all((DATA_ROOT / name).is_dir() for name in wanted)
+
+
+@pytest.mark.slow
+def test_every_listed_command_is_accepted_by_its_main_dry_run(tmp_path, capsys):
+    checked = dry = 0
+    for i, (fig, run, scale) in enumerate(_unique_runs()):
+        module = importlib.import_module(f"{run.experiment}.main")
+        argv = list(paper.scaled(run, scale))
+        args = module.build_parser().parse_args(argv)                # flags accepted
+        checked += 1
+        if _available(run):
+            out = tmp_path / f"run{i}"
+            code = module.main(argv + ["--dry-run", "--impl", "reference", "--out-dir", str(out),
+                                       "--data-root", str(DATA_ROOT)])
+            assert code == 0, (fig.id, run.name, scale, capsys.readouterr().err)
+            dry += 1
+        else:
+            from metaplastic import continual
+
+            build = getattr(module, "config_from_args", continual.config_from_args)
+            build(args)                                               # the config is valid
+    assert checked >= 50 and dry >= 20
+
+
+def test_list_shows_every_run_with_its_command(capsys):
+    import reproduce
+
+    assert reproduce.main(["list"]) == 0
+    out = capsys.readouterr().out
+    for fig in paper.FIGURES:
+        assert f"\n{fig.id}: " in out
+        for run in fig.runs:
+            assert paper.command(run, "paper") in out
+    assert paper.NOTEBOOK_COMMAND in out
+    assert reproduce.main(["list", "nope"]) == 2
+
+
+def test_readme_reproduction_section_and_commands_are_generated_from_the_data():
+    readme = (REPO / "README.md").read_text()
+    for name, text in paper.readme_blocks().items():
+        begin, end = f"<!-- {name}:begin -->\n", f"\n<!-- {name}:end -->"
+        assert begin in readme, name
+        assert readme[readme.index(begin) + len(begin):readme.index(end)] == text, (
+            f"README block {name} differs from metaplastic.paper: run "
+            "`python -m metaplastic.paper --write-readme`")
+
+
+# --------------------------------------------------------------------------- launching
+
+
+def _reproduce(*args, **kwargs):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, str(REPO / "reproduce.py"), *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, cwd=REPO, start_new_session=True, **kwargs)
+
+
+def _metrics(out: Path) -> dict:
+    return {p.relative_to(out).as_posix(): p.read_text()
+            for p in sorted(out.rglob("metrics.csv"))}
+
+
+@pytest.mark.slow
+@needs_data("MNIST", "FashionMNIST")
+def test_a_killed_launch_rerun_completes_only_what_is_missing(tmp_path):
+    common = ["run", "fig4ab", "--scale", "smoke", "--seeds", "2", "--jobs", "2",
+              "--data-root", DATA_ROOT]
+    whole = tmp_path / "whole"
+    proc = _reproduce(*common, "--out", whole)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert len(list(whole.rglob(launch.FINISHED_FILE))) == 4
+
+    killed = tmp_path / "killed"
+    proc = _reproduce(*common, "--out", killed)
+    deadline = time.monotonic() + 600
+    while not list(killed.rglob(launch.FINISHED_FILE)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)             # the launcher dies; its runs follow it
+    proc.communicate(timeout=60)
+    finished_before = len(list(killed.rglob(launch.FINISHED_FILE)))
+    assert 1 <= finished_before < 4
+
+    proc = _reproduce(*common, "--out", killed)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert f"{finished_before} of 4 runs already finished: skipped" in out
+    assert out.count("done     ") == 4 - finished_before
+    assert _metrics(killed) == _metrics(whole)
+
+    proc = _reproduce("summarize", killed)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "±" in out and (killed / "summary" / "fig4ab_smoke.md").is_file()
+
+
+@pytest.mark.slow
+@needs_data("MNIST", "FashionMNIST")
+def test_the_slurm_path_runs_through_submitits_local_executor(tmp_path):
+    pytest.importorskip("submitit")
+    local = tmp_path / "local"
+    proc = _reproduce("run", "fig1a", "--scale", "smoke", "--seeds", "1", "--out", local,
+                      "--data-root", DATA_ROOT)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    cluster = tmp_path / "cluster"
+    proc = _reproduce("run", "fig1a", "--scale", "smoke", "--seeds", "1", "--out", cluster,
+                      "--data-root", DATA_ROOT, "--executor", "slurm", "--submitit-cluster",
+                      "local", "--cpus-per-task", "1")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert "submitted fig1a/m0.0/seed-0 as local job" in out
+    assert len(list(cluster.rglob(launch.FINISHED_FILE))) == 1
+    assert _metrics(cluster) == _metrics(local)
+    proc = _reproduce("run", "fig1a", "--scale", "smoke", "--seeds", "1", "--out", cluster,
+                      "--executor", "slurm", "--submitit-cluster", "local")
+    out, _ = proc.communicate(timeout=300)
+    assert "1 of 1 runs already finished: skipped" in out
+
+
+def test_a_preempted_slurm_job_is_requeued_with_the_same_run(tmp_path):
+    pytest.importorskip("submitit")
+    from metaplastic import slurm
+
+    job = launch.plan(["fig1a"], 1, "smoke", tmp_path)[0]
+    task = slurm.SeedRun(threads=1)
+    delayed = task.checkpoint(job)
+    assert delayed.function is task and delayed.args == (job,)
+
+
+def test_the_slurm_job_script_is_an_array_with_the_requested_resources(tmp_path):
+    pytest.importorskip("submitit")
+    from metaplastic import slurm
+
+    options = slurm.SlurmOptions(partition="gpu", time_min=600, cpus_per_task=4,
+                                 gpus_per_node=1, mem_gb=16, array_parallelism=8,
+                                 setup=["module load cuda"])
+    script = slurm.job_script(12, tmp_path, options)
+    for line in ("#SBATCH --array=0-11%8", "#SBATCH --partition=gpu", "#SBATCH --time=600",
+                 "#SBATCH --cpus-per-task=4", "#SBATCH --gpus-per-node=1",
+                 "#SBATCH --mem=16GB", "module load cuda", "submitit.core._submit"):
+        assert line in script, (line, script)
