@@ -128,8 +128,8 @@ def run_figures(args) -> int:
           f"{sum(s == 'started' for s in states.values())} to resume, "
           f"{sum(s == 'new' for s in states.values())} new) at {args.scale} scale in {args.out}"
           + ("" if None in expected or not expected else
-             f"; about {paper.format_duration(sum(expected) / args.jobs)} of 2-core CPU time "
-             f"with {args.jobs} at once"))
+             f"; about {paper.format_duration(sum(expected) / args.jobs)} on a 2-core CPU "
+             f"with {args.jobs} at once (estimate)"))
     if args.dry_run:
         for j in jobs:
             print(f"  {states[j]:8s} {j.name:40s} {j.run_dir}")

@@ -21,6 +21,8 @@ SMOKE_WIDTH = 16
 #: seconds per epoch of a 784-h-h-10 BNN on one permuted-MNIST task, training + evaluation of
 #: the training set and two test sets, measured on this project's 2-core CI machine (AMD EPYC,
 #: AVX2, float32 products; benchmarks/benchmark_epoch.py) with one thread per run
+#: start-up of a run (imports, data onto the device, checks)
+STARTUP_SECONDS = 10.0
 CPU_EPOCH_SECONDS = {16: 1.5, 512: 9.0, 1024: 22.0, 2048: 60.0, 4096: 150.0}
 #: the same on one GPU, where measured (benchmarks/gpu_check.sh); empty: not measured yet
 GPU_EPOCH_SECONDS: dict[int, float] = {}
@@ -333,7 +335,8 @@ def expected_cpu_seconds(run: PaperRun, scale: str) -> float | None:
     per_epoch *= 1 + 0.08 * max(tasks - 2, 0)          # every task's test set is evaluated
     if "--ewc" in flags:
         per_epoch *= 1.3
-    return per_epoch * tasks * epochs      # --interleaved: one task with every task's data
+    # --interleaved: one task with every task's data, the same samples in all
+    return STARTUP_SECONDS + per_epoch * tasks * epochs
 
 
 def _interpolate(table: dict[int, float], h: int) -> float:

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The runs of docs/REPRODUCTION.md, at cpu scale (hidden layers <= 512, published epochs), two
+# at once with one thread each. Rerunning this script continues: finished runs are skipped,
+# interrupted ones resume from their checkpoints (checkpoints are not committed, so a run cut
+# by the end of a session starts again). Then: reproduce.py summarize docs/reproduction.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY=${PYTHON:-.venv/bin/python}
+run() { "$PY" reproduce.py run "$@" --scale cpu --jobs 2 --out docs/reproduction; }
+run fig4ab --seeds 1                                   # Fig. 4(a, b): m = 0 and m = 1.5
+run fig2 --only bnn-m0.0 bnn-m1.35 --seeds 3           # Fig. 2 (and Table 1's first rows)
+run table1 --seeds 1                                   # Table 1: EWC, random consolidation
+run fig3 --seeds 1                                     # Fig. 3 at width 512: 4 methods
+"$PY" reproduce.py summarize docs/reproduction --to docs/reproduction/summary
