@@ -34,8 +34,8 @@ from cifar_features.data_utils import (TASK_HELP, CifarFeaturesConfig, add_argum
 from cifar_features.model_utils import build_model
 from metaplastic import continual, fast, faithfulness
 from metaplastic.cli import ArgumentParser, add_run_arguments, main_guard
-from metaplastic.rundir import set_up_run
-from metaplastic.sequence import run_sequence, start_run_directory
+from metaplastic.rundir import set_up_run, start_run_directory
+from metaplastic.sequence import run_sequence
 
 EXPERIMENT = "cifar_features"
 

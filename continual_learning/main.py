@@ -19,8 +19,8 @@ from continual_learning.data_utils import TASK_HELP, build_tasks, check_task_nam
 from continual_learning.model_utils import build_model, image_levels
 from metaplastic import continual, fast, faithfulness
 from metaplastic.cli import ArgumentParser, add_run_arguments, main_guard
-from metaplastic.rundir import set_up_run
-from metaplastic.sequence import run_sequence, start_run_directory
+from metaplastic.rundir import set_up_run, start_run_directory
+from metaplastic.sequence import run_sequence
 
 EXPERIMENT = "continual_learning"
 

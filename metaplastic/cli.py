@@ -244,19 +244,6 @@ def config_from(args, config_class, **overrides):
     return config_class(**values, **run, **overrides)
 
 
-def command_line(build_parser, config_from_args, run):
-    """main(argv) for an experiment: parse, build the config, run; errors exit 2 cleanly."""
-
-    @main_guard
-    def main(argv: Sequence[str] | None = None) -> int:
-        args = build_parser().parse_args(argv)
-        run(config_from_args(args), resume=args.resume, dry_run=args.dry_run,
-            progress=not args.no_progress)
-        return 0
-
-    return main
-
-
 def run_directory(out_dir: Path | None, experiment: str, resume: bool) -> Path:
     """The run folder: --out-dir, or a new results/<experiment>/<timestamp> folder."""
     if out_dir is not None:

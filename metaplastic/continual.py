@@ -18,7 +18,7 @@ from metaplastic.consolidation import EWC, SynapticIntelligence
 from metaplastic.datasets import IMAGE_LEVELS
 from metaplastic.errors import ConfigError
 from metaplastic.models import BNN, DNN, MLP
-from metaplastic.optim import expand_meta
+from metaplastic.optim import check_meta, expand_meta
 from metaplastic.sequence import SequenceSettings
 from metaplastic.tasks import TaskData
 
@@ -142,10 +142,7 @@ def config_from_args(args, config_class=ContinualConfig, image_tasks=IMAGE_TASKS
               "the lambda, as the published scripts do", file=sys.stderr)
     if args.in_size != 784 and any(t in image_tasks for t in args.task_sequence):
         raise ConfigError(f"--in-size {args.in_size}: MNIST-type tasks have 784 inputs")
-    try:
-        expand_meta(args.meta, len(args.hidden_layers) + 1)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    check_meta(args.meta, len(args.hidden_layers) + 1)
     return config_from(args, config_class, **own)
 
 

@@ -113,6 +113,17 @@ def expand_meta(meta: float | Sequence[float], n_layers: int) -> list[float]:
     return values
 
 
+def check_meta(meta: Sequence[float], n_layers: int, layers: str = "") -> None:
+    """ConfigError unless --meta gives 1 value or one per weight layer (``layers``, when given,
+    says which they are)."""
+    from metaplastic.errors import ConfigError
+
+    try:
+        expand_meta(meta, n_layers)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} ({layers})" if layers else str(exc)) from None
+
+
 def metaplastic_param_groups(model: nn.Module, meta: float | Sequence[float]) -> list[dict]:
     """Parameter groups: each weight layer with its own m_l, then all other parameters."""
     from metaplastic.models import layer_weight, weight_layers

@@ -68,15 +68,27 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     return from_checkpoint
 
 
-def set_up_run(config, experiment: str, resume: bool):
+def set_up_run(config, experiment: str, resume: bool, show_config: bool = True):
     """A run's set-up: the process (device, seeds, exact float32 maths, subnormals), its folder
-    (--out-dir, or a new results/<experiment>/<time> one), the config printed. Returns
-    (device, run folder); config.out_dir is set to the folder."""
+    (--out-dir, or a new results/<experiment>/<time> one), the config printed (unless
+    ``show_config`` is False: for a run that completes its config from the data first).
+    Returns (device, run folder); config.out_dir is set to the folder."""
     from metaplastic import runtime
     from metaplastic.cli import print_config, run_directory
 
     device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
     run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, experiment, resume)
     config.out_dir = str(run_dir)
-    print_config(config)
+    if show_config:
+        print_config(config)
     return device, run_dir
+
+
+def start_run_directory(run_dir: Path, config, resume: bool, dry_run: bool) -> bool | None:
+    """After the checks of a run: None for a dry run; otherwise open the run folder
+    (:func:`open_run_dir`: every check, then config.json) and return whether to continue from
+    its checkpoint."""
+    if dry_run:
+        print(f"dry run: flags and data OK; results would go to {run_dir}")
+        return None
+    return open_run_dir(run_dir, config, resume)

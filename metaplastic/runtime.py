@@ -233,6 +233,20 @@ def int8_products_pay_off(rows: int = 1000, inner: int = 784, cols: int = 512) -
     return _MEASURED["cpu_int8_products"]
 
 
+_COMPILED: dict = {}
+
+
+def compiled(fn):
+    """torch.compile(fn, dynamic=False), made once per process (its graphs are cached per shape),
+    the C++ extension builder's messages silenced."""
+    if fn not in _COMPILED:
+        import logging
+
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        _COMPILED[fn] = torch.compile(fn, dynamic=False)
+    return _COMPILED[fn]
+
+
 def torch_compile_works(device: torch.device) -> str | None:
     """None when torch.compile runs a small graph on ``device`` (once per process and device
     type), else why not (no C++ compiler for the CPU, no Triton for the GPU, ...)."""

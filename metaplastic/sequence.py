@@ -184,15 +184,3 @@ def _summary(row: dict, n_tasks: int) -> str:
     tests = " ".join(f"{row[f'acc_test_tsk_{k}']:6.2f}" for k in range(1, n_tasks + 1))
     return (f"task {row['task_order']} ({row['tsk']}) epoch {row['epoch']:3d} | train {row['acc_tr']:6.2f}% "
             f"loss {row['loss_tr']:.4f} | test per task: {tests}")
-
-
-def start_run_directory(run_dir: Path, config, resume: bool, dry_run: bool) -> bool | None:
-    """After the checks of a run: None for a dry run; otherwise open the run folder
-    (:func:`metaplastic.rundir.open_run_dir`: every check, then config.json) and return
-    whether to continue from its checkpoint."""
-    from metaplastic.rundir import open_run_dir
-
-    if dry_run:
-        print(f"dry run: flags and data OK; results would go to {run_dir}")
-        return None
-    return open_run_dir(run_dir, config, resume)

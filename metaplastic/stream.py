@@ -249,6 +249,19 @@ def part_name(data: StreamData, index: int, n_parts: int) -> str:
 meta_column = records.meta_label  # the 'meta' column: the value, or per-layer values joined by '-'
 
 
+def stream_settings(config, meta: list[float], weight_decay: float, progress: bool = True,
+                    stop_after_epochs: Optional[int] = None, **hooks) -> StreamSettings:
+    """The settings a stream run takes from its config (--epochs-per-task, --lr, --mbs,
+    --eval-batch, --seed, --checkpoint-every, --flip-stats); ``meta`` (one value per weight
+    layer), ``weight_decay`` and ``hooks`` (transforms, predict, extra_state, save_final) are
+    the experiment's."""
+    return StreamSettings(
+        epochs_per_task=config.epochs_per_task, lr=config.lr, meta=meta,
+        weight_decay=weight_decay, batch_size=config.mbs, eval_batch_size=config.eval_batch,
+        seed=config.seed, checkpoint_every=config.checkpoint_every, progress=progress,
+        flip_statistics=config.flip_stats, stop_after_epochs=stop_after_epochs, **hooks)
+
+
 def describe(data: StreamData, parts: Sequence[torch.Tensor], model: nn.Module, device) -> str:
     """One line: the device, the data cut into parts, the model."""
     n_params = sum(p.numel() for p in model.parameters())

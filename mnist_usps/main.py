@@ -20,16 +20,15 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metaplastic import fast, faithfulness, runtime
+from metaplastic import fast, faithfulness
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_from,
                              main_guard, non_negative_float, per_seed, positive_float,
-                             positive_int, print_config, run_directory)
-from metaplastic.errors import ConfigError
-from metaplastic.optim import expand_meta
-from metaplastic.sequence import run_sequence, start_run_directory
+                             positive_int, print_config)
+from metaplastic.rundir import set_up_run, start_run_directory
+from metaplastic.sequence import run_sequence
 from mnist_usps.data_utils import TRAIN_WINDOW, build_tasks, check_task_names
-from mnist_usps.model_utils import (build_model, describe, row_prefix, sequence_settings,
-                                   spatial_sizes)
+from mnist_usps.model_utils import (build_model, check_architecture, describe, row_prefix,
+                                   sequence_settings)
 
 EXPERIMENT = "mnist_usps"
 SCENARIO = "task"  # records' scenario column; the net has no per-task normalization state
@@ -100,23 +99,15 @@ def build_parser() -> ArgumentParser:
 def config_from_args(args) -> MnistUspsConfig:
     """Validate the flags together and build the run's config."""
     check_task_names(args.task_sequence)
-    if args.ch[0] != 1:
-        raise ConfigError(f"--ch starts with the input channels: 1 for MNIST/USPS, got {args.ch[0]}")
-    spatial_sizes(args.ch, args.kr)  # ConfigError when --kr does not fit --ch
-    try:
-        expand_meta(args.meta, len(args.kr) + 1)
-    except ValueError as exc:
-        raise ConfigError(f"{exc} (the {len(args.kr)} convs, then the classifier)") from None
+    check_architecture(args.ch, args.kr, args.meta)
     return config_from(args, MnistUspsConfig)
 
 
 def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,
         progress: bool = True, stop_after_epochs: int | None = None) -> Path:
     """Run (or, with dry_run, only check flags, data and model) one mnist_usps configuration."""
-    # set-up: device, seeds, exact float32 maths; the run folder
-    device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
-    run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, EXPERIMENT, resume)
-    config.out_dir = str(run_dir)
+    # set-up: device, seeds, exact float32 maths; the run folder (config printed once complete)
+    device, run_dir = set_up_run(config, EXPERIMENT, resume, show_config=False)
 
     # data: seeded contiguous training windows of MNIST and USPS, full test sets
     data_root = Path(config.data_root) if config.data_root else None
@@ -137,9 +128,8 @@ def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,
         return run_dir
     settings = sequence_settings(config, SCENARIO, progress)
     settings.stop_after_epochs = stop_after_epochs
-    run_sequence(model, tasks, settings, run_dir,
-                 row_prefix(config.net, SCENARIO, config.ch, config.kr, config.norm,
-                            expand_meta(config.meta, config.n_layers)), resume=from_checkpoint)
+    run_sequence(model, tasks, settings, run_dir, row_prefix(config, SCENARIO),
+                 resume=from_checkpoint)
     print(f"results: {run_dir / 'metrics.csv'}")
     return run_dir
 

@@ -103,12 +103,25 @@ def architecture_label(ch: Sequence[int], kr: Sequence[int]) -> str:
     return f"ch{'-'.join(str(c) for c in ch)}_kr{'-'.join(str(k) for k in kr)}"
 
 
-def row_prefix(net: str, scenario: str, ch, kr, norm: str, meta_per_layer) -> dict:
+def check_architecture(ch: Sequence[int], kr: Sequence[int], meta: Sequence[float]) -> None:
+    """ConfigError unless --ch starts with the one input channel, --kr fits --ch (one kernel per
+    conv, maps never smaller than 2x2) and --meta gives 1 value or one per weight layer."""
+    from metaplastic.optim import check_meta
+
+    if ch[0] != 1:
+        raise ConfigError(f"--ch starts with the input channels: 1 for MNIST/USPS, got {ch[0]}")
+    spatial_sizes(ch, kr)
+    check_meta(meta, len(kr) + 1, f"the {len(kr)} convs, then the classifier")
+
+
+def row_prefix(config, scenario: str) -> dict:
     """The run-constant columns of every metrics row (records.continual_columns schema)."""
     from metaplastic import records
+    from metaplastic.optim import expand_meta
 
-    return records.continual_row_prefix(net, scenario, architecture_label(ch, kr), norm,
-                                        meta_per_layer)
+    return records.continual_row_prefix(config.net, scenario,
+                                        architecture_label(config.ch, config.kr), config.norm,
+                                        expand_meta(config.meta, config.n_layers))
 
 
 def describe(model, device, windows: dict, tasks) -> str:

@@ -22,6 +22,11 @@ SOURCES = ("keras", "torchvision")
 NORMALIZATIONS = ("none", "channel")
 
 
+def permutes(config) -> bool:
+    """--source keras permutes the training set at random before cutting it."""
+    return config.source == "keras"
+
+
 def load_data(config, device: torch.device) -> StreamData:
     """CIFAR-10 on ``device`` (fetched first with ``config.download``, which needs internet)."""
     root = Path(config.data_root) if config.data_root else None

@@ -27,16 +27,15 @@ from dataclasses import dataclass, field
 from metaplastic import fast, faithfulness, records
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_from,
                              fraction, main_guard, neutral, non_negative_float, positive_int)
-from metaplastic.errors import ConfigError
-from metaplastic.optim import expand_meta
-from metaplastic.rundir import open_run_dir, set_up_run
-from metaplastic.stream import (StreamSettings, add_stream_arguments, describe, meta_column,
-                                run_stream, subset_indices)
-from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, load_data, transforms
-from stream_cifar10.model_utils import DEFAULT_CHANNELS, WEIGHT_INITS, build_model
+from metaplastic.optim import check_meta, expand_meta
+from metaplastic.rundir import set_up_run, start_run_directory
+from metaplastic.stream import (add_stream_arguments, describe, meta_column, run_stream,
+                                stream_settings, subset_indices)
+from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, load_data, permutes, transforms
+from stream_cifar10.model_utils import (DEFAULT_CHANNELS, N_WEIGHT_LAYERS, WEIGHT_INITS,
+                                        build_model, unused_init_note)
 
 EXPERIMENT = "stream_cifar10"
-N_WEIGHT_LAYERS = 9       # 6 convolutions + 3 linear layers
 CHECKPOINT_EVERY = 5      # a full checkpoint is ~220 MB: every 5 epochs by default
 
 
@@ -63,11 +62,6 @@ class StreamCifarConfig(RunOptions):
     download: bool = neutral(False)
     checkpoint_every: int = CHECKPOINT_EVERY
     experiment: str = EXPERIMENT
-
-
-def permutes(config: StreamCifarConfig) -> bool:
-    """--source keras permutes the training set at random before cutting it."""
-    return config.source == "keras"
 
 
 def build_parser() -> ArgumentParser:
@@ -103,10 +97,7 @@ def build_parser() -> ArgumentParser:
 
 
 def config_from_args(args) -> StreamCifarConfig:
-    try:
-        expand_meta(args.meta, N_WEIGHT_LAYERS)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    check_meta(args.meta, N_WEIGHT_LAYERS)
     return config_from(args, StreamCifarConfig)
 
 
@@ -126,24 +117,18 @@ def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
     model = build_model(config.channels, config.weight_init, config.init, config.init_width,
                         config.fc_width, config.dropout).to(device)
     print("implementation: " + fast.enable(model, device, config.impl))
-    if config.weight_init == "xavier" and (config.init, config.init_width) != ("uniform", 0.1):
-        print(f"note: --init {config.init} --init-width {config.init_width} recorded but not "
-              "used: every binarized layer gets Xavier-normal init (--weight-init xavier)")
+    if note := unused_init_note(config.weight_init, config.init, config.init_width):
+        print(note)
     print(describe(data, parts, model, device))
-    if dry_run:
-        print(f"dry run: flags and data OK; results would go to {run_dir}")
-        return run_dir
 
     # run: checks and config.json first; ONE metaplastic Adam for the whole stream
-    from_checkpoint = open_run_dir(run_dir, config, resume)
-    settings = StreamSettings(
-        epochs_per_task=config.epochs_per_task, lr=config.lr,
-        meta=expand_meta(config.meta, N_WEIGHT_LAYERS), weight_decay=config.weight_decay,
-        batch_size=config.mbs, eval_batch_size=config.eval_batch, seed=config.seed,
-        checkpoint_every=config.checkpoint_every, progress=progress, save_final=True,
-        flip_statistics=config.flip_stats, stop_after_epochs=stop_after_epochs,
-        train_transform=train_transform, eval_transform=eval_transform,
-        extra_state={"augment": augment})
+    from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
+    if from_checkpoint is None:  # dry run
+        return run_dir
+    settings = stream_settings(config, expand_meta(config.meta, N_WEIGHT_LAYERS),
+                               config.weight_decay, progress, stop_after_epochs, save_final=True,
+                               train_transform=train_transform, eval_transform=eval_transform,
+                               extra_state={"augment": augment})
     row_prefix = {"lr": config.lr, "mbs": config.mbs, "meta": meta_column(config.meta)}
     run_stream(model, data, parts, settings, run_dir, row_prefix, records.STREAM_CIFAR10_COLUMNS,
                resume=from_checkpoint)

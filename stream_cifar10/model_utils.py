@@ -30,6 +30,7 @@ DEFAULT_CHANNELS = (128, 128, 256, 256, 512, 512)
 POOL_AFTER = (False, True, False, True, False, True)
 PADDING = (1, 1, 1, 1, 1, 0)
 WEIGHT_INITS = ("xavier", "flags")
+N_WEIGHT_LAYERS = 9       # 6 convolutions + 3 linear layers (the --meta values)
 
 
 def feature_size(image_size: int = 32) -> int:
@@ -91,3 +92,11 @@ def build_model(channels: Sequence[int] = DEFAULT_CHANNELS, weight_init: str = "
     chosen = "xavier" if weight_init == "xavier" else init
     return BinaryVGG(channels, fc_width=fc_width, dropout=dropout, init=chosen,
                      init_width=init_width)
+
+
+def unused_init_note(weight_init: str, init: str, init_width: float) -> str | None:
+    """The note printed when --init/--init-width are set but 'xavier' overrides them."""
+    if weight_init == "xavier" and (init, init_width) != ("uniform", 0.1):
+        return (f"note: --init {init} --init-width {init_width} recorded but not used: every "
+                "binarized layer gets Xavier-normal init (--weight-init xavier)")
+    return None

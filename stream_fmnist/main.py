@@ -31,11 +31,10 @@ from metaplastic import faithfulness, fast
 from metaplastic import records
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_from,
                              main_guard, neutral, non_negative_float, positive_int)
-from metaplastic.errors import ConfigError
-from metaplastic.optim import expand_meta
-from metaplastic.rundir import open_run_dir, set_up_run
-from metaplastic.stream import (StreamSettings, add_stream_arguments, describe, meta_column,
-                                run_stream, subset_indices)
+from metaplastic.optim import check_meta, expand_meta
+from metaplastic.rundir import set_up_run, start_run_directory
+from metaplastic.stream import (add_stream_arguments, describe, meta_column, run_stream,
+                                stream_settings, subset_indices)
 from stream_fmnist.data_utils import TASKS, load_data, pixels
 from stream_fmnist.model_utils import build_model
 
@@ -81,10 +80,7 @@ def build_parser() -> ArgumentParser:
 
 
 def config_from_args(args) -> StreamFmnistConfig:
-    try:
-        expand_meta(args.meta, len(args.hidden_layers) + 1)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    check_meta(args.meta, len(args.hidden_layers) + 1)
     return config_from(args, StreamFmnistConfig)
 
 
@@ -105,20 +101,15 @@ def run(config: StreamFmnistConfig, resume: bool = False, dry_run: bool = False,
     print(f"evaluation: {'exact integer' if evaluator is not None else 'float32'} arithmetic, "
           f"{config.eval_batch} samples per forward pass")
     print(describe(data, parts, model, device))
-    if dry_run:
-        print(f"dry run: flags and data OK; results would go to {run_dir}")
-        return run_dir
 
     # run: checks and config.json first; ONE metaplastic Adam for the whole stream
-    from_checkpoint = open_run_dir(run_dir, config, resume)
-    settings = StreamSettings(
-        epochs_per_task=config.epochs_per_task, lr=config.lr,
-        meta=expand_meta(config.meta, len(config.hidden_layers) + 1), weight_decay=config.decay,
-        batch_size=config.mbs, eval_batch_size=config.eval_batch, seed=config.seed,
-        checkpoint_every=config.checkpoint_every, progress=progress, save_final=config.save,
-        flip_statistics=config.flip_stats, stop_after_epochs=stop_after_epochs,
-        train_transform=pixels, predict=evaluator,
-        eval_transform=None if evaluator is not None else pixels)
+    from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
+    if from_checkpoint is None:  # dry run
+        return run_dir
+    settings = stream_settings(config, expand_meta(config.meta, len(config.hidden_layers) + 1),
+                               config.decay, progress, stop_after_epochs, save_final=config.save,
+                               train_transform=pixels, predict=evaluator,
+                               eval_transform=None if evaluator is not None else pixels)
     row_prefix = {"net": "bnn", "arch": "-".join(str(h) for h in config.hidden_layers),
                   "lr": config.lr, "meta": meta_column(config.meta), "init": config.init_width}
     run_stream(model, data, parts, settings, run_dir, row_prefix, records.STREAM_FMNIST_COLUMNS,

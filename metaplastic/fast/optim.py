@@ -9,12 +9,12 @@ multiplies in int8), so the next forward pass needs no separate sign computation
 """
 from __future__ import annotations
 
-import logging
 from typing import Iterable, Sequence
 
 import torch
 
 from metaplastic.optim import MetaplasticAdam
+from metaplastic.runtime import compiled
 
 
 def _fused_update(params, grads, exp_avgs, exp_avg_sqs, binaries, binaries_int8, scalars):
@@ -42,17 +42,6 @@ def _fused_update(params, grads, exp_avgs, exp_avg_sqs, binaries, binaries_int8,
             binaries_int8[i].copy_(torch.sign(w_new).to(torch.int8))
 
 
-_KERNEL: dict = {}
-
-
-def _kernel():
-    """torch.compile(_fused_update), made once per process (graphs are cached per shape)."""
-    if "update" not in _KERNEL:
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        _KERNEL["update"] = torch.compile(_fused_update, dynamic=False)
-    return _KERNEL["update"]
-
-
 class FusedMetaplasticAdam(MetaplasticAdam):
     """:class:`MetaplasticAdam` whose update is one compiled kernel; ``binary_layers`` (fast
     binarized layers, :mod:`metaplastic.fast.layers`) get their sign buffers written by it."""
@@ -75,8 +64,8 @@ class FusedMetaplasticAdam(MetaplasticAdam):
         binaries_int8 = [layer.binary_int8_buffer() if layer is not None and layer.uses_int8()
                          else None for layer in layers]
         scalar_table = torch.tensor(scalars, dtype=params[0].dtype, device=params[0].device)
-        _kernel()(list(params), list(grads), list(ms), list(vs), binaries, binaries_int8,
-                  scalar_table)
+        compiled(_fused_update)(list(params), list(grads), list(ms), list(vs), binaries,
+                                binaries_int8, scalar_table)
         for layer, int8 in zip(layers, binaries_int8):
             if layer is not None:
                 layer.mark_binary_current()

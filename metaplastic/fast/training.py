@@ -6,9 +6,9 @@ Same operations as the eager modules (elementwise ones fused), equal to float32 
 """
 from __future__ import annotations
 
-import logging
-
 import torch
+
+from metaplastic.runtime import compiled
 
 
 def _prepared_forward(model, x: torch.Tensor) -> torch.Tensor:
@@ -22,15 +22,9 @@ def _prepared_forward(model, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-_COMPILED: dict = {}
-
-
 def _compiled_prepared_forward():
     """torch.compile(_prepared_forward), made once per process (graphs are cached per shape)."""
-    if "forward" not in _COMPILED:
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        _COMPILED["forward"] = torch.compile(_prepared_forward, dynamic=False)
-    return _COMPILED["forward"]
+    return compiled(_prepared_forward)
 
 
 class CompiledTrainingForward:
