@@ -304,7 +304,7 @@ def test_the_slurm_path_runs_through_submitits_local_executor(tmp_path):
     pytest.importorskip("submitit")
     local = tmp_path / "local"
     proc = _reproduce("run", "fig1a", "--scale", "smoke", "--seeds", "1", "--out", local,
-                      "--data-root", DATA_ROOT)
+                      "--data-root", DATA_ROOT, "--threads", "1")   # as --cpus-per-task 1
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     cluster = tmp_path / "cluster"
