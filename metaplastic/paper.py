@@ -18,12 +18,13 @@ SCALES = ("paper", "cpu", "smoke")
 CPU_MAX_WIDTH = 512
 SMOKE_WIDTH = 16
 
-#: seconds per epoch of a 784-h-h-10 BNN on one permuted-MNIST task, training + evaluation of
-#: the training set and two test sets, measured on this project's 2-core CI machine (AMD EPYC,
-#: AVX2, float32 products; benchmarks/benchmark_epoch.py) with one thread per run
+#: seconds per epoch of a 784-h-h-10 BNN on one permuted-MNIST task (training, then evaluating
+#: the training set and two test sets) with ONE thread, two runs sharing this project's 2-core
+#: machine (AMD EPYC, AVX2, float32 products): 512 measured in docs/reproduction's runs (14 s with
+#: the evaluations of two tasks); the other widths scaled from it by their products' FLOPs
 #: start-up of a run (imports, data onto the device, checks)
 STARTUP_SECONDS = 10.0
-CPU_EPOCH_SECONDS = {16: 1.5, 512: 9.0, 1024: 22.0, 2048: 60.0, 4096: 150.0}
+CPU_EPOCH_SECONDS = {16: 2.0, 512: 13.0, 1024: 30.0, 2048: 85.0, 4096: 250.0}
 #: the same on one GPU, where measured (benchmarks/gpu_check.sh); empty: not measured yet
 GPU_EPOCH_SECONDS: dict[int, float] = {}
 
@@ -386,7 +387,7 @@ def readme_commands(experiment: str) -> str:
 
 def readme_table() -> str:
     """The README's "Reproducing the paper" table: one line per figure."""
-    lines = ["| figure | command | runs x seeds | one seed, 2-core CPU: paper / cpu scale "
+    lines = ["| figure | command | runs x seeds | one seed of every run, one CPU thread: paper / cpu scale "
              "| GPU |",
              "|---|---|---|---|---|"]
     for fig in FIGURES:
