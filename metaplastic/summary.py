@@ -24,6 +24,7 @@ from metaplastic.launch import FINISHED_FILE, plan
 class Row:
     label: str
     run_name: str
+    hidden: str                      # the hidden layers at the summarized scale
     seeds: int                       # finished seeds in the row
     unfinished: int                  # seeds started but not finished (not in the statistics)
     columns: list[str]               # per-task column names ("task 1", ..., "mean")
@@ -76,20 +77,21 @@ def figure_rows(figure: paper.Figure, out: Path, scale: str) -> list[Row]:
             columns = columns or names
             values.append(vals)
         if seeds:
-            rows.append(Row(run.label, run.name, len(finished), len(seeds) - len(finished),
-                            columns, values))
+            hidden = dict(paper._flag_values(paper.scaled(run, scale))).get("--hidden-layers")
+            rows.append(Row(run.label, run.name, "-".join(hidden) if hidden else "",
+                            len(finished), len(seeds) - len(finished), columns, values))
     return rows
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
     columns = max((r.columns for r in rows), key=len, default=[])
-    lines = ["| configuration | seeds | " + " | ".join(columns) + " |",
-             "|---|---|" + "---|" * len(columns)]
+    lines = ["| configuration | hidden | seeds | " + " | ".join(columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
     for r in rows:
         seeds = f"{r.seeds}" + (f" (+{r.unfinished} unfinished)" if r.unfinished else "")
         cells = [mean_std([v[i] for v in r.values]) if r.values and i < len(r.columns) else "–"
                  for i in range(len(columns))]
-        lines.append(f"| {r.label} | {seeds} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r.label} | {r.hidden or '–'} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -97,7 +99,7 @@ def csv_table(rows: Sequence[Row]) -> str:
     columns = max((r.columns for r in rows), key=len, default=[])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["configuration", "run", "seeds"]
+    writer.writerow(["configuration", "run", "hidden", "seeds"]
                     + [c for name in columns for c in (f"{name} mean", f"{name} std")])
     for r in rows:
         cells = []
@@ -107,7 +109,7 @@ def csv_table(rows: Sequence[Row]) -> str:
             std = (math.sqrt(sum((x - mean) ** 2 for x in vals) / (len(vals) - 1))
                    if len(vals) > 1 else float("nan"))
             cells += [f"{mean:.4f}", f"{std:.4f}"]
-        writer.writerow([r.label, r.run_name, r.seeds] + cells)
+        writer.writerow([r.label, r.run_name, r.hidden, r.seeds] + cells)
     return buffer.getvalue()
 
 

@@ -156,7 +156,7 @@ def test_summary_is_mean_and_sample_std_over_finished_seeds(tmp_path):
     table = summary.markdown_table(rows)
     # task 1: 20, 30 -> 25 ± 7.07; task 2: 90, 88 -> 89 ± 1.41; mean: 55, 59 -> 57 ± 2.83
     assert "| 25.00 ± 7.07 | 89.00 ± 1.41 | 57.00 ± 2.83 |" in table
-    assert "| 2 (+1 unfinished) |" in table
+    assert "| MNIST then FMNIST, m = 0.0 | 512-512 | 2 (+1 unfinished) |" in table
     assert "| 95.00 | 80.00 | 87.50 |" in table
     parsed = list(csv.DictReader(summary.csv_table(rows).splitlines()))
     assert math.isclose(float(parsed[0]["task 1 std"]), math.sqrt(50), rel_tol=1e-4)
