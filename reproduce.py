@@ -40,8 +40,8 @@ def build_parser() -> ArgumentParser:
     run = sub.add_parser("run", help="launch a figure's runs (finished ones are skipped)",
                          formatter_class=p.formatter_class)
     run.add_argument("figures", nargs="+", metavar="FIGURE", help="figure ids, or all")
-    run.add_argument("--only", nargs="+", default=[], metavar="RUN",
-                     help="only these runs of the figure (names from `list`; none given: all)")
+    run.add_argument("--only", nargs="+", default=None, metavar="RUN",
+                     help="only these runs of the figure (names from `list`; default: every run)")
     run.add_argument("--seeds", type=positive_int, default=None,
                      help="seeds 0..N-1 (default: the figure's, shown by `list`)")
     run.add_argument("--scale", choices=paper.SCALES, default="paper",
@@ -118,7 +118,7 @@ def list_figures(figure_ids: Sequence[str], scale: str) -> None:
 
 
 def run_figures(args) -> int:
-    jobs = launch.plan(args.figures, args.seeds, args.scale, args.out, args.only)
+    jobs = launch.plan(args.figures, args.seeds, args.scale, args.out, args.only or ())
     if args.executor == "slurm" and args.print_job_script:
         print(slurm.job_script(len(jobs), args.out / "slurm", _slurm_options(args)))
         return 0
@@ -132,7 +132,8 @@ def run_figures(args) -> int:
              f"with {args.jobs} at once (estimate)"))
     if args.dry_run:
         for j in jobs:
-            print(f"  {states[j]:8s} {j.name:40s} {j.run_dir}")
+            state = "running" if launch.is_running(j.run_dir) else states[j]
+            print(f"  {state:8s} {j.name:40s} {j.run_dir}")
         return 0
     if args.executor == "slurm":
         slurm.submit(jobs, args.out / "slurm", _slurm_options(args), args.submitit_cluster,

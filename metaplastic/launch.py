@@ -118,6 +118,21 @@ def _lock(run_dir: Path):
     return handle
 
 
+def is_running(run_dir: Path) -> bool:
+    """Whether some process holds the run folder's lock now (a launch is running it)."""
+    import fcntl
+
+    if not (Path(run_dir) / LOCK_FILE).is_file():
+        return False
+    with open(Path(run_dir) / LOCK_FILE) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: the child gets SIGTERM when the launcher dies (even by SIGKILL), so no orphan
     keeps writing into a run folder that a later launch continues."""

@@ -111,10 +111,13 @@ def test_job_state_decides_skip_resume_or_start(tmp_path):
 
 
 def test_a_locked_folder_is_not_run_twice(tmp_path):
+    assert not launch.is_running(tmp_path / "run")
     first = launch._lock(tmp_path / "run")
     assert first is not None
     assert launch._lock(tmp_path / "run") is None
+    assert launch.is_running(tmp_path / "run")
     first.close()
+    assert not launch.is_running(tmp_path / "run")
     again = launch._lock(tmp_path / "run")
     assert again is not None
     again.close()
