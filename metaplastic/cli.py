@@ -160,7 +160,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str,
                    help=f"dataset folder (default: $METAPLASTIC_DATA or ./data; now {now})")
     g.add_argument("--out-dir", type=Path, default=None,
                    help=f"run folder for metrics.csv, config.json, checkpoint.pt "
-                        f"(default: results/{experiment}/<date>-<time>)")
+                        f"(default: results/{experiment}/<date>-<time>-<process id>)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out-dir from its last checkpoint")
     g.add_argument("--dry-run", action="store_true",
@@ -245,13 +245,14 @@ def config_from(args, config_class, **overrides):
 
 
 def run_directory(out_dir: Path | None, experiment: str, resume: bool) -> Path:
-    """The run folder: --out-dir, or a new results/<experiment>/<timestamp> folder."""
+    """The run folder: --out-dir, or a new results/<experiment>/<date>-<time>-<process id>
+    folder (two runs started in the same second on one machine get two folders)."""
     if out_dir is not None:
         return Path(out_dir)
     if resume:
         raise ConfigError("--resume needs --out-dir naming the run to continue")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("results") / experiment / stamp
+    return Path("results") / experiment / f"{stamp}-{os.getpid()}"
 
 
 def config_dict(config) -> dict:

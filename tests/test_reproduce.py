@@ -347,3 +347,22 @@ def test_the_slurm_job_script_is_an_array_with_the_requested_resources(tmp_path)
                  "#SBATCH --cpus-per-task=4", "#SBATCH --gpus-per-node=1",
                  "#SBATCH --mem=16GB", "module load cuda", "submitit.core._submit"):
         assert line in script, (line, script)
+
+
+def test_default_run_folders_of_two_runs_started_in_one_second_differ(monkeypatch):
+    from datetime import datetime as real_datetime
+
+    from metaplastic import cli
+
+    class FrozenClock(real_datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return real_datetime(2026, 11, 28, 12, 0, 0)
+
+    monkeypatch.setattr(cli, "datetime", FrozenClock)
+    monkeypatch.setattr(cli.os, "getpid", lambda: 1234)
+    first = cli.run_directory(None, "continual_learning", resume=False)
+    monkeypatch.setattr(cli.os, "getpid", lambda: 1235)
+    second = cli.run_directory(None, "continual_learning", resume=False)
+    assert first == Path("results/continual_learning/20261128-120000-1234")
+    assert second != first
