@@ -366,3 +366,15 @@ def test_default_run_folders_of_two_runs_started_in_one_second_differ(monkeypatc
     second = cli.run_directory(None, "continual_learning", resume=False)
     assert first == Path("results/continual_learning/20261128-120000-1234")
     assert second != first
+
+
+def test_gpu_check_script_says_when_there_is_no_gpu(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: run benchmarks/gpu_check.sh itself")
+    env = dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path / "out"))
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "no CUDA GPU is visible" in done.stderr
