@@ -142,6 +142,10 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
     """Tables (Markdown, CSV) and figures for every figure with runs under ``out``; written to
     ``target`` (default OUT/summary). Returns the written files."""
     out = Path(out)
+    if not out.is_dir():
+        from metaplastic.errors import ConfigError
+
+        raise ConfigError(f"summarize: no folder {out} (give the --out folder of `run`)")
     target = Path(target) if target else out / "summary"
     written: list[Path] = []
     for figure in paper.FIGURES:
