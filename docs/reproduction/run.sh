@@ -8,6 +8,7 @@ cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
 run() { "$PY" reproduce.py run "$@" --scale cpu --jobs 2 --out docs/reproduction; }
 run fig4ab --seeds 1                                   # Fig. 4(a, b): m = 0 and m = 1.5
+run fig4c fig4d --seeds 1                              # Fig. 4(c, d): MNIST then USPS
 run fig2 --only bnn-m0.0 bnn-m1.35 --seeds 3           # Fig. 2 (and Table 1's first rows)
 run table1 --seeds 1                                   # Table 1: EWC, random consolidation
 run fig3 --seeds 1                                     # Fig. 3 at width 512: 4 methods
