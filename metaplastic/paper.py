@@ -326,6 +326,8 @@ def _value(run: PaperRun, scale: str, flag: str, default=None):
 
 def expected_cpu_seconds(run: PaperRun, scale: str) -> float | None:
     """Rough wall time of one seed on a 2-core CPU with one thread (None: not estimated)."""
+    if run.experiment == "mnist_usps":
+        return _mnist_usps_seconds(run, scale)
     if run.experiment != "continual_learning":
         return None
     h = width(run, scale) or 16
@@ -338,6 +340,15 @@ def expected_cpu_seconds(run: PaperRun, scale: str) -> float | None:
         per_epoch *= 1.3
     # --interleaved: one task with every task's data, the same samples in all
     return STARTUP_SECONDS + per_epoch * tasks * epochs
+
+
+def _mnist_usps_seconds(run: PaperRun, scale: str) -> float:
+    """mnist_usps, measured in docs/reproduction (one thread): an epoch is 0.7 s (2000 MNIST or
+    1800 USPS samples, USPS test set), plus 2.5 s where MNIST's 10,000 test images are evaluated."""
+    tasks = _value(run, scale, "--task-sequence", ["MNIST", "USPS"])
+    epochs = int(_value(run, scale, "--epochs-per-task", ["240"])[0])
+    per_epoch = 0.7 + (2.5 if "MNIST" in tasks else 0.0)
+    return STARTUP_SECONDS + per_epoch * len(tasks) * epochs
 
 
 def _interpolate(table: dict[int, float], h: int) -> float:
