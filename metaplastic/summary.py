@@ -151,7 +151,12 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
     for figure in paper.FIGURES:
         if figure_ids and figure.id not in figure_ids:
             continue
+        summarized = set()
         for scale in paper.SCALES:
+            folders = frozenset(paper.run_id(r, scale) for r in figure.runs)
+            if folders in summarized:   # e.g. mnist_usps: no hidden layer to cap, cpu = paper
+                continue
+            summarized.add(folders)
             rows = figure_rows(figure, out, scale)
             if not rows:
                 continue
