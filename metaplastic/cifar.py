@@ -235,18 +235,14 @@ def to_float(images: torch.Tensor) -> torch.Tensor:
 
 
 def download(root: str | os.PathLike | None, which: str = "cifar10") -> Path:
-    """Fetch the dataset with torchvision's downloader (needs internet); returns its folder."""
-    import torchvision
+    """Only behind an explicit ``--download``: fetch the dataset with torchvision's downloader
+    (needs internet) through the data preparation's one download path (a temporary folder,
+    every file checked against the registry); returns its folder."""
+    from metaplastic.sources.torchvision_download import download_dataset
 
     _layout(which)  # refuses unknown names
     root_path = _root(root)
-    root_path.mkdir(parents=True, exist_ok=True)
-    cls = torchvision.datasets.CIFAR10 if which == "cifar10" else torchvision.datasets.CIFAR100
-    try:
-        cls(str(root_path), train=True, download=True)
-    except Exception as exc:  # URLError, RuntimeError (corrupt archive), ...
-        raise DataError(f"downloading {which} into {root_path} failed ({type(exc).__name__}: "
-                        f"{exc}).\n{how_to_get(which, root_path)}") from None
+    download_dataset(root_path, "CIFAR10" if which == "cifar10" else "CIFAR100")
     return check_present(root_path, which)
 
 
