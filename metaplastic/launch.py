@@ -153,6 +153,23 @@ def child_environment(threads: int) -> dict:
     return env
 
 
+def start(job: Job, threads: int, data_root: str | None = None):
+    """Start ``job``'s main.py (``threads`` CPU threads, output appended to its log.txt) while
+    holding its folder's lock; returns (process, lock handle), or None if the folder is busy.
+    The child keeps the lock while it runs and dies with the process that started it."""
+    handle = _lock(job.run_dir)
+    if handle is None:
+        return None
+    argv = job.argv(data_root=data_root)
+    with open(job.run_dir / LOG_FILE, "a") as log_file:
+        log_file.write(f"\n# {datetime.now().isoformat(timespec='seconds')} {shlex.join(argv)}\n")
+        log_file.flush()
+        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
+                                env=child_environment(threads), cwd=REPO_ROOT,
+                                pass_fds=(handle.fileno(),), preexec_fn=_die_with_parent)
+    return proc, handle
+
+
 class LocalExecutor:
     """Runs jobs as subprocesses, ``jobs`` at a time, each with ``threads`` CPU threads."""
 
@@ -213,20 +230,12 @@ class LocalExecutor:
         return failed
 
     def _start(self, job: Job):
-        handle = _lock(job.run_dir)
-        if handle is None:
+        started = start(job, self.threads, self.data_root)
+        if started is None:
             self.log(f"busy     {job.name}: another launch is running it ({job.run_dir})")
             return None
-        argv = job.argv(data_root=self.data_root)
-        log_file = open(job.run_dir / LOG_FILE, "a")
-        log_file.write(f"\n# {datetime.now().isoformat(timespec='seconds')} "
-                       f"{shlex.join(argv)}\n")
-        log_file.flush()
-        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
-                                env=child_environment(self.threads), cwd=REPO_ROOT,
-                                pass_fds=(handle.fileno(),), preexec_fn=_die_with_parent)
-        log_file.close()
-        verb = "resume  " if "--resume" in argv else "start   "
+        proc, handle = started
+        verb = "resume  " if "--resume" in proc.args else "start   "
         self.log(f"{verb} {job.name} -> {job.run_dir}")
         return proc, time.monotonic(), handle
 

@@ -9,15 +9,13 @@ submitit's ``local`` and ``debug`` executors run the same tasks on this machine 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from metaplastic.errors import ConfigError, MetaplasticError
-from metaplastic.launch import (LOG_FILE, REPO_ROOT, Job, _lock, child_environment,
-                                mark_finished)
+from metaplastic.launch import LOG_FILE, Job, mark_finished, start
 
 CLUSTERS = ("slurm", "local", "debug")
 
@@ -31,23 +29,18 @@ class SeedRun:
     def __call__(self, job: Job) -> str:
         if job.state() == "done":
             return f"{job.name}: finished before"
-        handle = _lock(job.run_dir)
-        if handle is None:
+        started_at = time.monotonic()
+        started = start(job, self.threads, self.data_root)
+        if started is None:
             raise MetaplasticError(f"{job.name}: another process is running {job.run_dir}")
+        proc, handle = started
         try:
-            argv = job.argv(data_root=self.data_root)
-            started = time.monotonic()
-            with open(job.run_dir / LOG_FILE, "a") as log:
-                log.write(f"\n# {' '.join(argv)}\n")
-                log.flush()
-                code = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-                                      env=child_environment(self.threads)).returncode
-            if code != 0:
-                raise MetaplasticError(f"{job.name} failed (exit {code}); see "
-                                       f"{job.run_dir / LOG_FILE}")
-            mark_finished(job, time.monotonic() - started)
+            code = proc.wait()
         finally:
             handle.close()
+        if code != 0:
+            raise MetaplasticError(f"{job.name} failed (exit {code}); see {job.run_dir / LOG_FILE}")
+        mark_finished(job, time.monotonic() - started_at)
         return f"{job.name}: finished"
 
     def checkpoint(self, job: Job):
