@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from metaplastic import paper
-from metaplastic.launch import FINISHED_FILE, plan
+from metaplastic.launch import FINISHED_FILE
 
 
 @dataclass
@@ -114,8 +114,10 @@ def csv_table(rows: Sequence[Row]) -> str:
 
 
 def finished_run_dirs(figure: paper.Figure, out: Path, scale: str) -> list[Path]:
-    jobs = plan([figure.id], 1000, scale, out)
-    return [j.run_dir for j in jobs if j.state() == "done"]
+    """The finished seed folders of ``figure``'s runs at ``scale`` (each folder once)."""
+    folders = dict.fromkeys(Path(out) / r.experiment / paper.run_id(r, scale) for r in figure.runs)
+    return [seed for folder in folders for seed in sorted(folder.glob("seed-*"))
+            if (seed / FINISHED_FILE).is_file()]
 
 
 def draw(figure: paper.Figure, run_dirs: Sequence[Path], target: Path) -> list[Path]:
