@@ -1,9 +1,12 @@
 """Consolidation baselines: EWC, random consolidation and Synaptic Intelligence (SPEC section 5).
 
 Fisher estimator. The diagonal empirical Fisher with respect to the binary weights,
-F = (1/n) sum_n (dl_n/dW_b)^2 over the first n = ``samples`` training samples with their true
-labels (the mean; the published script divides its sum by its loop index at exit, which is n
-when n samples were processed). The published script took one sample at a time,
+F = (1/d) sum_n (dl_n/dW_b)^2 over the first n = min(``samples``, set size) training samples with
+their true labels. As published, d is the loop index at exit of the published script: d = n
+(the mean) when the task has at least ``samples`` training samples, d = n - 1 when it has fewer
+(``fisher_mean=True``, flag ``--ewc-fisher-mean``: always d = n). For a DNN, whose BatchNorm keeps
+running statistics, the Fisher is taken in evaluation mode with those running statistics.
+The published script took one sample at a time,
 which batch-statistics BatchNorm refuses on current PyTorch. Here the normalization statistics
 (mean and biased variance) of the whole ``samples`` batch are computed once and frozen, so every
 sample's loss depends on that sample alone; then for a linear layer y = x W^T the per-sample
@@ -60,9 +63,10 @@ def frozen_batch_statistics(model: nn.Module, x: torch.Tensor) -> Iterator[None]
 
 
 def empirical_fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                     chunk: int = 1000) -> list[torch.Tensor]:
+                     chunk: int = 1000, divisor: int | None = None) -> list[torch.Tensor]:
     """Diagonal empirical Fisher of each weight layer w.r.t. its (binary) weight:
-    F = mean over the samples of (dl_n/dW_b)^2, one tensor per layer of :func:`weight_layers`.
+    F = sum over the samples of (dl_n/dW_b)^2 / divisor (default: the number of samples, the
+    mean), one tensor per layer of :func:`weight_layers`.
     """
     layers = weight_layers(model)
     for layer in layers:
@@ -100,7 +104,20 @@ def empirical_fisher(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                 h.remove()
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    return [f / len(x) for f in fishers]
+    return [f / (len(x) if divisor is None else divisor) for f in fishers]
+
+
+def fisher_divisor(available: int, requested: int, fisher_mean: bool = False) -> int:
+    """What the Fisher sum is divided by: the published loop index at exit, n = ``requested``
+    when the task has that many samples, else ``available`` - 1; ``fisher_mean``: the count."""
+    used = min(available, requested)
+    if fisher_mean or available >= requested:
+        return used
+    if used < 2:
+        raise ConfigError(f"EWC's Fisher needs at least 2 training samples as published (divided "
+                          f"by n - 1 = {used - 1}); the task has {available} "
+                          "(--ewc-fisher-mean divides by n)")
+    return used - 1
 
 
 def shuffled_like(tensors: list[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
@@ -121,8 +138,8 @@ class EWC:
     """
 
     def __init__(self, lam: float, samples: int = 5000, random_consolidation: bool = False,
-                 seed: int = 0):
-        self.lam, self.samples = lam, samples
+                 seed: int = 0, fisher_mean: bool = False):
+        self.lam, self.samples, self.fisher_mean = lam, samples, fisher_mean
         self.random_consolidation = random_consolidation
         self.generator = torch.Generator().manual_seed(seed)
         self.fisher_sum: list[torch.Tensor] | None = None
@@ -131,7 +148,8 @@ class EWC:
 
     def consolidate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
         """End of a task: Fisher on its first ``samples`` training samples, anchor W_b*."""
-        fishers = empirical_fisher(model, x[: self.samples], y[: self.samples])
+        divisor = fisher_divisor(len(x), self.samples, self.fisher_mean)
+        fishers = empirical_fisher(model, x[: self.samples], y[: self.samples], divisor=divisor)
         if self.random_consolidation:
             fishers = shuffled_like(fishers, self.generator)
         with torch.no_grad():

@@ -52,6 +52,7 @@ class ContinualConfig(RunOptions):
     ewc: bool = False
     ewc_lambda: float = 0.0
     ewc_samples: int = 5000
+    ewc_fisher_mean: bool = False
     rnd_consolidation: bool = False
     si: bool = False
     si_lambda: float = 0.0
@@ -104,6 +105,9 @@ def add_continual_arguments(p: ArgumentParser, default_tasks: list[str], task_he
                    help="EWC penalty strength")
     g.add_argument("--ewc-samples", type=positive_int, default=5000,
                    help="training samples of a task used for its Fisher")
+    g.add_argument("--ewc-fisher-mean", action="store_true",
+                   help="divide the Fisher by the samples used even for a task with fewer than "
+                        "--ewc-samples (published: by their number - 1 then; same otherwise)")
     g.add_argument("--rnd-consolidation", action="store_true",
                    help="EWC with each Fisher's values shuffled (Table 1 control)")
     g.add_argument("--si", action="store_true",
@@ -129,6 +133,8 @@ def config_from_args(args, config_class=ContinualConfig, image_tasks=IMAGE_TASKS
     experiment's own fields of ``config_class``)."""
     if args.rnd_consolidation and not args.ewc:
         raise ConfigError("--rnd-consolidation is a variant of EWC: add --ewc")
+    if args.ewc_fisher_mean and not args.ewc:
+        raise ConfigError("--ewc-fisher-mean is an option of EWC: add --ewc")
     if args.ewc and args.si:
         raise ConfigError("choose one of --ewc and --si")
     if args.si and any(m != 0 for m in args.meta):
@@ -160,7 +166,7 @@ def sequence_settings(config: ContinualConfig, progress: bool = True,
     published) one plain Adam; EWC / SI objects; every run option."""
     n_layers = len(config.hidden_layers) + 1
     ewc = (EWC(config.ewc_lambda, config.ewc_samples, config.rnd_consolidation,
-               seed=config.seed) if config.ewc else None)
+               seed=config.seed, fisher_mean=config.ewc_fisher_mean) if config.ewc else None)
     si = SynapticIntelligence(config.si_lambda, binary_path=config.bin_path) if config.si else None
     return SequenceSettings(
         epochs_per_task=config.epochs_per_task, lr=config.lr,

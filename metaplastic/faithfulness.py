@@ -26,9 +26,11 @@ DIFFERENCES = (
                "one sample at a time (current PyTorch refuses a batch of one with "
                "batch-statistics BatchNorm)",
                "per-sample gradients with the BatchNorm statistics of the 5000 Fisher samples "
-               "frozen, summed exactly as (G∘G)ᵀ(X∘X); divided by the samples processed, as "
-               "published",
-               "- (--ewc-samples sets the count)", ("continual_learning", "cifar_features")),
+               "frozen (a DNN: its running statistics), summed exactly as (G∘G)ᵀ(X∘X); divided "
+               "as published by the loop index at exit: 5000, or n - 1 for a task of n < 5000 "
+               "samples",
+               "--ewc-fisher-mean divides by n; --ewc-samples sets the count",
+               ("continual_learning", "cifar_features")),
     Difference("Random draws",
                "global torch / NumPy random state (DataLoader shuffling, permutations)",
                "one seeded torch.Generator per purpose: same distributions, not the same numbers",

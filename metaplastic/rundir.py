@@ -8,6 +8,7 @@ from the start.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from metaplastic import records
@@ -18,10 +19,29 @@ from metaplastic.errors import ConfigError, MetaplasticError
 RECORD_KEYS = frozenset({"environment", "result_neutral", "per_seed"})
 
 
-def differing_fields(saved: dict, new: dict, neutral: frozenset | set = frozenset()) -> list[str]:
-    """Fields that change results (not in ``neutral``) and differ between two configurations."""
+def differing_fields(saved: dict, new: dict, neutral: frozenset | set = frozenset(),
+                     defaults: dict | None = None) -> list[str]:
+    """Fields that change results (not in ``neutral``) and differ between two configurations.
+    A field absent from ``saved`` (added to the config after that run started) counts as its
+    value in ``defaults``, so a new option at its default does not block ``--resume``."""
+    defaults = defaults or {}
+
+    def saved_value(k):
+        return saved[k] if k in saved else defaults.get(k)
+
     return sorted(k for k in set(saved) | set(new)
-                  if k not in neutral and k not in RECORD_KEYS and saved.get(k) != new.get(k))
+                  if k not in neutral and k not in RECORD_KEYS and saved_value(k) != new.get(k))
+
+
+def field_defaults(config) -> dict:
+    """The default of every field of a config dataclass (``default_factory`` called)."""
+    out = {}
+    for f in dataclasses.fields(config):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
 
 
 def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
@@ -31,6 +51,7 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     from metaplastic.cli import config_dict, config_marks, environment_summary
 
     marks = config_marks(config)
+    defaults = field_defaults(config)
     config = config_dict(config)
     run_dir = Path(run_dir)
     checkpoint = run_dir / CHECKPOINT_FILE
@@ -45,9 +66,10 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     if resume and not started:
         raise MetaplasticError(f"--resume: no run in {run_dir} (no config.json, no checkpoint)")
     if resume and saved:
-        differing = differing_fields(saved, config, set(marks["result_neutral"]))
+        differing = differing_fields(saved, config, set(marks["result_neutral"]), defaults)
         if differing:
-            details = "; ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" for k in differing)
+            details = "; ".join(f"{k}: {saved.get(k, defaults.get(k))!r} -> {config.get(k)!r}"
+                                for k in differing)
             raise ConfigError(f"--resume with other settings than the run in {run_dir} "
                               f"({details}); resume with the original flags or start a new "
                               "--out-dir. Nothing was changed.")

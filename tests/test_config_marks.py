@@ -39,6 +39,21 @@ def test_resume_accepts_neutral_changes_and_refuses_the_others(tmp_path):
     assert (run / "config.json").read_bytes() == before
 
 
+@dataclasses.dataclass
+class ToyConfigWithNewOption(ToyConfig):
+    new_option: bool = False
+
+
+def test_resume_of_a_run_saved_before_an_option_existed(tmp_path):
+    """A field added to the config later counts as its default in an older config.json."""
+    run = tmp_path / "run"
+    open_run_dir(run, ToyConfig(out_dir=str(run)), resume=False)
+    assert "new_option" not in records.load_config(run)
+    assert open_run_dir(run, ToyConfigWithNewOption(out_dir=str(run)), resume=True) is False
+    with pytest.raises(ConfigError, match="new_option: False -> True"):
+        open_run_dir(run, ToyConfigWithNewOption(out_dir=str(run), new_option=True), resume=True)
+
+
 def test_plots_group_runs_that_differ_only_in_marked_fields():
     def saved(**kw):
         config = ToyConfig(**kw)

@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metaplastic.consolidation import EWC, SynapticIntelligence, empirical_fisher, shuffled_like
+from metaplastic.consolidation import (EWC, SynapticIntelligence, empirical_fisher, fisher_divisor,
+                                       shuffled_like)
+from metaplastic.errors import ConfigError
 from metaplastic.models import BNN, DNN
 
 
@@ -53,6 +55,10 @@ def _brute_force_fisher(model: BNN, x, y):
     return [f / len(x) for f in fisher]  # the mean over the samples processed
 
 
+def _sum_fisher(model, x, y):
+    return [f * len(x) for f in _brute_force_fisher(model, x, y)]
+
+
 def test_fisher_matches_brute_force_per_sample_loop():
     model = _toy_bnn()
     x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
@@ -64,14 +70,36 @@ def test_fisher_matches_brute_force_per_sample_loop():
     assert all(l.hidden_weight.grad is None for l in model.layers)
 
 
-def test_fisher_is_the_mean_over_the_samples_processed():
-    """EWC with 5000 requested samples on a 30-sample set: the mean over those 30."""
+def test_fisher_uses_the_first_samples_and_their_mean():
+    """40 samples, 25 requested: the sum over the first 25 divided by 25 (the published loop
+    index at exit)."""
+    model = _toy_bnn(1)
+    x, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+    fishers = EWC(lam=1.0, samples=25).consolidate(model, x, y)
+    for f, s in zip(fishers, _sum_fisher(model, x[:25], y[:25])):
+        torch.testing.assert_close(f, s / 25, rtol=1e-4, atol=1e-7)
+
+
+def test_fisher_of_a_set_smaller_than_requested_is_divided_by_n_minus_1_as_published():
+    """5000 requested, 30 available: the published loop exits at index 29, the sum over the
+    30 samples is divided by 29; --ewc-fisher-mean divides by 30."""
     model = _toy_bnn(1)
     x, y = torch.randn(30, 6), torch.randint(0, 3, (30,))
-    ewc = EWC(lam=1.0, samples=5000)
-    fishers = ewc.consolidate(model, x, y)
-    for f, s in zip(fishers, _brute_force_fisher(model, x, y)):
-        torch.testing.assert_close(f, s, rtol=1e-4, atol=1e-7)
+    published = EWC(lam=1.0, samples=5000).consolidate(model, x, y)
+    mean = EWC(lam=1.0, samples=5000, fisher_mean=True).consolidate(model, x, y)
+    for p, m, s in zip(published, mean, _sum_fisher(model, x, y)):
+        torch.testing.assert_close(p, s / 29, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(m, s / 30, rtol=1e-4, atol=1e-7)
+
+
+def test_fisher_divisor_cases():
+    assert fisher_divisor(60000, 5000) == 5000
+    assert fisher_divisor(5000, 5000) == 5000
+    assert fisher_divisor(4999, 5000) == 4998
+    assert fisher_divisor(4999, 5000, fisher_mean=True) == 4999
+    assert fisher_divisor(1, 5000, fisher_mean=True) == 1
+    with pytest.raises(ConfigError, match="at least 2"):
+        fisher_divisor(1, 5000)
 
 
 def test_fisher_of_dnn_has_weight_shapes():

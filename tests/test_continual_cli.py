@@ -61,6 +61,7 @@ def test_published_commands_accepted(command, capsys):
     (["--task-sequence", "USPS"], "run it with mnist_usps/main.py"),
     (["--task-sequence", "CIFAR"], "unknown task 'CIFAR'"),
     (["--rnd-consolidation"], "add --ewc"),
+    (["--ewc-fisher-mean"], "is an option of EWC: add --ewc"),
     (["--in-size", "512"], "MNIST-type tasks have 784 inputs"),
     (["--resume"], "--resume needs --out-dir"),
 ])
