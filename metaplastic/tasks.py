@@ -64,12 +64,6 @@ def concatenated(tasks: list[TaskData], name: str = "interleaved") -> TaskData:
 
 
 def positional_names(names: list[str]) -> list[str]:
-    """pMNIST occurrences are named pMNIST1, pMNIST2, ... by position among the pMNIST tasks."""
-    out, count = [], 0
-    for n in names:
-        if n == "pMNIST":
-            count += 1
-            out.append(f"pMNIST{count}")
-        else:
-            out.append(n)
-    return out
+    """Each pMNIST is named by its position in the sequence, as published:
+    [pMNIST, MNIST, pMNIST] -> [pMNIST1, MNIST, pMNIST3]."""
+    return [f"pMNIST{k}" if n == "pMNIST" else n for k, n in enumerate(names, start=1)]

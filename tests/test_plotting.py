@@ -214,10 +214,13 @@ def test_task_names(tmp_path):
         make_continual_run(tmp_path / "p", tasks=("pMNIST",) * 3),
         make_continual_run(tmp_path / "mf", tasks=("MNIST", "FMNIST")),
         make_continual_run(tmp_path / "mm", tasks=("MNIST", "MNIST")),
+        make_continual_run(tmp_path / "mp", tasks=("MNIST", "pMNIST", "MNIST", "pMNIST")),
     ])
     assert plots.task_names(runs[0]) == ["pMNIST1", "pMNIST2", "pMNIST3"]
     assert plots.task_names(runs[1]) == ["MNIST", "FMNIST"]
     assert plots.task_names(runs[2]) == ["MNIST1", "MNIST2"]
+    # pMNIST by its position, as the tsk column names it (tests/test_sequence.py)
+    assert plots.task_names(runs[3]) == ["MNIST1", "pMNIST2", "MNIST2", "pMNIST4"]
     runs[0].config.clear()  # falls back on the task_order column
     assert plots.task_names(runs[0]) == ["pMNIST1", "pMNIST2", "pMNIST3"]
 

@@ -164,7 +164,8 @@ def test_permuted_task_and_batch_sizes():
     assert torch.equal(task.test_x[2], x[2][perm])
     assert task.test_batch_size == PMNIST_TEST_BATCH == 1000
     assert base.test_batch_size == 100 and base.train_eval_batch_size == 100
-    assert positional_names(["pMNIST", "MNIST", "pMNIST"]) == ["pMNIST1", "MNIST", "pMNIST2"]
+    assert positional_names(["pMNIST", "MNIST", "pMNIST"]) == ["pMNIST1", "MNIST", "pMNIST3"]
+    assert positional_names(["MNIST", "pMNIST", "pMNIST"]) == ["MNIST", "pMNIST2", "pMNIST3"]
 
 
 def test_a_last_batch_of_one_sample_is_skipped_under_batchnorm():

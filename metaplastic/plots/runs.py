@@ -295,9 +295,10 @@ def _expand_sequence(seq: list[str], n_tasks: int) -> list[str]:
 def task_names(run: Run) -> list[str]:
     """Names of the tasks of a continual-learning run, e.g. pMNIST1, pMNIST2, MNIST, FMNIST.
 
-    Taken from config ``task_sequence`` (repeated names, and every pMNIST, get their occurrence
-    number appended), or else the ``tsk`` column of the metrics (published names, already
-    numbered); 'task k' when they cannot be matched.
+    Taken from config ``task_sequence`` (every pMNIST gets its position in the sequence, as in
+    the ``tsk`` column; other repeated names their occurrence number), or else the ``tsk``
+    column of the metrics (published names, already numbered); 'task k' when they cannot be
+    matched.
     """
     n = run.n_tasks
     seq = run.config.get("task_sequence")
@@ -310,7 +311,10 @@ def task_names(run: Run) -> list[str]:
     counts = {s: seq.count(s) for s in seq}
     seen: dict[str, int] = {}
     names = []
-    for s in seq:
+    for position, s in enumerate(seq, start=1):
         seen[s] = seen.get(s, 0) + 1
-        names.append(f"{s}{seen[s]}" if counts[s] > 1 or s == "pMNIST" else s)
+        if s == "pMNIST":
+            names.append(f"pMNIST{position}")
+        else:
+            names.append(f"{s}{seen[s]}" if counts[s] > 1 else s)
     return names
