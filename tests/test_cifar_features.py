@@ -546,7 +546,8 @@ def test_cifar100_subsets_partition_the_classes(tmp_path) -> None:
     for i, task in enumerate(tasks):
         assert set(task.train_y.tolist()) == set(range(25 * i, 25 * (i + 1)))
         assert set(task.test_y.tolist()) == set(range(25 * i, 25 * (i + 1)))
-        assert task.test_batch_size == 20 and task.train_eval_batch_size == 20
+        # trained in batches of 20, evaluated (training and test sets) in batches of 100
+        assert task.test_batch_size == 100 and task.train_eval_batch_size == 100
     assert sum(len(t.train_x) for t in tasks) == 300 and sum(len(t.test_x) for t in tasks) == 200
     assert train_batch_size(["cifar100-4"]) == 20
 
