@@ -29,11 +29,12 @@ CONTINUAL_BASE_COLUMNS = (
 # tsk = its name (pMNIST1, MNIST, animals, cifar100-1, ...), lr = that task's learning rate,
 # meta = {'l1': m1, 'l2': m2, ...}; then acc_test_tsk_i, loss_test_tsk_i task by task.
 STREAM_FMNIST_COLUMNS = (
-    "net", "arch", "lr", "meta", "init", "task_order", "tsk", "epoch",
+    "lr", "meta", "init", "task_order", "tsk", "epoch",
     "acc_tr_sub", "acc_tr", "acc_test", "acc_1st_sub",
 )
 # init = the init width, meta = the coefficient, task_order = 1-based part index,
 # tsk = 'sub_FMNIST_k/N' (or sub_MNIST_k/N).
+IDENTITY_COLUMNS = ("net", "arch")  # ours, after the published stream FMNIST columns
 STREAM_CIFAR10_COLUMNS = (
     "lr", "mbs", "meta", "task_order", "tsk", "epoch", "acc_tr_sub", "acc_tr", "acc_test",
 )
@@ -173,12 +174,16 @@ def read_records(path: str | os.PathLike, columns: Sequence[str] | None = None,
 
 
 def extra_columns_ok(extra: Sequence[str]) -> bool:
-    """Whether ``extra`` (the columns after the published ones) are ours: none, or the flip
-    statistics of some number of layers (:func:`metaplastic.flips.flip_columns`)."""
+    """Whether ``extra`` (the columns after the published ones) are ours: optionally
+    :data:`IDENTITY_COLUMNS`, then none or the flip statistics of some number of layers
+    (:func:`metaplastic.flips.flip_columns`)."""
     from metaplastic.flips import flip_columns
 
+    extra = tuple(extra)
+    if extra[:len(IDENTITY_COLUMNS)] == IDENTITY_COLUMNS:
+        extra = extra[len(IDENTITY_COLUMNS):]
     n_layers = sum(1 for c in extra if c.startswith("flips_l"))
-    return tuple(extra) == flip_columns(n_layers)
+    return extra == flip_columns(n_layers)
 
 
 def matches_schema(header: Sequence[str], published: Sequence[str]) -> bool:

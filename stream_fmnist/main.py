@@ -3,9 +3,9 @@
 The training set (Fashion-MNIST or MNIST) is permuted once at random (seeded) and cut into
 --nb-subset equal contiguous parts, learned one after another for --epochs-per-task epochs
 each with ONE metaplastic Adam optimizer. Per epoch (metrics.csv, the published
-columns): net, arch, lr, meta, init (the init width), task_order (part, 1-based), tsk
+columns): lr, meta, init (the init width), task_order (part, 1-based), tsk
 ('sub_FMNIST_k/N'), epoch (within the part), acc_tr_sub (current part), acc_tr (whole training
-set), acc_test, acc_1st_sub (first part).
+set), acc_test, acc_1st_sub (first part); then ours: net, arch and the flip statistics.
 
 Published commands:
     python stream_fmnist/main.py --task FMNIST --hidden-layers 1024 1024 --lr 0.005 \
@@ -112,8 +112,8 @@ def run(config: StreamFmnistConfig, resume: bool = False, dry_run: bool = False,
                                eval_transform=None if evaluator is not None else pixels)
     row_prefix = {"net": "bnn", "arch": "-".join(str(h) for h in config.hidden_layers),
                   "lr": config.lr, "meta": meta_column(config.meta), "init": config.init_width}
-    run_stream(model, data, parts, settings, run_dir, row_prefix, records.STREAM_FMNIST_COLUMNS,
-               resume=from_checkpoint)
+    run_stream(model, data, parts, settings, run_dir, row_prefix,
+               records.STREAM_FMNIST_COLUMNS + records.IDENTITY_COLUMNS, resume=from_checkpoint)
     print(f"results: {run_dir / records.METRICS_FILE}")
     return run_dir
 

@@ -361,7 +361,9 @@ def test_short_fmnist_run_rows(tmp_path, monkeypatch, capsys):
     rows = read_csv(out / records.METRICS_FILE)
     with open(out / records.METRICS_FILE) as f:
         header = tuple(next(csv.reader(f)))
-    assert header == records.STREAM_FMNIST_COLUMNS + flip_columns(3)   # ours after the published
+    # the published columns first (SPEC 6), then ours: net, arch and the flip statistics
+    assert header == ("lr", "meta", "init", "task_order", "tsk", "epoch", "acc_tr_sub", "acc_tr",
+                      "acc_test", "acc_1st_sub", "net", "arch") + flip_columns(3)
     # the published columns and values: init = the init width, meta = the coefficient,
     # task_order = the part's index, tsk = 'sub_FMNIST_k/N'
     assert [[r[c] for c in ("net", "arch", "lr", "meta", "init", "task_order", "tsk", "epoch")]
@@ -448,3 +450,11 @@ def test_resume_refuses_other_settings_and_overwrites(tmp_path, monkeypatch):
         fmnist_main.run(replace(config, meta=[2.0]), resume=True, progress=False)
     with pytest.raises(MetaplasticError, match="already holds a run"):
         fmnist_main.run(replace(config), progress=False)
+
+
+def test_stream_fmnist_schema_takes_our_columns_only_after_the_published_ones():
+    published = records.STREAM_FMNIST_COLUMNS
+    assert records.matches_schema(published, published)
+    assert records.matches_schema(published + records.IDENTITY_COLUMNS + flip_columns(2), published)
+    assert not records.matches_schema(records.IDENTITY_COLUMNS + published, published)
+    assert not records.matches_schema(published + ("arch", "net"), published)
