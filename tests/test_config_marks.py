@@ -64,3 +64,12 @@ def test_plots_group_runs_that_differ_only_in_marked_fields():
     c = saved(seed=0, lr=0.01)
     assert run_settings(a) == run_settings(b)
     assert run_settings(a) != run_settings(c)
+
+
+def test_plots_group_a_run_saved_before_an_option_existed_with_one_that_has_it_off():
+    old = dataclasses.asdict(ToyConfig()) | config_marks(ToyConfig())
+    new = dataclasses.asdict(ToyConfigWithNewOption()) | config_marks(ToyConfigWithNewOption())
+    assert "new_option" not in old and new["new_option"] is False
+    assert run_settings(old) == run_settings(new)
+    on = dataclasses.asdict(ToyConfigWithNewOption(new_option=True))
+    assert run_settings(on) != run_settings(old)

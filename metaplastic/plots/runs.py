@@ -215,14 +215,15 @@ def load_table(run_or_csv, filename: str, columns, what: str):
 
 def run_settings(config: dict) -> dict:
     """The settings of a config.json that distinguish one configuration from another: all
-    but :data:`IGNORED_CONFIG_KEYS`, time stamps and empty values."""
+    but :data:`IGNORED_CONFIG_KEYS`, time stamps, empty values and switches that are off
+    (False: how an option added later reads in the config.json of an older run, which lacks it)."""
     if "result_neutral" in config:
         marked = set(config["result_neutral"]) | set(config.get("per_seed", []))
     else:
         marked = LEGACY_MARKED_KEYS
     return {k: v for k, v in config.items()
             if k not in IGNORED_CONFIG_KEYS and k not in marked and not TIME_KEY.search(k)
-            and v not in ({}, None, [])}
+            and v not in ({}, None, []) and v is not False}
 
 
 def config_key(run: Run) -> tuple:
