@@ -83,6 +83,9 @@ def build_parser() -> ArgumentParser:
     sm.add_argument("out", type=Path, metavar="DIR", help="the --out folder of `run`")
     sm.add_argument("figures", nargs="*", metavar="FIGURE", help="figure ids (default: all)")
     sm.add_argument("--to", type=Path, default=None, help="where to write (default: DIR/summary)")
+    sm.add_argument("--report", type=Path, default=None, metavar="FILE",
+                    help="also refill the tables under each '<!-- summary:NAME -->' line of FILE "
+                         "(e.g. docs/REPRODUCTION.md) from the summaries")
     for parser in (p, ls, run, sm):
         parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return p
@@ -165,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return run_figures(args)
     summary.summarize(args.out, args.figures, args.to)
+    if args.report:
+        summary.update_report(args.report, args.to or args.out / "summary")
     return 0
 
 

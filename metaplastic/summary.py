@@ -176,3 +176,39 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
     if not written:
         log(f"no runs of the paper's figures under {out}")
     return written
+
+
+REPORT_MARKER = re.compile(r"<!-- summary:([\w.-]+) -->")
+
+
+def fill_report(text: str, summary_dir: Path) -> str:
+    """A report whose tables come from the summaries: the table under each
+    ``<!-- summary:NAME -->`` line is replaced by the table of ``summary_dir/NAME.md``."""
+    lines, out, i = text.splitlines(keepends=True), [], 0
+    while i < len(lines):
+        out.append(lines[i])
+        match = REPORT_MARKER.fullmatch(lines[i].strip())
+        i += 1
+        if not match:
+            continue
+        source = Path(summary_dir) / f"{match.group(1)}.md"
+        if not source.is_file():
+            from metaplastic.errors import ConfigError
+
+            raise ConfigError(f"the report's table {match.group(1)!r} has no {source}")
+        out += [line + "\n" for line in source.read_text().splitlines() if line.startswith("|")]
+        while i < len(lines) and lines[i].startswith("|"):   # the old table
+            i += 1
+    return "".join(out)
+
+
+def update_report(report: Path, summary_dir: Path, log=print) -> bool:
+    """Rewrite ``report`` with :func:`fill_report`; returns whether it changed."""
+    report = Path(report)
+    old = report.read_text()
+    new = fill_report(old, summary_dir)
+    if new != old:
+        report.write_text(new)
+    log(f"{report}: {'tables updated' if new != old else 'tables already up to date'}")
+    return new != old
+

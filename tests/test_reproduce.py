@@ -206,6 +206,28 @@ def _available(run) -> bool:
     return all((DATA_ROOT / name).is_dir() for name in wanted)
 
 
+def test_report_tables_are_refilled_from_the_summaries(tmp_path):
+    (tmp_path / "fig9_cpu.md").write_text("## title\n\ntext\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    report = "# R\n\n<!-- summary:fig9_cpu -->\n| a | b |\n|---|---|\n| 0 | 0 |\n\nmore\n"
+    filled = summary.fill_report(report, tmp_path)
+    assert filled == "# R\n\n<!-- summary:fig9_cpu -->\n| a | b |\n|---|---|\n| 1 | 2 |\n\nmore\n"
+    assert summary.fill_report(filled, tmp_path) == filled
+    # a marker with no table under it yet gets one
+    assert summary.fill_report("<!-- summary:fig9_cpu -->\n\nx\n", tmp_path) == (
+        "<!-- summary:fig9_cpu -->\n| a | b |\n|---|---|\n| 1 | 2 |\n\nx\n")
+    with pytest.raises(ConfigError, match="fig8_cpu"):
+        summary.fill_report("<!-- summary:fig8_cpu -->\n", tmp_path)
+
+
+def test_the_reproduction_report_shows_the_committed_summaries():
+    """docs/REPRODUCTION.md's tables are those of docs/reproduction/summary (refill them with
+    `reproduce.py summarize docs/reproduction --to docs/reproduction/summary --report
+    docs/REPRODUCTION.md`)."""
+    report = (REPO / "docs" / "REPRODUCTION.md").read_text()
+    assert summary.REPORT_MARKER.search(report)
+    assert summary.fill_report(report, REPO / "docs" / "reproduction" / "summary") == report
+
+
 @pytest.mark.slow
 def test_every_listed_command_is_accepted_by_its_main_dry_run(tmp_path, capsys):
     checked = dry = 0

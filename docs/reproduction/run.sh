@@ -2,7 +2,8 @@
 # The runs of docs/REPRODUCTION.md, at cpu scale (hidden layers <= 512, published epochs), two
 # at once with one thread each. Rerunning this script continues: finished runs are skipped,
 # interrupted ones resume from their checkpoints (checkpoints are not committed, so a run cut
-# by the end of a session starts again). Then: reproduce.py summarize docs/reproduction.
+# by the end of a session starts again unless its folder is kept). Then the summaries, and the
+# tables of docs/REPRODUCTION.md refilled from them.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
@@ -12,4 +13,5 @@ run fig4c fig4d --seeds 1                              # Fig. 4(c, d): MNIST the
 run fig2 --only bnn-m0.0 bnn-m1.35 --seeds 3           # Fig. 2 (and Table 1's first rows)
 run table1 --seeds 1                                   # Table 1: EWC, random consolidation
 run fig3 --seeds 1                                     # Fig. 3 at width 512: 4 methods
-"$PY" reproduce.py summarize docs/reproduction --to docs/reproduction/summary
+"$PY" reproduce.py summarize docs/reproduction --to docs/reproduction/summary \
+  --report docs/REPRODUCTION.md
