@@ -85,7 +85,7 @@ def build_parser() -> ArgumentParser:
     sm.add_argument("--to", type=Path, default=None, help="where to write (default: DIR/summary)")
     sm.add_argument("--report", type=Path, default=None, metavar="FILE",
                     help="also refill the tables under each '<!-- summary:NAME -->' line of FILE "
-                         "(e.g. docs/REPRODUCTION.md) from the summaries")
+                         "(e.g. docs/REPRODUCTION.md) from the summaries (default: no report)")
     for parser in (p, ls, run, sm):
         parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     return p
