@@ -22,7 +22,7 @@ from metaplastic.optim import check_meta, expand_meta
 from metaplastic.sequence import SequenceSettings
 from metaplastic.tasks import TaskData
 
-IMAGE_TASKS = ("MNIST", "FMNIST", "pMNIST")   # tasks with 784 8-bit pixels
+IMAGE_TASKS = ("MNIST", "FMNIST", "USPS", "pMNIST")   # tasks with 784 8-bit pixels
 RUN_OPTION_NAMES = frozenset(f.name for f in fields(RunOptions))
 
 

@@ -79,11 +79,10 @@ DIFFERENCES = (
                "skipped in that epoch, as a drop_last loader would (the sample is seen in the "
                "other epochs' shuffles); only with BatchNorm1d",
                "-"),
-    Difference("Task names USPS, animals, vehicles, cifar100-K",
+    Difference("Task names animals, vehicles, cifar100-K",
                "accepted by the continual-learning script",
-               "learned with mnist_usps/main.py (USPS, the conv nets of Fig. 4(c, d)) and "
-               "cifar_features/main.py (CIFAR features, the same flags); continual_learning "
-               "refuses them, naming that script",
+               "learned with cifar_features/main.py (CIFAR features, the same flags); "
+               "continual_learning refuses them, naming that script",
                "-", ("continual_learning",)),
     Difference("--si with --meta or --gamma",
                "ignored (SI trains with one plain Adam at a constant lr)",

@@ -58,7 +58,7 @@ def test_published_commands_accepted(command, capsys):
     (["--hidden-layers", "8", "8", "--meta", "1", "2"],
      "--meta takes 1 value or one per layer (3)"),
     (["--si", "--meta", "1.35"], "use --meta 0"),
-    (["--task-sequence", "USPS"], "run it with mnist_usps/main.py"),
+    (["--task-sequence", "animals"], "run it with cifar_features/main.py"),
     (["--task-sequence", "CIFAR"], "unknown task 'CIFAR'"),
     (["--rnd-consolidation"], "add --ewc"),
     (["--ewc-fisher-mean"], "is an option of EWC: add --ewc"),

@@ -196,7 +196,7 @@ def test_download_fetches_every_dataset_through_torchvision(tmp_path: Path, mirr
     assert len(served) == count
     # The downloaded files are what the loaders read.
     from metaplastic import cifar, datasets
-    from mnist_usps.data_utils import read_usps
+    from metaplastic.usps import read_usps
 
     datasets.clear_caches()
     assert datasets.load_image_dataset("MNIST", root).train_x.shape == (3, 784)

@@ -22,8 +22,9 @@ from metaplastic.layers import BinarizedConv2d, BinarizedLinear
 from metaplastic.models import layer_weight, weight_layers
 from metaplastic.optim import make_optimizer
 from metaplastic.sequence import SimulatedCrash
-from mnist_usps import data_utils
-from mnist_usps.data_utils import (build_tasks, draw_windows, load_usps, read_usps, window_start)
+from metaplastic import usps
+from metaplastic.usps import load_usps, read_usps
+from mnist_usps.data_utils import build_tasks, draw_windows, window_start
 from mnist_usps.main import build_parser, config_from_args, main, run
 from mnist_usps.model_utils import ConvBNN, spatial_size, spatial_sizes
 
@@ -47,9 +48,9 @@ needs_real_data = needs_data("MNIST", "USPS")
 @pytest.fixture(autouse=True)
 def fresh_usps_cache(fresh_caches):
     """The dataset caches (conftest) and the USPS cache empty around each test."""
-    data_utils.clear_cache()
+    usps.clear_cache()
     yield
-    data_utils.clear_cache()
+    usps.clear_cache()
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ def write_usps_h5(root: Path, monkeypatch, n_train: int = 12, n_test: int = 5, s
 
 def write_usps_bz2(root: Path, splits: dict, monkeypatch) -> None:
     """torchvision's LIBSVM pair (labels digit + 1), values written in varied decimal forms."""
-    for split, rel in data_utils.USPS_BZ2.items():
+    for split, rel in usps.USPS_BZ2.items():
         k, labels = splits[split]
         lines = []
         for row, label in zip(k, labels):
@@ -94,7 +95,7 @@ def write_usps_bz2(root: Path, splits: dict, monkeypatch) -> None:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(bz2.compress("".join(lines).encode()))
-        monkeypatch.setitem(data_utils.USPS_BZ2_MD5, rel, hashlib.md5(path.read_bytes()).hexdigest())
+        monkeypatch.setitem(usps.USPS_BZ2_MD5, rel, hashlib.md5(path.read_bytes()).hexdigest())
 
 
 def write_mnist(root: Path, monkeypatch, n_train: int = 60, n_test: int = 30, seed: int = 0) -> dict:
@@ -289,7 +290,7 @@ def test_real_usps_hash_is_the_published_one() -> None:
 def test_modified_bz2_is_refused(tmp_path: Path, monkeypatch) -> None:
     splits = write_usps_h5(tmp_path / "h5", monkeypatch)
     write_usps_bz2(tmp_path, splits, monkeypatch)
-    monkeypatch.setitem(data_utils.USPS_BZ2_MD5, "USPS/usps.t.bz2", "0" * 32)
+    monkeypatch.setitem(usps.USPS_BZ2_MD5, "USPS/usps.t.bz2", "0" * 32)
     with pytest.raises(DataError, match="usps.t.bz2"):
         read_usps(tmp_path)
 
@@ -457,3 +458,47 @@ def test_existing_run_is_not_overwritten(tmp_path: Path, monkeypatch, capsys) ->
     assert main(argv) == 0
     assert main(argv) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# USPS as a continual_learning task (SPEC 4's task names)
+# --------------------------------------------------------------------------------------------
+
+
+def test_continual_learning_learns_mnist_then_the_whole_padded_usps(tmp_path, monkeypatch):
+    from continual_learning.data_utils import build_tasks as continual_tasks
+    from continual_learning.main import main as continual_main
+
+    root = tmp_path / "data"
+    write_mnist(root, monkeypatch)
+    splits = write_usps_h5(root, monkeypatch, n_train=40, n_test=20)
+    tasks = continual_tasks(["MNIST", "USPS", "pMNIST"], root, torch.device("cpu"), seed=0)
+    assert [t.name for t in tasks] == ["MNIST", "USPS", "pMNIST3"]
+    usps_task = tasks[1]
+    # the whole training set (no window), 16x16 digits padded by 6 to 28x28, byte / 255
+    assert usps_task.train_x.shape == (40, 784) and usps_task.test_x.shape == (20, 784)
+    images = usps_task.train_x.reshape(40, 28, 28)
+    expected = torch.from_numpy(expected_pixels(splits["train"][0]).reshape(40, 16, 16)) / 255
+    torch.testing.assert_close(images[:, 6:22, 6:22], expected, rtol=0, atol=0)
+    assert images[:, :6].abs().sum() == 0 and images[:, :, 22:].abs().sum() == 0
+    assert torch.equal(usps_task.train_y, torch.from_numpy(splits["train"][1]).long())
+    assert usps_task.test_batch_size == 100 and usps_task.train_eval_batch_size == 100
+
+    out = tmp_path / "run"
+    assert continual_main(["--hidden-layers", "16", "--task-sequence", "MNIST", "USPS",
+                           "--epochs-per-task", "1", "--data-root", str(root), "--out-dir", str(out),
+                           "--no-progress", "--impl", "reference"]) == 0
+    rows = records.read_records(out / "metrics.csv")
+    assert list(rows["tsk"]) == ["MNIST", "USPS"]
+
+
+def test_continual_learning_names_the_missing_usps_files(tmp_path, monkeypatch, capsys):
+    from continual_learning.main import main as continual_main
+
+    root = tmp_path / "data"
+    write_mnist(root, monkeypatch)
+    code = continual_main(["--task-sequence", "MNIST", "USPS", "--data-root", str(root),
+                           "--dry-run"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "usps.h5" in err and "usps.bz2" in err and "Traceback" not in err
