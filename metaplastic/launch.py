@@ -205,7 +205,8 @@ class LocalExecutor:
                     seconds = time.monotonic() - t0
                     if code == 0:
                         mark_finished(job, seconds)
-                        finished.append(seconds)
+                        finished.append((seconds, job.expected_seconds(),
+                                         "--resume" in proc.args))
                         self.log(f"done     {job.name} in {paper.format_duration(seconds)}")
                     else:
                         failed.append(job)
@@ -239,21 +240,32 @@ class LocalExecutor:
         self.log(f"{verb} {job.name} -> {job.run_dir}")
         return proc, time.monotonic(), handle
 
-    def _status(self, total, done, running, pending, durations, details=False) -> None:
-        left = list(pending) + list(running)
-        expected = [j.expected_seconds() for j in left]
-        if durations and left:        # measured: the mean of this launch's finished runs
-            eta = sum(durations) / len(durations) * len(left) / self.jobs
-        elif left and None not in expected:   # estimated from the figure data
-            eta = sum(expected) / self.jobs
-        else:
-            eta = None
+    def _status(self, total, done, running, pending, finished, details=False) -> None:
+        eta = time_left(list(pending) + list(running), finished, self.jobs)
         eta_text = f", about {paper.format_duration(eta)} left" if eta is not None else ""
         self.log(f"[{done}/{total} done, {len(running)} running, {len(pending)} waiting"
                  f"{eta_text}]")
         if details:
             for job in running:
                 self.log(f"  {job.name}: {_last_line(job.run_dir / LOG_FILE)}")
+
+
+def time_left(left: Sequence[Job], finished: Sequence[tuple], jobs: int) -> float | None:
+    """Seconds until the ``left`` jobs are done, ``jobs`` at a time: their expected times (figure
+    data) scaled by measured / expected of the runs this launch ran from the start; without
+    expected times, the mean measured time per run. ``finished``: (seconds, expected seconds,
+    resumed) of each finished run; a resumed run's time says nothing about a whole run."""
+    if not left:
+        return None
+    whole = [(seconds, expected) for seconds, expected, resumed in finished if not resumed]
+    expected = [j.expected_seconds() for j in left]
+    if None not in expected:
+        known = [(s, e) for s, e in whole if e]
+        ratio = sum(s for s, _ in known) / sum(e for _, e in known) if known else 1.0
+        return ratio * sum(expected) / jobs
+    if whole:
+        return sum(s for s, _ in whole) / len(whole) * len(left) / jobs
+    return None
 
 
 def _tail(path: Path, lines: int = 15) -> str:

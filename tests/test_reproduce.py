@@ -110,6 +110,26 @@ def test_job_state_decides_skip_resume_or_start(tmp_path):
     assert argv[argv.index("--seed") + 1] == "0" and argv[argv.index("--data-root") + 1] == "/d"
 
 
+def test_time_left_scales_the_expected_times_by_whole_runs_only():
+    class Known:
+        def expected_seconds(self):
+            return 100.0
+
+    class Unknown:
+        def expected_seconds(self):
+            return None
+
+    assert launch.time_left([], [(50.0, 100.0, False)], 2) is None
+    assert launch.time_left([Known()] * 4, [], 2) == 200.0           # no measurement yet
+    # two whole runs took half their expected time: the rest will too
+    whole_runs = [(40.0, 100.0, False), (60.0, 100.0, False)]
+    assert launch.time_left([Known()] * 4, whole_runs, 2) == 100.0
+    # a resumed run's 36 s is the end of a run, not a run: it does not shrink the estimate
+    assert launch.time_left([Known()] * 3, [(36.0, 100.0, True)], 2) == 150.0
+    assert launch.time_left([Unknown()] * 2, [(30.0, None, False)], 1) == 60.0
+    assert launch.time_left([Unknown()], [(30.0, None, True)], 1) is None
+
+
 def test_a_locked_folder_is_not_run_twice(tmp_path):
     assert not launch.is_running(tmp_path / "run")
     first = launch._lock(tmp_path / "run")
