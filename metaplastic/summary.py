@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from metaplastic import paper
+from metaplastic.errors import ConfigError
 from metaplastic.launch import FINISHED_FILE
 
 
@@ -145,8 +146,6 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
     ``target`` (default OUT/summary). Returns the written files."""
     out = Path(out)
     if not out.is_dir():
-        from metaplastic.errors import ConfigError
-
         raise ConfigError(f"summarize: no folder {out} (give the --out folder of `run`)")
     target = Path(target) if target else out / "summary"
     written: list[Path] = []
@@ -193,8 +192,6 @@ def fill_report(text: str, summary_dir: Path) -> str:
             continue
         source = Path(summary_dir) / f"{match.group(1)}.md"
         if not source.is_file():
-            from metaplastic.errors import ConfigError
-
             raise ConfigError(f"the report's table {match.group(1)!r} has no {source}")
         out += [line + "\n" for line in source.read_text().splitlines() if line.startswith("|")]
         while i < len(lines) and lines[i].startswith("|"):   # the old table
@@ -211,4 +208,3 @@ def update_report(report: Path, summary_dir: Path, log=print) -> bool:
         report.write_text(new)
     log(f"{report}: {'tables updated' if new != old else 'tables already up to date'}")
     return new != old
-
