@@ -140,6 +140,24 @@ def draw(figure: paper.Figure, run_dirs: Sequence[Path], target: Path) -> list[P
     return several[figure.plot](list(run_dirs), target)
 
 
+def scales_present(figure: paper.Figure, out: Path) -> list[str]:
+    """The scales at which ``figure`` has runs under ``out``, each set of run folders once. Two
+    scales can share folders (mnist_usps: no hidden layer to cap, cpu = paper; Fig. 3: cpu's
+    four runs are paper's 512-wide ones); the scale with the larger share of its runs present
+    is kept (then the order of :data:`paper.SCALES`), a scale adding no other folder left out."""
+    present, share = {}, {}
+    for scale in paper.SCALES:
+        folders = {Path(out) / r.experiment / paper.run_id(r, scale) for r in figure.runs}
+        present[scale] = {f for f in folders if any(f.glob("seed-*"))}
+        share[scale] = len(present[scale]) / len(folders)
+    chosen, covered = [], set()
+    for scale in sorted(paper.SCALES, key=lambda s: -share[s]):   # stable: SCALES order
+        if present[scale] - covered:
+            chosen.append(scale)
+            covered |= present[scale]
+    return chosen
+
+
 def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = None,
               log=print) -> list[Path]:
     """Tables (Markdown, CSV) and figures for every figure with runs under ``out``; written to
@@ -152,12 +170,7 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
     for figure in paper.FIGURES:
         if figure_ids and figure.id not in figure_ids:
             continue
-        summarized = set()
-        for scale in paper.SCALES:
-            folders = frozenset(paper.run_id(r, scale) for r in figure.runs)
-            if folders in summarized:   # e.g. mnist_usps: no hidden layer to cap, cpu = paper
-                continue
-            summarized.add(folders)
+        for scale in scales_present(figure, out):
             rows = figure_rows(figure, out, scale)
             if not rows:
                 continue

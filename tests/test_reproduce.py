@@ -205,6 +205,26 @@ def test_summarize_writes_tables_and_the_figure(tmp_path):
     assert any("50.50 ± 0.71" in m for m in messages)
 
 
+def test_scales_sharing_run_folders_are_summarized_once(tmp_path):
+    fig3 = paper.figure("fig3")
+    meta_512 = next(r for r in fig3.runs if r.name == "meta-512")
+    # Fig. 3 at cpu scale: every width capped to 512, so its runs are paper's 512-wide ones
+    assert paper.run_id(meta_512, "cpu") == paper.run_id(meta_512, "paper")
+    (tmp_path / "continual_learning" / paper.run_id(meta_512, "cpu") / "seed-0").mkdir(parents=True)
+    assert summary.scales_present(fig3, tmp_path) == ["cpu"]   # 1 of 4 folders, not 1 of 16
+    for run in fig3.runs:
+        if run.name.endswith("-4096"):
+            (tmp_path / "continual_learning" / paper.run_id(run, "paper") / "seed-0").mkdir(
+                parents=True, exist_ok=True)
+    # with the 4096-wide runs, paper's table (512 and 4096: 5 of 16) holds cpu's run too
+    assert summary.scales_present(fig3, tmp_path) == ["paper"]
+    fig4c = paper.figure("fig4c")     # no hidden layer to cap: cpu = paper, named paper
+    for run in fig4c.runs:
+        (tmp_path / run.experiment / paper.run_id(run, "cpu") / "seed-0").mkdir(parents=True)
+    assert summary.scales_present(fig4c, tmp_path) == ["paper"]
+    assert summary.scales_present(paper.figure("fig2"), tmp_path) == []
+
+
 # --------------------------------------------------------------------------- commands
 
 
