@@ -137,7 +137,12 @@ def draw(figure: paper.Figure, run_dirs: Sequence[Path], target: Path) -> list[P
         return written
     several = {"accuracy": plots.plot_task_accuracies, "hidden-size": plots.plot_hidden_size,
                "two-task": plots.plot_two_task, "stream": plots.plot_stream}
-    return several[figure.plot](list(run_dirs), target)
+    written = several[figure.plot](list(run_dirs), target)
+    if figure.plot == "hidden-size":   # and each method's tasks through training (one width:
+        # the hidden-size plot alone is a point per method)
+        written += plots.plot_task_accuracies(list(run_dirs),
+                                              target.with_name(f"{target.stem}_tasks.png"))
+    return written
 
 
 def scales_present(figure: paper.Figure, out: Path) -> list[str]:

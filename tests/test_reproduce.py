@@ -205,6 +205,24 @@ def test_summarize_writes_tables_and_the_figure(tmp_path):
     assert any("50.50 ± 0.71" in m for m in messages)
 
 
+def test_fig3_summary_draws_the_hidden_size_plot_and_each_methods_tasks(tmp_path):
+    fig = paper.figure("fig3")
+    for run in fig.runs:
+        d = tmp_path / "continual_learning" / paper.run_id(run, "smoke") / "seed-0"
+        if d.exists():      # smoke: every width is 16, four methods remain
+            continue
+        _write_metrics(d, [50.0 + i for i in range(10)])
+        config = {"net": "bnn", "meta": [float(flag_values(run.flags, "--meta")[0])] * 3,
+                  "seed": 0, "task_sequence": ["pMNIST"] * 10, "hidden_layers": [16, 16],
+                  "epochs_per_task": 1, "ewc": "--ewc" in run.flags,
+                  "interleaved": "--interleaved" in run.flags}
+        (d / "config.json").write_text(json.dumps(config))
+    written = summary.summarize(tmp_path, ["fig3"], log=lambda _: None)
+    assert sorted(p.name for p in written) == ["fig3_smoke.csv", "fig3_smoke.md", "fig3_smoke.png",
+                                               "fig3_smoke_tasks.png"]
+    assert (tmp_path / "summary" / "fig3_smoke.md").read_text().count("| 54.50 |") == 4
+
+
 def test_scales_sharing_run_folders_are_summarized_once(tmp_path):
     fig3 = paper.figure("fig3")
     meta_512 = next(r for r in fig3.runs if r.name == "meta-512")
