@@ -94,11 +94,14 @@ def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
     return jobs
 
 
-def mark_finished(job: Job, seconds: float) -> None:
+def mark_finished(job: Job, seconds: float, resumed: bool = False) -> None:
+    """Write ``finished.json``: when, the wall ``seconds`` of the launch that finished the run
+    and whether that launch ``resumed`` an earlier one (then it is the run's last part only)."""
     from metaplastic.fileio import write_atomic
 
     write_atomic(job.run_dir / FINISHED_FILE, json.dumps(
         {"finished": datetime.now().isoformat(timespec="seconds"), "seconds": round(seconds, 1),
+         "resumed": resumed,
          "figure": job.figure, "run": job.run.name, "seed": job.seed, "scale": job.scale,
          "command": shlex.join(job.argv(python="python"))}, indent=1) + "\n")
 
@@ -204,9 +207,9 @@ class LocalExecutor:
                     del running[job]
                     seconds = time.monotonic() - t0
                     if code == 0:
-                        mark_finished(job, seconds)
-                        finished.append((seconds, job.expected_seconds(),
-                                         "--resume" in proc.args))
+                        resumed = "--resume" in proc.args
+                        mark_finished(job, seconds, resumed)
+                        finished.append((seconds, job.expected_seconds(), resumed))
                         self.log(f"done     {job.name} in {paper.format_duration(seconds)}")
                     else:
                         failed.append(job)

@@ -40,7 +40,7 @@ class SeedRun:
             handle.close()
         if code != 0:
             raise MetaplasticError(f"{job.name} failed (exit {code}); see {job.run_dir / LOG_FILE}")
-        mark_finished(job, time.monotonic() - started_at)
+        mark_finished(job, time.monotonic() - started_at, "--resume" in proc.args)
         return f"{job.name}: finished"
 
     def checkpoint(self, job: Job):

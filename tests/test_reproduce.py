@@ -106,6 +106,9 @@ def test_job_state_decides_skip_resume_or_start(tmp_path):
     assert job.state() == "done"
     record = json.loads((job.run_dir / launch.FINISHED_FILE).read_text())
     assert record["seed"] == 0 and record["scale"] == "smoke" and record["seconds"] == 12.0
+    assert record["resumed"] is False
+    launch.mark_finished(job, 3.0, resumed=True)    # the last part of a run: said so
+    assert json.loads((job.run_dir / launch.FINISHED_FILE).read_text())["resumed"] is True
     argv = job.argv(data_root="/d")
     assert argv[argv.index("--seed") + 1] == "0" and argv[argv.index("--data-root") + 1] == "/d"
 
