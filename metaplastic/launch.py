@@ -182,20 +182,33 @@ class LocalExecutor:
         self.log, self.status_every = log, status_every
 
     def run(self, jobs: Sequence[Job]) -> list[Job]:
-        """Run what is not done; returns the jobs that failed."""
+        """Run what is not done; returns the jobs that failed. A job whose folder another
+        process holds (another launch, or the runs of a launch just killed, still exiting) is
+        waited for: started when the folder is free, counted as done if that process finished
+        it."""
         todo = [j for j in jobs if j.state() != "done"]
         done_before = len(jobs) - len(todo)
         if done_before:
             self.log(f"{done_before} of {len(jobs)} runs already finished: skipped")
         pending, running, failed, finished = list(todo), {}, [], []
+        busy: set[Job] = set()
         last_status, first = time.monotonic(), True
         try:
             while pending or running:
-                while pending and len(running) < self.jobs:
-                    job = pending.pop(0)
-                    started = self._start(job)
-                    if started is not None:
-                        running[job] = started
+                for job in list(pending):
+                    if len(running) >= self.jobs:
+                        break
+                    if job.state() == "done":      # finished by the process that held it
+                        pending.remove(job)
+                        done_before += 1
+                        self.log(f"done     {job.name} by another launch")
+                        continue
+                    started = self._start(job, quiet=job in busy)
+                    if started is None:
+                        busy.add(job)              # tried again at the next turn
+                        continue
+                    pending.remove(job)
+                    running[job] = started
                 if first:
                     self._status(len(jobs), done_before, running, pending, finished)
                     first = False
@@ -203,15 +216,16 @@ class LocalExecutor:
                     code = proc.poll()
                     if code is None:
                         continue
-                    handle.close()
                     del running[job]
                     seconds = time.monotonic() - t0
                     if code == 0:
                         resumed = "--resume" in proc.args
-                        mark_finished(job, seconds, resumed)
+                        mark_finished(job, seconds, resumed)   # before the folder is let go
+                        handle.close()
                         finished.append((seconds, job.expected_seconds(), resumed))
                         self.log(f"done     {job.name} in {paper.format_duration(seconds)}")
                     else:
+                        handle.close()
                         failed.append(job)
                         self.log(f"FAILED   {job.name} (exit {code}); its log: "
                                  f"{job.run_dir / LOG_FILE}\n" + _tail(job.run_dir / LOG_FILE))
@@ -233,10 +247,12 @@ class LocalExecutor:
             raise
         return failed
 
-    def _start(self, job: Job):
+    def _start(self, job: Job, quiet: bool = False):
         started = start(job, self.threads, self.data_root)
         if started is None:
-            self.log(f"busy     {job.name}: another launch is running it ({job.run_dir})")
+            if not quiet:
+                self.log(f"busy     {job.name}: another process holds {job.run_dir}; waiting "
+                         "for it")
             return None
         proc, handle = started
         verb = "resume  " if "--resume" in proc.args else "start   "

@@ -36,11 +36,12 @@ class SeedRun:
         proc, handle = started
         try:
             code = proc.wait()
+            if code != 0:
+                raise MetaplasticError(f"{job.name} failed (exit {code}); see "
+                                       f"{job.run_dir / LOG_FILE}")
+            mark_finished(job, time.monotonic() - started_at, "--resume" in proc.args)
         finally:
-            handle.close()
-        if code != 0:
-            raise MetaplasticError(f"{job.name} failed (exit {code}); see {job.run_dir / LOG_FILE}")
-        mark_finished(job, time.monotonic() - started_at, "--resume" in proc.args)
+            handle.close()     # after finished.json: a waiting launch then sees the run done
         return f"{job.name}: finished"
 
     def checkpoint(self, job: Job):

@@ -146,6 +146,46 @@ def test_a_locked_folder_is_not_run_twice(tmp_path):
     again.close()
 
 
+class _QuickJob(launch.Job):
+    """A job whose main.py is a line of Python that leaves a mark in its folder."""
+
+    def argv(self, python: str = sys.executable, data_root: str | None = None) -> list[str]:
+        return [python, "-c", f"open({str(self.run_dir / 'ran')!r}, 'a').write('x')"]
+
+
+def test_a_folder_held_by_another_process_is_waited_for_not_dropped(tmp_path):
+    job, other = (_QuickJob(j.figure, j.run, j.seed, j.scale, j.run_dir)
+                  for j in launch.plan(["fig1a"], 2, "smoke", tmp_path))
+    holder = launch._lock(job.run_dir)       # e.g. a run of a launch just killed, still exiting
+    released = []
+
+    def log(line):
+        if line.startswith("busy") and not released:
+            time.sleep(0.5)
+            holder.close()                   # it exits without finishing: ours runs it
+            released.append(line)
+
+    failed = launch.LocalExecutor(1, 1, log=log).run([job, other])
+    assert failed == [] and released
+    assert (job.run_dir / "ran").read_text() == "x" and job.state() == "done"
+    assert (other.run_dir / "ran").read_text() == "x"
+
+    # the holder finishes the run itself: ours counts it done and does not run it again
+    (job.run_dir / launch.FINISHED_FILE).unlink()
+    holder = launch._lock(job.run_dir)
+    lines = []
+
+    def finish_elsewhere(line):
+        lines.append(line)
+        if line.startswith("busy") and not job.state() == "done":
+            launch.mark_finished(job, 1.0)
+            holder.close()
+
+    assert launch.LocalExecutor(1, 1, log=finish_elsewhere).run([job]) == []
+    assert (job.run_dir / "ran").read_text() == "x"
+    assert any("by another launch" in line for line in lines)
+
+
 # --------------------------------------------------------------------------- summaries
 
 
