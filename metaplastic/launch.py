@@ -66,6 +66,11 @@ class Job:
         return paper.expected_cpu_seconds(self.run, self.scale)
 
 
+def run_folder(out: Path, run: paper.PaperRun, scale: str) -> Path:
+    """``OUT/<experiment>/<run id>``: the folder of ``run``'s seeds at ``scale``."""
+    return Path(out) / run.experiment / paper.run_id(run, scale)
+
+
 def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
          only: Sequence[str] = ()) -> list[Job]:
     """The jobs of the figures (``all`` = every figure), seeds 0..N-1 (default: the figure's),
@@ -87,7 +92,7 @@ def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
             runs = tuple(r for r in fig.runs if r.name in only)
         for run in runs:
             for seed in range(seeds if seeds is not None else fig.seeds):
-                run_dir = Path(out) / run.experiment / paper.run_id(run, scale) / f"seed-{seed}"
+                run_dir = run_folder(out, run, scale) / f"seed-{seed}"
                 if run_dir not in seen:
                     seen.add(run_dir)
                     jobs.append(Job(fid, run, seed, scale, run_dir))

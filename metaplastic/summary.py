@@ -18,7 +18,7 @@ from typing import Sequence
 
 from metaplastic import paper
 from metaplastic.errors import ConfigError
-from metaplastic.launch import FINISHED_FILE
+from metaplastic.launch import FINISHED_FILE, run_folder
 
 
 @dataclass
@@ -66,7 +66,7 @@ def figure_rows(figure: paper.Figure, out: Path, scale: str) -> list[Row]:
     """One row per configuration of ``figure`` with at least one seed under ``out``."""
     rows, seen = [], set()
     for run in figure.runs:
-        folder = Path(out) / run.experiment / paper.run_id(run, scale)
+        folder = run_folder(out, run, scale)
         if folder in seen:   # scaled down, two configurations can become one (cpu: widths)
             continue
         seen.add(folder)
@@ -116,7 +116,7 @@ def csv_table(rows: Sequence[Row]) -> str:
 
 def finished_run_dirs(figure: paper.Figure, out: Path, scale: str) -> list[Path]:
     """The finished seed folders of ``figure``'s runs at ``scale`` (each folder once)."""
-    folders = dict.fromkeys(Path(out) / r.experiment / paper.run_id(r, scale) for r in figure.runs)
+    folders = dict.fromkeys(run_folder(out, r, scale) for r in figure.runs)
     return [seed for folder in folders for seed in sorted(folder.glob("seed-*"))
             if (seed / FINISHED_FILE).is_file()]
 
@@ -152,7 +152,7 @@ def scales_present(figure: paper.Figure, out: Path) -> list[str]:
     is kept (then the order of :data:`paper.SCALES`), a scale adding no other folder left out."""
     present, share = {}, {}
     for scale in paper.SCALES:
-        folders = {Path(out) / r.experiment / paper.run_id(r, scale) for r in figure.runs}
+        folders = {run_folder(out, r, scale) for r in figure.runs}
         present[scale] = {f for f in folders if any(f.glob("seed-*"))}
         share[scale] = len(present[scale]) / len(folders)
     chosen, covered = [], set()
