@@ -163,10 +163,14 @@ def child_environment(threads: int) -> dict:
 
 def start(job: Job, threads: int, data_root: str | None = None):
     """Start ``job``'s main.py (``threads`` CPU threads, output appended to its log.txt) while
-    holding its folder's lock; returns (process, lock handle), or None if the folder is busy.
+    holding its folder's lock; returns (process, lock handle), or None if the folder is busy or
+    the run was finished by the process that held it (its state is read under the lock).
     The child keeps the lock while it runs and dies with the process that started it."""
     handle = _lock(job.run_dir)
     if handle is None:
+        return None
+    if job.state() == "done":
+        handle.close()
         return None
     argv = job.argv(data_root=data_root)
     with open(job.run_dir / LOG_FILE, "a") as log_file:

@@ -31,6 +31,8 @@ class SeedRun:
             return f"{job.name}: finished before"
         started_at = time.monotonic()
         started = start(job, self.threads, self.data_root)
+        if started is None and job.state() == "done":
+            return f"{job.name}: finished by another process"
         if started is None:
             raise MetaplasticError(f"{job.name}: another process is running {job.run_dir}")
         proc, handle = started

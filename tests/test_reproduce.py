@@ -184,6 +184,8 @@ def test_a_folder_held_by_another_process_is_waited_for_not_dropped(tmp_path):
     assert launch.LocalExecutor(1, 1, log=finish_elsewhere).run([job]) == []
     assert (job.run_dir / "ran").read_text() == "x"
     assert any("by another launch" in line for line in lines)
+    # read under the lock: a run finished by the holder is not started, and the lock is let go
+    assert launch.start(job, 1) is None and not launch.is_running(job.run_dir)
 
 
 # --------------------------------------------------------------------------- summaries
