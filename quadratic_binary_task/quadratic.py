@@ -30,23 +30,23 @@ one of them is also a keyword argument):
   one.
 
 Randomness.  The random numbers come from torch's CPU generator, as in the
-published scripts: a ``torch.Generator`` seeded with ``seed`` yields exactly
+published notebook: a ``torch.Generator`` seeded with ``seed`` yields exactly
 the numbers that ``torch.manual_seed(seed)`` followed by draws from the
-default generator yields (the global generator is left alone).  Draws are
-float32 (torch's default dtype); everything after the draws is NumPy float64.
-The published scripts do not say in which order the random quantities were
-drawn, so this module fixes a natural order, the order in which the quantities
-are defined above:
+default generator yields (the global generator is left alone).  Draws and the
+construction of H are float32, in the notebook's order and arithmetic
+(docs/METHOD.md, "Quadratic binary task"); the training after them is NumPy
+float64:
 
-- Fig. 5(a) (:func:`householder_hessian`): first u = torch.randn(2), then
-  the eigenvalues 5 * torch.rand(2).  Nothing else is random.
-- Fig. 5(b) (:func:`run_500d`): first R (QR decomposition of
-  torch.randn(n, n), see :func:`random_orthogonal`), then the eigenvalues
-  20 + 19 * (torch.rand(n) - 0.5), then W* = 8 * torch.rand(n) - 4, then
-  W_h(0) = 0.01 * torch.randn(n).
-
-Another order gives another (equally valid) draw of the same experiment, not
-the paper's exact numbers.
+- Fig. 5(a) (:func:`householder_hessian`): first the eigenvalues
+  5 * torch.rand(2), then u = torch.randn(2, 1).  With seed 11 this gives the
+  notebook's printed H = [[2.4047, 0.2158], [0.2158, 0.7733]].
+- Fig. 5(b) (:func:`run_500d`): W_h(0) = 0.01 * torch.randn(n, 1), then
+  W* = 4 * 2 * (torch.rand(n, 1) - 0.5), then the eigenvalues
+  20 + 19 * (torch.rand(n) - 0.5), then R by Shahshahani's subgroup algorithm
+  (:func:`subgroup_orthogonal`: an angle and a reflection sign, then one random
+  reflection per dimension 3..n).  With seed 1 this gives the notebook's
+  printed W* (-3.1398, -2.6375, -2.1653, ...) and H (H_11 = 19.610,
+  H_12 = 0.10019, H_33 = 20.299, diagonal mass 0.171171).
 
 Convention: ``binarize`` maps 0 to +1 so that the binary point always lies on
 a vertex of the hypercube {-1, +1}^n (torch.sign would give 0 there).  With the
@@ -55,6 +55,8 @@ published settings no hidden weight is ever exactly 0, so the two agree.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -62,7 +64,7 @@ __all__ = [
     "FIG5A",
     "FIG5B",
     "as_generator",
-    "random_orthogonal",
+    "subgroup_orthogonal",
     "householder",
     "householder_hessian",
     "positive_definite_hessian",
@@ -102,29 +104,6 @@ def as_generator(seed=None) -> torch.Generator:
     return g
 
 
-def _randn(generator: torch.Generator, *shape) -> np.ndarray:
-    return torch.randn(*shape, generator=generator).double().numpy()
-
-
-def _rand(generator: torch.Generator, *shape) -> np.ndarray:
-    return torch.rand(*shape, generator=generator).double().numpy()
-
-
-def random_orthogonal(n: int, generator=None) -> np.ndarray:
-    """Haar-distributed random orthogonal matrix R (n x n), R^T R = I.
-
-    Draws G = torch.randn(n, n) (one draw of n*n normals, row-major), takes its QR
-    decomposition G = Q R_qr in float64 and multiplies the columns of Q by
-    sign(diag(R_qr)) so that the distribution is exactly Haar.
-    """
-    g = as_generator(generator)
-    a = _randn(g, n, n)
-    q, r = np.linalg.qr(a)
-    d = np.sign(np.diag(r))
-    d[d == 0] = 1.0
-    return q * d[np.newaxis, :]
-
-
 def householder(u) -> np.ndarray:
     """The Householder reflection A = I - 2 u u^T / (u^T u) (symmetric, orthogonal, A A = I)."""
     u = np.asarray(u, dtype=float)
@@ -134,35 +113,61 @@ def householder(u) -> np.ndarray:
 def householder_hessian(n: int = 2, generator=None, eigen_scale: float = 5.0):
     """Fig. 5(a)'s H = A diag(eigen_scale * U(0,1)) A with A = I - 2 u u^T / (u^T u).
 
-    Draw order: u = torch.randn(n) first, then the eigenvalues eigen_scale * torch.rand(n).
-    Returns ``(H, eigenvalues, u)``; H is exactly symmetrised, its eigenvalues are
-    ``eigenvalues`` (A is orthogonal and its own inverse) and its eigenvectors the columns of A.
+    Draw order, as in the notebook: the eigenvalues eigen_scale * torch.rand(n) first, then
+    u = torch.randn(n, 1); H = A (D A) in float32.  Returns ``(H, eigenvalues, u)`` as float64
+    arrays of those float32 values; H's eigenvalues are ``eigenvalues`` (A is orthogonal and
+    its own inverse) and its eigenvectors the columns of A.
     """
     g = as_generator(generator)
-    u = _randn(g, n)
-    eigenvalues = eigen_scale * _rand(g, n)
-    a = householder(u)
-    h = a @ (eigenvalues[:, np.newaxis] * a)
-    h = 0.5 * (h + h.T)
-    return h, eigenvalues, u
+    eigenvalues = eigen_scale * torch.rand(n, generator=g)
+    u = torch.randn(n, 1, generator=g)
+    a = torch.eye(n) - (2 / torch.mm(u.t(), u).item()) * torch.mm(u, u.t())
+    h = torch.mm(a, torch.mm(torch.diag(eigenvalues), a))
+    return h.double().numpy(), eigenvalues.double().numpy(), u[:, 0].double().numpy()
+
+
+def subgroup_orthogonal(n: int, generator=None) -> np.ndarray:
+    """A Haar-random orthogonal n x n matrix by Shahshahani's subgroup algorithm, float32.
+
+    Start from the 2 x 2 matrix [[c, s], [-b s, b c]] (c, s = cos, sin of the angle
+    2 pi U; b = +1 if a second U > 0.5, else -1), then for k = 3..n: v ~ N(0, I_k) normalized,
+    x = (e_1 - v) / |e_1 - v|, R <- (I - 2 x x^T) diag(1, R).  The reflection is applied as
+    diag(1, R) - 2 x (x^T diag(1, R)): the notebook's product, without forming I - 2 x x^T.
+    """
+    g = as_generator(generator)
+    angle = 2 * math.pi * torch.rand(1, generator=g).item()
+    b = 1 if torch.rand(1, generator=g).item() > 0.5 else -1
+    c, s = math.cos(angle), math.sin(angle)
+    r = torch.tensor([[c, s], [-b * s, b * c]], dtype=torch.float32)
+    for k in range(3, n + 1):
+        v = torch.randn(k, 1, generator=g)
+        v = v / v.pow(2).sum().sqrt()
+        e1 = torch.zeros(k, 1)
+        e1[0, 0] = 1
+        x = (e1 - v) / (e1 - v).pow(2).sum().sqrt()
+        a = torch.zeros(k, k)
+        a[0, 0] = 1
+        a[1:, 1:] = r
+        r = a - 2 * torch.mm(x, torch.mm(x.t(), a))
+    return r.double().numpy() if n > 2 else r[:n, :n].double().numpy()
 
 
 def positive_definite_hessian(n: int, generator=None, center: float = 20.0, spread: float = 19.0):
     """Fig. 5(b)'s random SPD matrix H = R^T D R with eigenvalues center + spread * (U(0,1) - 0.5).
 
-    Draw order: R first (:func:`random_orthogonal`, n*n normals), then the n uniforms of
-    the eigenvalues.  With the defaults the eigenvalues lie in [10.5, 29.5].
-    ``spread`` must be < 2 * ``center`` for H to be positive definite.
-    Returns ``(H, eigenvalues)``; H is exactly symmetrised.
+    Draw order, as in the notebook: the n uniforms of the eigenvalues first, then R
+    (:func:`subgroup_orthogonal`); H = R^T (D R), then (H + H^T) / 2, in float32.  With the
+    defaults the eigenvalues lie in [10.5, 29.5]; ``spread`` must be < 2 * ``center`` for H
+    to be positive definite.  Returns ``(H, eigenvalues)`` as float64 arrays.
     """
     if spread >= 2 * center:
         raise ValueError("spread must be < 2*center for H to be positive definite")
     g = as_generator(generator)
-    r = random_orthogonal(n, g)
-    eigenvalues = center + spread * (_rand(g, n) - 0.5)
-    h = r.T @ (eigenvalues[:, np.newaxis] * r)
-    h = 0.5 * (h + h.T)
-    return h, eigenvalues
+    eigenvalues = center * torch.ones(n) + spread * (torch.rand(n, generator=g) - 0.5)
+    r = torch.from_numpy(subgroup_orthogonal(n, g)).float()
+    h = torch.mm(r.t(), torch.mm(torch.diag(eigenvalues), r))
+    h = (h + h.t()) / 2
+    return h.double().numpy(), eigenvalues.double().numpy()
 
 
 def loss(w, w_star, H) -> float:
@@ -258,8 +263,8 @@ def run_500d(seed: int = FIG5B["seed"], n: int = FIG5B["n"], eta: float = FIG5B[
     """Fig. 5(b) experiment (defaults: the published settings, see the module docstring).
 
     Random draws from a generator seeded with ``seed`` (as ``torch.manual_seed(seed)``), in
-    this order: R (torch.randn(n, n)), the eigenvalues center + spread (torch.rand(n) - 0.5),
-    W* = w_star_bound * (2 torch.rand(n) - 1), W_h(0) = init_std * torch.randn(n).  Then
+    the notebook's order: W_h(0) = init_std * torch.randn(n, 1), W* = w_star_bound * 2 *
+    (torch.rand(n, 1) - 0.5), then H (:func:`positive_definite_hessian`).  Then
     ``steps`` binarized steps of size ``eta``, the exact flip cost of every binary weight,
     and its average in ``n_bins`` open bins of |W_h| / max|W_h| (:func:`bin_by_magnitude`).
 
@@ -269,9 +274,9 @@ def run_500d(seed: int = FIG5B["seed"], n: int = FIG5B["n"], eta: float = FIG5B[
     (L(sign(W_h)) along the trajectory, length steps+1).
     """
     g = as_generator(seed)
+    w0 = (init_std * torch.randn(n, 1, generator=g))[:, 0].double().numpy()
+    w_star = (w_star_bound * 2 * (torch.rand(n, 1, generator=g) - 0.5))[:, 0].double().numpy()
     H, eig = positive_definite_hessian(n, g, center=center, spread=spread)
-    w_star = w_star_bound * (2.0 * _rand(g, n) - 1.0)
-    w0 = init_std * _randn(g, n)
     traj = train(w0, w_star, H, eta, steps)
     w_h = traj[-1]
     b = binarize(w_h)
@@ -305,7 +310,7 @@ def run_2d(seed: int = FIG5A["seed"], eta: float = FIG5A["eta"], steps: int = FI
     """Fig. 5(a) experiment in 2-d (defaults: the published settings, see the module docstring).
 
     H = A diag(eigen_scale * U(0,1)) A with the Householder reflection A = I - 2 u u^T / (u^T u),
-    u ~ N(0, I), drawn in that order (u, then the eigenvalues) from a generator seeded with
+    u ~ N(0, I), drawn in the notebook's order (the eigenvalues, then u) from a generator seeded with
     ``seed`` (as ``torch.manual_seed(seed)``); then ``steps`` binarized steps of size ``eta``
     from ``w_hidden0``.
 
