@@ -33,9 +33,8 @@ Randomness.  The random numbers come from torch's CPU generator, as in the
 published notebook: a ``torch.Generator`` seeded with ``seed`` yields exactly
 the numbers that ``torch.manual_seed(seed)`` followed by draws from the
 default generator yields (the global generator is left alone).  Draws and the
-construction of H are float32, in the notebook's order and arithmetic
-(docs/METHOD.md, "Quadratic binary task"); the training after them is NumPy
-float64:
+construction of H are float32, in the notebook's order and arithmetic; the
+training after them is NumPy float64:
 
 - Fig. 5(a) (:func:`householder_hessian`): first the eigenvalues
   5 * torch.rand(2), then u = torch.randn(2, 1).  With seed 11 this gives the
