@@ -14,8 +14,8 @@ Features: made by cifar_features/generate_features.py, read from
 ``<features dir>/cifar10_features.pt`` / ``cifar100_features.pt`` where the features dir is
 $METAPLASTIC_CIFAR_FEATURES if set, else ``<data-root>/features`` (data root: --data-root,
 $METAPLASTIC_DATA, or ./data). Loaded once onto the run's device and processed there, per
-example over its 512 features: (x - mean(x)) / var(x), as published (var with Bessel's
-correction, torch's default); --feature-scale std divides by the standard deviation
+example over its 512 features: (x - mean(x)) / var(x), as published (NumPy's var: the divisor
+is n = 512, no Bessel correction); --feature-scale std divides by the standard deviation
 instead. With --net bnn the first layer binarizes its input, so sign(x - mean(x)) is all that
 reaches it and the divisor makes no difference; it matters for --net dnn.
 
@@ -51,14 +51,14 @@ CIFAR10_RELABEL = (5, 6, 0, 1, 2, 3, 4, 7, 8, 9)
 CIFAR10_TASKS = {"animals": (0, 5), "vehicles": (5, 10)}   # new-label ranges [lo, hi)
 CIFAR100_CLASSES = 100
 CIFAR100_PATTERN = re.compile(r"cifar100-(\d+)")
-CIFAR10_BATCH = 100    # training batches; every evaluation uses batches of 100 (SPEC 4)
+CIFAR10_BATCH = 100    # training and evaluation batches of CIFAR-10 tasks
 CIFAR100_BATCH = 20
 FEATURE_SIZE = 512
 
 FEATURES_DIR_ENV = "METAPLASTIC_CIFAR_FEATURES"
 FEATURE_SCALES = ("variance", "std")
 DEFAULT_FEATURE_SCALE = "variance"      # published: divide by the variance
-VARIANCE_CORRECTION = 1                 # torch.var's default (unbiased, divide by 511)
+VARIANCE_CORRECTION = 0                 # published: NumPy's var, divide by n = 512
 
 RESNET_MODES = ("train", "eval")        # generate_features.py --resnet-mode
 DEFAULT_RESNET_MODE = "train"           # published features: BatchNorm in training mode
@@ -279,7 +279,8 @@ def cifar10_task(name: str, x_tr, y_tr, x_te, y_te) -> TaskData:
     lo, hi = CIFAR10_TASKS[name]
     tr = (y_tr >= lo) & (y_tr < hi)
     te = (y_te >= lo) & (y_te < hi)
-    return TaskData(name, x_tr[tr], y_tr[tr], x_te[te], y_te[te])  # evaluated in batches of 100
+    return TaskData(name, x_tr[tr], y_tr[tr], x_te[te], y_te[te],
+                    test_batch_size=CIFAR10_BATCH, train_eval_batch_size=CIFAR10_BATCH)
 
 
 def cifar100_tasks(k: int, x_tr, y_tr, x_te, y_te) -> list[TaskData]:
@@ -288,8 +289,9 @@ def cifar100_tasks(k: int, x_tr, y_tr, x_te, y_te) -> list[TaskData]:
     for i, classes in enumerate(cifar100_subsets(k), start=1):
         tr = (y_tr >= classes.start) & (y_tr < classes.stop)
         te = (y_te >= classes.start) & (y_te < classes.stop)
-        # published name; classes [start, stop); trained in batches of 20, evaluated in 100s
-        tasks.append(TaskData(f"cifar100-{i}", x_tr[tr], y_tr[tr], x_te[te], y_te[te]))
+        # published name; classes [start, stop); trained and evaluated in batches of 20
+        tasks.append(TaskData(f"cifar100-{i}", x_tr[tr], y_tr[tr], x_te[te], y_te[te],
+                              test_batch_size=CIFAR100_BATCH, train_eval_batch_size=CIFAR100_BATCH))
     return tasks
 
 

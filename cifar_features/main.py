@@ -21,9 +21,9 @@ Fig. 4(g, h), CIFAR-100 in two subsets of 50 classes, domain scenario:
     (same with --meta 1.3)
 
 Every other flag is the published continual-learning script's (metaplastic/continual.py). Feature
-processing per example: (x - mean) / var as published; --feature-scale std divides by the
-standard deviation instead. Training batch 100 (CIFAR-10 tasks) or 20 (CIFAR-100 tasks);
-every evaluation in batches of 100.
+processing per example: (x - mean) / var as published (the variance's divisor is n, NumPy's
+default); --feature-scale std divides by the standard deviation instead. Training and
+evaluation batches: 100 (CIFAR-10 tasks) or 20 (CIFAR-100 tasks).
 """
 from __future__ import annotations
 

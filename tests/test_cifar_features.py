@@ -490,10 +490,11 @@ def test_identify_weights_by_hash_prefix() -> None:
 
 def test_processing_formula_against_numpy() -> None:
     x = np.random.default_rng(0).normal(2.0, 3.0, (7, 512)).astype(np.float32)
-    expected = (x - x.mean(axis=1, keepdims=True)) / x.var(axis=1, ddof=1, keepdims=True)
+    # the published line, NumPy's var (divisor n)
+    expected = (x - x.mean(axis=1, keepdims=True)) / x.var(axis=1, keepdims=True)
     np.testing.assert_allclose(process_features(torch.from_numpy(x.copy())).numpy(), expected,
                                rtol=1e-5, atol=1e-6)
-    expected_std = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, ddof=1, keepdims=True)
+    expected_std = (x - x.mean(axis=1, keepdims=True)) / x.std(axis=1, keepdims=True)
     np.testing.assert_allclose(process_features(torch.from_numpy(x.copy()), "std", chunk=3).numpy(),
                                expected_std, rtol=1e-5, atol=1e-6)
     with pytest.raises(ConfigError):
@@ -546,8 +547,8 @@ def test_cifar100_subsets_partition_the_classes(tmp_path) -> None:
     for i, task in enumerate(tasks):
         assert set(task.train_y.tolist()) == set(range(25 * i, 25 * (i + 1)))
         assert set(task.test_y.tolist()) == set(range(25 * i, 25 * (i + 1)))
-        # trained in batches of 20, evaluated (training and test sets) in batches of 100
-        assert task.test_batch_size == 100 and task.train_eval_batch_size == 100
+        # trained and evaluated (training and test sets) in batches of 20, as published
+        assert task.test_batch_size == 20 and task.train_eval_batch_size == 20
     assert sum(len(t.train_x) for t in tasks) == 300 and sum(len(t.test_x) for t in tasks) == 200
     assert train_batch_size(["cifar100-4"]) == 20
 
