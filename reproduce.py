@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from metaplastic import launch, paper, slurm, summary
+from metaplastic import launch, paper, published, slurm, summary
 from metaplastic.cli import ArgumentParser, main_guard, positive_int
 from metaplastic.errors import ConfigError
 
@@ -36,6 +36,7 @@ def build_parser() -> ArgumentParser:
     ls.add_argument("figures", nargs="*", metavar="FIGURE", help="figure ids (default: all)")
     ls.add_argument("--scale", choices=paper.SCALES, default="paper",
                     help="paper: published; cpu: hidden layers <= 512; smoke: seconds")
+    _add_version_argument(ls)
 
     run = sub.add_parser("run", help="launch a figure's runs (finished ones are skipped)",
                          formatter_class=p.formatter_class)
@@ -46,6 +47,7 @@ def build_parser() -> ArgumentParser:
                      help="seeds 0..N-1 (default: the figure's, shown by `list`)")
     run.add_argument("--scale", choices=paper.SCALES, default="paper",
                      help="paper: published; cpu: hidden layers <= 512; smoke: seconds")
+    _add_version_argument(run)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     run.add_argument("--data-root", default=None,
                      help="dataset folder passed to every run (unset: each run's own default)")
@@ -91,7 +93,16 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def list_figures(figure_ids: Sequence[str], scale: str) -> None:
+def _add_version_argument(parser) -> None:
+    parser.add_argument("--published-version", choices=tuple(published.VERSIONS),
+                        default=published.DEFAULT_VERSION,
+                        help="the authors' code to reproduce (metaplastic/published.py): v1.0.0 "
+                             "drew the paper's figures; its runs get folders of their own and "
+                             "summaries named <figure>_v1.0.0")
+
+
+def list_figures(figure_ids: Sequence[str], scale: str,
+                 version: str = published.DEFAULT_VERSION) -> None:
     known = {f.id for f in paper.FIGURES}
     for fid in figure_ids:
         if fid not in known:
@@ -99,6 +110,7 @@ def list_figures(figure_ids: Sequence[str], scale: str) -> None:
     for fig in paper.FIGURES:
         if figure_ids and fig.id not in figure_ids:
             continue
+        fig = paper.in_version(fig, version)
         unique = {paper.run_id(r, scale): r for r in fig.runs}.values()
         total = [paper.expected_cpu_seconds(r, scale) for r in unique]
         time_text = ("" if None in total else
@@ -121,7 +133,8 @@ def list_figures(figure_ids: Sequence[str], scale: str) -> None:
 
 
 def run_figures(args) -> int:
-    jobs = launch.plan(args.figures, args.seeds, args.scale, args.out, args.only or ())
+    jobs = launch.plan(args.figures, args.seeds, args.scale, args.out, args.only or (),
+                       args.published_version)
     if args.executor == "slurm" and args.print_job_script:
         print(slurm.job_script(len(jobs), args.out / "slurm", _slurm_options(args)))
         return 0
@@ -163,7 +176,7 @@ def _slurm_options(args) -> slurm.SlurmOptions:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "list":
-        list_figures(args.figures, args.scale)
+        list_figures(args.figures, args.scale, args.published_version)
         return 0
     if args.command == "run":
         return run_figures(args)

@@ -26,7 +26,8 @@ def build_model(config):
     from metaplastic.continual import build_model as build_mlp
 
     return build_mlp(config.net, config.in_size, config.hidden_layers, config.out_size,
-                     config.norm, config.init, config.init_width)
+                     config.norm, config.init, config.init_width, config.bn_stats,
+                     config.bn_gamma_init)
 
 # torchvision's file names carry the first 8 hex digits of the file's SHA-256.
 KNOWN_WEIGHTS = {

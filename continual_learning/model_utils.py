@@ -16,4 +16,5 @@ __all__ = ["build_model", "image_levels", "BNN", "DNN", "MLP", "BinarizedLinear"
 def build_model(config: ContinualConfig) -> MLP:
     """'bnn' -> BNN, 'dnn' -> DNN with dims [in_size, *hidden_layers, out_size]."""
     return build_mlp(config.net, config.in_size, config.hidden_layers, config.out_size,
-                     config.norm, config.init, config.init_width)
+                     config.norm, config.init, config.init_width, config.bn_stats,
+                     config.bn_gamma_init)

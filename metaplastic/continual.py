@@ -11,13 +11,15 @@ from pathlib import Path
 
 import torch
 
-from metaplastic import records
-from metaplastic.cli import (ArgumentParser, RunOptions, config_from, non_negative_float,
-                             positive_float, positive_int)
+from metaplastic import published, records
+from metaplastic.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_save_argument,
+                             config_from, non_negative_float, positive_float, positive_int,
+                             refuse_beaker)
 from metaplastic.consolidation import EWC, SynapticIntelligence
 from metaplastic.datasets import IMAGE_LEVELS
 from metaplastic.errors import ConfigError
 from metaplastic.models import BNN, DNN, MLP
+from metaplastic.norms import init_batchnorm_gamma
 from metaplastic.optim import check_meta, expand_meta
 from metaplastic.sequence import SequenceSettings
 from metaplastic.tasks import TaskData
@@ -27,12 +29,19 @@ RUN_OPTION_NAMES = frozenset(f.name for f in fields(RunOptions))
 
 
 def build_model(net: str, in_size: int, hidden_layers: list[int], out_size: int, norm: str,
-                init: str, init_width: float) -> MLP:
-    """'bnn' -> BNN, 'dnn' -> DNN with dims [in_size, *hidden_layers, out_size]."""
+                init: str, init_width: float, bn_stats: str = "batch",
+                bn_gamma_init: str = "ones") -> MLP:
+    """'bnn' -> BNN, 'dnn' -> DNN with dims [in_size, *hidden_layers, out_size]; the BNN's
+    BatchNorm statistics and every BatchNorm's initial gamma as the published version says
+    (:mod:`metaplastic.published`)."""
     dims = [in_size, *hidden_layers, out_size]
     if net == "bnn":
-        return BNN(dims, norm=norm, init=init, init_width=init_width)
-    return DNN(dims, norm=norm, init=init, init_width=init_width)
+        model = BNN(dims, norm=norm, init=init, init_width=init_width,
+                    norm_running_stats=bn_stats == "running")
+    else:
+        model = DNN(dims, norm=norm, init=init, init_width=init_width)
+    init_batchnorm_gamma(model, bn_gamma_init)
+    return model
 
 
 @dataclass
@@ -66,6 +75,9 @@ class ContinualConfig(RunOptions):
     sign_switch: bool = False
     sign_switch_runs: int = 100
     sign_switch_train_samples: int = 0
+    published_version: str = published.DEFAULT_VERSION
+    bn_gamma_init: str = "ones"
+    bn_stats: str = "batch"           # the BNN's; a DNN's is always "running"
     experiment: str = "continual_learning"
 
 
@@ -117,20 +129,23 @@ def add_continual_arguments(p: ArgumentParser, default_tasks: list[str], task_he
                    help="SI penalty strength")
     g.add_argument("--bin-path", action="store_true", help="SI path integral on binary weights")
     g = p.add_argument_group("outputs")
-    g.add_argument("--save", action="store_true",
-                   help="save hidden weights after each task (Fig. 2g,h) and the final model")
+    add_save_argument(g, "save hidden weights after each task (Fig. 2g,h) and the final model "
+                         "(the published lines that do so sit behind the same --save)")
     g.add_argument("--sign-switch", action="store_true",
                    help="after training, run the sign-switch analysis (Fig. 5c-e)")
     g.add_argument("--sign-switch-runs", type=positive_int, default=100,
                    help="random draws averaged per magnitude bin")
     g.add_argument("--sign-switch-train-samples", type=int, default=0,
                    help="training samples for the sign-switch losses (0 = all, as published)")
+    published.add_arguments(p, bn_stats=True)
+    add_beaker_arguments(p)
 
 
 def config_from_args(args, config_class=ContinualConfig, image_tasks=IMAGE_TASKS,
                      **own) -> ContinualConfig:
     """Validate the published flags together and build the run's config (``own``: the
     experiment's own fields of ``config_class``)."""
+    refuse_beaker(args)
     if args.rnd_consolidation and not args.ewc:
         raise ConfigError("--rnd-consolidation is a variant of EWC: add --ewc")
     if args.ewc_fisher_mean and not args.ewc:
@@ -149,7 +164,7 @@ def config_from_args(args, config_class=ContinualConfig, image_tasks=IMAGE_TASKS
     if args.in_size != 784 and any(t in image_tasks for t in args.task_sequence):
         raise ConfigError(f"--in-size {args.in_size}: MNIST-type tasks have 784 inputs")
     check_meta(args.meta, len(args.hidden_layers) + 1)
-    return config_from(args, config_class, **own)
+    return config_from(args, config_class, **published.resolve(args, args.net), **own)
 
 
 def row_prefix(config: ContinualConfig) -> dict:
@@ -157,7 +172,8 @@ def row_prefix(config: ContinualConfig) -> dict:
     return records.continual_row_prefix(
         config.net, config.scenario, "-".join(str(h) for h in config.hidden_layers), config.norm,
         expand_meta(config.meta, len(config.hidden_layers) + 1),
-        ewc=config.ewc_lambda, si=config.si_lambda)
+        ewc=config.ewc_lambda, si=config.si_lambda, bn_gamma_init=config.bn_gamma_init,
+        bn_stats=config.bn_stats)
 
 
 def sequence_settings(config: ContinualConfig, progress: bool = True,

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
-from metaplastic import paper
+from metaplastic import paper, published
 from metaplastic.errors import ConfigError
 
 FINISHED_FILE = "finished.json"
@@ -72,9 +72,10 @@ def run_folder(out: Path, run: paper.PaperRun, scale: str) -> Path:
 
 
 def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
-         only: Sequence[str] = ()) -> list[Job]:
+         only: Sequence[str] = (), version: str = published.DEFAULT_VERSION) -> list[Job]:
     """The jobs of the figures (``all`` = every figure), seeds 0..N-1 (default: the figure's),
-    one per distinct folder (a configuration shared by two figures runs once)."""
+    under the published ``version`` (:func:`metaplastic.paper.in_version`), one per distinct
+    folder (a configuration shared by two figures runs once)."""
     ids = [f.id for f in paper.FIGURES] if list(figure_ids) == ["all"] else list(figure_ids)
     unknown = [i for i in ids if i not in {f.id for f in paper.FIGURES}]
     if unknown:
@@ -82,7 +83,7 @@ def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
                           + ", ".join(f.id for f in paper.FIGURES))
     jobs, seen = [], set()
     for fid in ids:
-        fig = paper.figure(fid)
+        fig = paper.in_version(paper.figure(fid), version)
         runs = fig.runs
         if only:
             missing = [n for n in only if n not in {r.name for r in fig.runs}]
@@ -95,7 +96,7 @@ def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
                 run_dir = run_folder(out, run, scale) / f"seed-{seed}"
                 if run_dir not in seen:
                     seen.add(run_dir)
-                    jobs.append(Job(fid, run, seed, scale, run_dir))
+                    jobs.append(Job(fig.id, run, seed, scale, run_dir))
     return jobs
 
 

@@ -63,6 +63,21 @@ class FeatureNorm(nn.Module):
         return ((flat - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
 
 
+def init_batchnorm_gamma(model: nn.Module, how: str) -> None:
+    """Set every affine BatchNorm's gamma: 'ones' (PyTorch >= 1.2) or 'uniform', U(0, 1) drawn
+    from torch's global generator in module order (the reset_parameters of PyTorch < 1.2,
+    under which the paper's figures were drawn: :mod:`metaplastic.published`)."""
+    if how not in ("ones", "uniform"):
+        raise ValueError(f"bn_gamma_init must be ones or uniform, got {how!r}")
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+                if how == "uniform":
+                    module.weight.uniform_(0.0, 1.0)
+                else:
+                    module.weight.fill_(1.0)
+
+
 def make_norm(kind: str, features: int, affine: bool = True,
               track_running_stats: bool = False) -> nn.Module:
     """'bn' -> BatchNorm1d(features, affine, track_running_stats); 'in' -> FeatureNorm."""

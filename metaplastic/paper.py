@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Sequence
+
+from metaplastic import published
 
 SCALES = ("paper", "cpu", "smoke")
 CPU_MAX_WIDTH = 512
@@ -236,6 +238,37 @@ def figure(figure_id: str) -> Figure:
     raise KeyError(figure_id)
 
 
+#: the experiments whose published versions differ (metaplastic.published): their runs carry
+#: --published-version when another version than the default is asked for
+VERSIONED_EXPERIMENTS = ("continual_learning", "cifar_features", "stream_cifar10")
+
+
+def in_version(figure: Figure, version: str) -> Figure:
+    """``figure`` under the published ``version``: the default version's is ``figure`` itself;
+    another's runs carry ``--published-version VERSION`` (so their folders differ) and its id
+    is ``<id>_<version>``. A figure whose experiments do not differ between the versions is
+    returned unchanged."""
+    if version not in published.VERSIONS:
+        raise ValueError(f"unknown published version {version!r}")
+    if version == published.DEFAULT_VERSION or not any(
+            r.experiment in VERSIONED_EXPERIMENTS for r in figure.runs):
+        return figure
+    runs = tuple(replace(r, flags=r.flags + ("--published-version", version))
+                 if r.experiment in VERSIONED_EXPERIMENTS else r for r in figure.runs)
+    return replace(figure, id=f"{figure.id}_{version}",
+                   title=f"{figure.title} [published version {version}]", runs=runs)
+
+
+def versioned_figure(figure_id: str) -> Figure:
+    """A figure by id, ``<id>_<version>`` included (:func:`in_version`)."""
+    for f in FIGURES:
+        for version in published.VERSIONS:
+            candidate = in_version(f, version)
+            if candidate.id == figure_id:
+                return candidate
+    raise KeyError(figure_id)
+
+
 def _flag_values(flags: Sequence[str]) -> list[tuple[str, list[str]]]:
     """[(flag, its values)] in order."""
     out: list[tuple[str, list[str]]] = []
@@ -300,6 +333,8 @@ def run_id(run: PaperRun, scale: str) -> str:
             parts.append(values[0] + "ep")
         elif key == "nb-subset":
             parts.append(values[0] + "parts")
+        elif key == "published-version":
+            parts.append(values[0])
         elif key == "task-sequence":
             tasks = values
             parts.append(f"{len(tasks)}x{tasks[0]}" if len(set(tasks)) == 1 and len(tasks) > 1

@@ -35,10 +35,13 @@ STREAM_FMNIST_COLUMNS = (
 # init = the init width, meta = the coefficient, task_order = 1-based part index,
 # tsk = 'sub_FMNIST_k/N' (or sub_MNIST_k/N).
 IDENTITY_COLUMNS = ("net", "arch")  # ours, after the published stream FMNIST columns
+#: ours, after the published columns: the BatchNorm choices of the published version
+#: (metaplastic.published); a CSV written before they existed has neither
+VERSION_COLUMNS = ("bn_gamma_init", "bn_stats")
 STREAM_CIFAR10_COLUMNS = (
     "lr", "mbs", "meta", "task_order", "tsk", "epoch", "acc_tr_sub", "acc_tr", "acc_test",
 )
-# task_order = 1-based part index, tsk = 'sub_CIFAR10_k/N'.
+# task_order = 1-based part index, tsk = 'CIFAR10_k/N' (published; stream FMNIST has 'sub_').
 HIDDEN_HIST_COLUMNS = ("task", "layer", "bin_low", "bin_high", "count")
 SIGN_SWITCH_COLUMNS = (
     "layer", "bin", "magnitude_mean", "loss_increase_mean", "loss_increase_std",
@@ -71,11 +74,13 @@ def meta_mapping(meta_per_layer: Sequence[float]) -> str:
 
 def continual_row_prefix(net: str, scenario: str, arch: str, norm: str,
                          meta_per_layer: Sequence[float], ewc: float = 0.0,
-                         si: float = 0.0) -> dict:
+                         si: float = 0.0, bn_gamma_init: str = "ones",
+                         bn_stats: str = "batch") -> dict:
     """The run-constant columns of a continual-learning metrics row (lr, task_order and tsk
-    change with the task and are added by the runner)."""
+    change with the task and are added by the runner), then our :data:`VERSION_COLUMNS`."""
     return {"net": net, "scenario": scenario, "arch": arch, "norm": norm,
-            "meta": meta_mapping(meta_per_layer), "ewc": ewc, "SI": si}
+            "meta": meta_mapping(meta_per_layer), "ewc": ewc, "SI": si,
+            "bn_gamma_init": bn_gamma_init, "bn_stats": bn_stats}
 
 
 def parse_meta_mapping(value: object) -> list[float]:
@@ -98,15 +103,23 @@ class CsvRecorder:
     """Appends rows with a fixed column list; each row is flushed and fsync'ed when written.
 
     Opening an existing file checks its header, so a resumed run continues the same file.
+    ``added_later`` are columns a file written before they existed lacks: such a file keeps its
+    header, and rows are written without them.
     """
 
-    def __init__(self, path: str | os.PathLike, columns: Sequence[str]):
+    def __init__(self, path: str | os.PathLike, columns: Sequence[str],
+                 added_later: Sequence[str] = ()):
         self.path = Path(path)
         self.columns = tuple(columns)
+        self.dropped: tuple[str, ...] = ()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() and self.path.stat().st_size > 0:
             with open(self.path, newline="") as f:
                 header = next(csv.reader(f), [])
+            older = tuple(c for c in self.columns if c not in added_later)
+            if added_later and tuple(header) == older != self.columns:
+                self.dropped = tuple(c for c in self.columns if c in added_later)
+                self.columns = older
             if tuple(header) != self.columns:
                 raise RecordError(
                     f"{self.path} has columns {header}, expected {list(self.columns)}; "
@@ -118,7 +131,7 @@ class CsvRecorder:
     def write(self, row: Mapping[str, object]) -> None:
         """Write one row; its keys must be exactly the recorder's columns."""
         missing = [c for c in self.columns if c not in row]
-        extra = [k for k in row if k not in self.columns]
+        extra = [k for k in row if k not in self.columns and k not in self.dropped]
         if missing or extra:
             raise RecordError(f"row for {self.path.name}: missing {missing}, unexpected {extra}")
         with open(self.path, "a", newline="") as f:
@@ -175,13 +188,14 @@ def read_records(path: str | os.PathLike, columns: Sequence[str] | None = None,
 
 def extra_columns_ok(extra: Sequence[str]) -> bool:
     """Whether ``extra`` (the columns after the published ones) are ours: optionally
-    :data:`IDENTITY_COLUMNS`, then none or the flip statistics of some number of layers
-    (:func:`metaplastic.flips.flip_columns`)."""
+    :data:`IDENTITY_COLUMNS`, optionally each of :data:`VERSION_COLUMNS`, then none or the flip
+    statistics of some number of layers (:func:`metaplastic.flips.flip_columns`)."""
     from metaplastic.flips import flip_columns
 
     extra = tuple(extra)
-    if extra[:len(IDENTITY_COLUMNS)] == IDENTITY_COLUMNS:
-        extra = extra[len(IDENTITY_COLUMNS):]
+    for optional in (IDENTITY_COLUMNS, *((c,) for c in VERSION_COLUMNS)):
+        if extra[:len(optional)] == optional:
+            extra = extra[len(optional):]
     n_layers = sum(1 for c in extra if c.startswith("flips_l"))
     return extra == flip_columns(n_layers)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from metaplastic import records
+from metaplastic import published, records
 from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from metaplastic.errors import ConfigError, MetaplasticError
 
@@ -66,6 +66,7 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     if resume and not started:
         raise MetaplasticError(f"--resume: no run in {run_dir} (no config.json, no checkpoint)")
     if resume and saved:
+        defaults |= published.older_run_defaults(saved)
         differing = differing_fields(saved, config, set(marks["result_neutral"]), defaults)
         if differing:
             details = "; ".join(f"{k}: {saved.get(k, defaults.get(k))!r} -> {config.get(k)!r}"

@@ -89,7 +89,9 @@ def run_phases(model: nn.Module, phases: Sequence[Phase], hooks: Hooks, settings
     run_dir = Path(run_dir)
     flips = FlipStatistics(model, settings.meta) if settings.flip_statistics else None
     columns = tuple(columns) + (flips.columns if flips is not None else ())
-    recorder = records.CsvRecorder(run_dir / records.METRICS_FILE, columns)
+    recorder = records.CsvRecorder(run_dir / records.METRICS_FILE, columns,
+                                   added_later=records.VERSION_COLUMNS)
+    columns = recorder.columns
     checkpoint_path = run_dir / CHECKPOINT_FILE
     pos, optimizer = Position(), None
     if resume:

@@ -132,7 +132,9 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
         initial_evaluation=settings.initial_evaluation, flip_statistics=settings.flip_statistics,
         progress=settings.progress, stop_after_epochs=settings.stop_after_epochs)
     written, _ = run_phases(model, phases, hooks, run_settings, generator, run_dir,
-                            records.continual_columns(len(tasks)), row_prefix, resume=resume,
+                            records.continual_columns(len(tasks))
+                            + tuple(c for c in records.VERSION_COLUMNS if c in row_prefix),
+                            row_prefix, resume=resume,
                             log=log)
     return written
 

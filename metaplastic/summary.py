@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from metaplastic import paper
+from metaplastic import paper, published
 from metaplastic.errors import ConfigError
 from metaplastic.launch import FINISHED_FILE, run_folder
 
@@ -172,27 +172,41 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
         raise ConfigError(f"summarize: no folder {out} (give the --out folder of `run`)")
     target = Path(target) if target else out / "summary"
     written: list[Path] = []
-    for figure in paper.FIGURES:
-        if figure_ids and figure.id not in figure_ids:
-            continue
+    for figure in _figures(figure_ids):
         for scale in scales_present(figure, out):
             rows = figure_rows(figure, out, scale)
             if not rows:
                 continue
             target.mkdir(parents=True, exist_ok=True)
-            stem = target / f"{figure.id}_{scale}"
+            stem = f"{figure.id}_{scale}"   # ids may hold dots (fig2_v1.0.0): no with_suffix
             table = markdown_table(rows)
             log(f"\n## {figure.title} ({scale} scale)\n\n" + table)
-            stem.with_suffix(".md").write_text(f"## {figure.title} ({scale} scale)\n\n"
-                                               "final test accuracy (%), mean ± std over "
-                                               "seeds\n\n" + table)
-            stem.with_suffix(".csv").write_text(csv_table(rows))
-            written += [stem.with_suffix(".md"), stem.with_suffix(".csv")]
+            md, csv_file = target / f"{stem}.md", target / f"{stem}.csv"
+            md.write_text(f"## {figure.title} ({scale} scale)\n\n"
+                          "final test accuracy (%), mean ± std over seeds\n\n" + table)
+            csv_file.write_text(csv_table(rows))
+            written += [md, csv_file]
             written += draw(figure, finished_run_dirs(figure, out, scale),
-                            stem.with_suffix(".png"))
+                            target / f"{stem}.png")
     if not written:
         log(f"no runs of the paper's figures under {out}")
     return written
+
+
+def _figures(figure_ids: Sequence[str]) -> list[paper.Figure]:
+    """The figures to summarize, each under every published version (the default's under its
+    plain id; another version's as ``<id>_<version>``, where its runs differ), keeping those
+    named in ``figure_ids`` (a plain id names all its versions)."""
+    out, seen = [], set()
+    for figure in paper.FIGURES:
+        for version in published.VERSIONS:
+            candidate = paper.in_version(figure, version)
+            if candidate.id in seen:
+                continue
+            seen.add(candidate.id)
+            if not figure_ids or figure.id in figure_ids or candidate.id in figure_ids:
+                out.append(candidate)
+    return out
 
 
 REPORT_MARKER = re.compile(r"<!-- summary:([\w.-]+) -->")

@@ -41,7 +41,8 @@ def test_csv_schema_and_rows(tmp_path):
     assert table[0] == [
         "net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order", "tsk", "epoch",
         "acc_tr", "loss_tr", "acc_test_tsk_1", "loss_test_tsk_1", "acc_test_tsk_2",
-        "loss_test_tsk_2", *flip_columns(2)]
+        "loss_test_tsk_2", "bn_gamma_init", "bn_stats", *flip_columns(2)]
+    assert [r[17:19] for r in table[1:]] == [["ones", "batch"]] * 4
     assert len(table) == 1 + 4 and len(rows) == 4
     assert [r[4:11] for r in table[1:]] == [
         ["0.01", "{'l1': 1.0, 'l2': 1.0}", "0.0", "0.0", str(t), name, str(e)]

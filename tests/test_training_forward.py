@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from metaplastic import fast, runtime
+from metaplastic.continual import build_model
 from metaplastic.engine import train_epoch
 from metaplastic.models import BNN, DNN
 from metaplastic.optim import make_optimizer
@@ -36,7 +37,10 @@ def loss_and_grads(model, x, y, compiled: bool):
     (lambda: BNN([50, 24, 10], norm="in"), None),
     (lambda: BNN([784, 24, 10], norm_affine=False, norm_running_stats=True), None),
     (lambda: DNN([784, 24, 24, 10]), None),
-], ids=["bnn-8bit", "bnn-float-input", "bnn-in-norm", "bnn-running-stats", "dnn"])
+    (lambda: build_model("bnn", 784, [32, 32], 10, "bn", "uniform", 0.1, "running", "uniform"),
+     255),
+], ids=["bnn-8bit", "bnn-float-input", "bnn-in-norm", "bnn-running-stats", "dnn",
+        "bnn-published-v1.0.0"])
 def test_compiled_training_step_equals_eager(make, levels, products):
     torch.manual_seed(0)
     model = make()

@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from metaplastic import published
 from metaplastic.errors import ConfigError
 from metaplastic.records import (
     CONFIG_FILE,
@@ -216,11 +217,13 @@ def load_table(run_or_csv, filename: str, columns, what: str):
 def run_settings(config: dict) -> dict:
     """The settings of a config.json that distinguish one configuration from another: all
     but :data:`IGNORED_CONFIG_KEYS`, time stamps, empty values and switches that are off
-    (False: how an option added later reads in the config.json of an older run, which lacks it)."""
+    (False: how an option added later reads in the config.json of an older run, which lacks it);
+    an older run's missing published-version fields read as the 2023 head's choices."""
     if "result_neutral" in config:
         marked = set(config["result_neutral"]) | set(config.get("per_seed", []))
     else:
         marked = LEGACY_MARKED_KEYS
+    config = published.older_run_defaults(config) | config
     return {k: v for k, v in config.items()
             if k not in IGNORED_CONFIG_KEYS and k not in marked and not TIME_KEY.search(k)
             and v not in ({}, None, []) and v is not False}
