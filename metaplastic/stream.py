@@ -76,11 +76,12 @@ def subset_indices(n: int, nb_subset: int, permute: bool, seed: int) -> list[tor
 class StreamData:
     """The dataset of a stream run, on the run's device (images in any stored form)."""
 
-    name: str                 # the dataset in the tsk column ('sub_FMNIST_k/N'), e.g. "CIFAR10"
+    name: str                 # the dataset in the tsk column, e.g. "FMNIST", "CIFAR10"
     train_x: torch.Tensor
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
+    part_prefix: str = "sub_"  # published tsk: 'sub_FMNIST_k/N', but 'CIFAR10_k/N'
 
 
 @dataclass
@@ -103,6 +104,9 @@ class StreamSettings:
     # predict(x) -> logits replaces model(x) at evaluation (a faster exact path).
     train_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
     eval_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
+    # the transform of the training-set accuracies (acc_tr, acc_tr_sub, acc_1st_sub); None:
+    # eval_transform (stream CIFAR-10 as published: the augmenting training transform)
+    train_eval_transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
     predict: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
     # Objects with state_dict()/load_state_dict() saved in the checkpoint (e.g. augmentation).
     extra_state: dict[str, Any] = field(default_factory=dict)
@@ -154,9 +158,10 @@ def correct_predictions(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chun
 def stream_accuracies(model: nn.Module, data: StreamData, current: torch.Tensor,
                       first: torch.Tensor, settings: StreamSettings) -> dict[str, float]:
     """acc_tr_sub (part ``current``), acc_1st_sub (part ``first``), acc_tr, acc_test."""
+    train_transform = settings.train_eval_transform or settings.eval_transform
     if independent_evaluation(model):
         hits = correct_predictions(model, data.train_x, data.train_y, settings.eval_batch_size,
-                                   settings.eval_transform, settings.predict)
+                                   train_transform, settings.predict)
         test_hits = correct_predictions(model, data.test_x, data.test_y, settings.eval_batch_size,
                                         settings.eval_transform, settings.predict)
         cur = current.to(hits.device)
@@ -165,15 +170,16 @@ def stream_accuracies(model: nn.Module, data: StreamData, current: torch.Tensor,
                 "acc_tr": percent(hits), "acc_test": percent(test_hits)}
 
     # Batch-statistics norms: each set on its own, every eval batch with its own statistics.
-    def acc(x, y):
-        if settings.eval_transform is not None:
-            x = settings.eval_transform(x)
+    def acc(x, y, transform):
+        if transform is not None:
+            x = transform(x)
         return evaluate(model, x, y, settings.eval_batch_size).accuracy
 
     cur, fst = current.to(data.train_x.device), first.to(data.train_x.device)
-    return {"acc_tr_sub": acc(data.train_x[cur], data.train_y[cur]),
-            "acc_1st_sub": acc(data.train_x[fst], data.train_y[fst]),
-            "acc_tr": acc(data.train_x, data.train_y), "acc_test": acc(data.test_x, data.test_y)}
+    return {"acc_tr_sub": acc(data.train_x[cur], data.train_y[cur], train_transform),
+            "acc_1st_sub": acc(data.train_x[fst], data.train_y[fst], train_transform),
+            "acc_tr": acc(data.train_x, data.train_y, train_transform),
+            "acc_test": acc(data.test_x, data.test_y, settings.eval_transform)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,8 +243,9 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
 
 
 def part_name(data: StreamData, index: int, n_parts: int) -> str:
-    """The published ``tsk`` of part ``index`` (from 0): 'sub_FMNIST_k/N'."""
-    return f"sub_{data.name}_{index + 1}/{n_parts}"
+    """The published ``tsk`` of part ``index`` (from 0): 'sub_FMNIST_k/N' (stream FMNIST) or
+    'CIFAR10_k/N' (stream CIFAR-10)."""
+    return f"{data.part_prefix}{data.name}_{index + 1}/{n_parts}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ def load_data(config, device: torch.device) -> StreamData:
     if getattr(config, "download", False) and cifar.missing_files(root, "cifar10"):
         cifar.download(root, "cifar10")
     splits = cifar.load_cifar10(root, device)
-    return StreamData("CIFAR10", splits.train_x, splits.train_y, splits.test_x, splits.test_y)
+    return StreamData("CIFAR10", splits.train_x, splits.train_y, splits.test_x, splits.test_y,
+                      part_prefix="")   # published tsk: CIFAR10_k/N
 
 
 class Preprocess:
@@ -59,13 +60,17 @@ class Preprocess:
 
 
 def transforms(config, device: torch.device):
-    """(training transform, evaluation transform, augmentation): pixels to [0, 1] (and the
-    --normalize standardization) for both; the training batches augmented on the device with a
-    generator seeded by seed + AUGMENT_SEED_OFFSET (its state goes into checkpoints)."""
+    """(training transform, evaluation transform, training-accuracy transform, augmentation):
+    pixels to [0, 1] (and the --normalize standardization) for all; the training batches
+    augmented on the device with a generator seeded by seed + AUGMENT_SEED_OFFSET (its state
+    goes into checkpoints). The training-set accuracies see augmented images too, as in the
+    published script (its evaluation loaders of the training set use the training transform),
+    unless --train-eval clean."""
     from metaplastic.augment import AugmentSettings, BatchAugment, device_generator
     from metaplastic.stream import AUGMENT_SEED_OFFSET
 
     augment = BatchAugment(AugmentSettings(enabled=config.augment),
                            device_generator(device, config.seed + AUGMENT_SEED_OFFSET))
-    return (Preprocess(config.normalize, augment if config.augment else None, device),
-            Preprocess(config.normalize, None, device), augment)
+    train = Preprocess(config.normalize, augment if config.augment else None, device)
+    clean = Preprocess(config.normalize, None, device)
+    return train, clean, train if config.train_eval == "augmented" else clean, augment

@@ -24,8 +24,9 @@ import sys
 from pathlib import Path
 from dataclasses import dataclass, field
 
-from metaplastic import fast, faithfulness, records
-from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_from,
+from metaplastic import fast, faithfulness, published, records
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
+                             config_from,
                              fraction, main_guard, neutral, non_negative_float, positive_int)
 from metaplastic.optim import check_meta, expand_meta
 from metaplastic.rundir import set_up_run, start_run_directory
@@ -58,6 +59,9 @@ class StreamCifarConfig(RunOptions):
     dropout: float = 0.5
     augment: bool = True
     normalize: str = "none"
+    train_eval: str = "augmented"
+    published_version: str = published.DEFAULT_VERSION
+    bn_gamma_init: str = "ones"
     eval_batch: int = neutral(1000)
     download: bool = neutral(False)
     checkpoint_every: int = CHECKPOINT_EVERY
@@ -85,20 +89,26 @@ def build_parser() -> ArgumentParser:
                         "(published); flags: use --init/--init-width")
     g.add_argument("--no-augment", dest="augment", action="store_false",
                    help="no data augmentation")
+    g.add_argument("--train-eval", choices=("augmented", "clean"), default="augmented",
+                   help="images of the training-set accuracies (acc_tr, acc_tr_sub): augmented "
+                        "like training batches (published) or clean")
     g.add_argument("--normalize", choices=NORMALIZATIONS, default="none",
                    help="none: pixels in [0, 1]; channel: standardize each colour "
                         "channel with the CIFAR-10 training mean and std")
+    add_save_argument(g, "accepted as published (the results are always written here, the final "
+                         "model and optimizer too)")
     g.add_argument("--download", action="store_true",
                    help="fetch CIFAR-10 with torchvision's downloader when it is missing "
                         "(needs internet; never done otherwise)")
     add_stream_arguments(p, lr=1e-4, mbs=64, epochs_per_task=200, eval_batch=1000)
+    published.add_arguments(p, bn_stats=False)
     add_run_arguments(p, EXPERIMENT, checkpoint_every=CHECKPOINT_EVERY)
     return p
 
 
 def config_from_args(args) -> StreamCifarConfig:
     check_meta(args.meta, N_WEIGHT_LAYERS)
-    return config_from(args, StreamCifarConfig)
+    return config_from(args, StreamCifarConfig, **published.resolve(args))
 
 
 def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
@@ -111,11 +121,11 @@ def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
     # augmentation batch-wise on the device
     data = load_data(config, device)
     parts = subset_indices(len(data.train_x), config.nb_subset, permutes(config), config.seed)
-    train_transform, eval_transform, augment = transforms(config, device)
+    train_transform, eval_transform, train_eval_transform, augment = transforms(config, device)
 
     # model (binary VGG) and the implementation chosen once (--impl)
     model = build_model(config.channels, config.weight_init, config.init, config.init_width,
-                        config.fc_width, config.dropout).to(device)
+                        config.fc_width, config.dropout, config.bn_gamma_init).to(device)
     print("implementation: " + fast.enable(model, device, config.impl))
     if note := unused_init_note(config.weight_init, config.init, config.init_width):
         print(note)
@@ -128,10 +138,12 @@ def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
     settings = stream_settings(config, expand_meta(config.meta, N_WEIGHT_LAYERS),
                                config.weight_decay, progress, stop_after_epochs, save_final=True,
                                train_transform=train_transform, eval_transform=eval_transform,
+                               train_eval_transform=train_eval_transform,
                                extra_state={"augment": augment})
-    row_prefix = {"lr": config.lr, "mbs": config.mbs, "meta": meta_column(config.meta)}
-    run_stream(model, data, parts, settings, run_dir, row_prefix, records.STREAM_CIFAR10_COLUMNS,
-               resume=from_checkpoint)
+    row_prefix = {"lr": config.lr, "mbs": config.mbs, "meta": meta_column(config.meta),
+                  "bn_gamma_init": config.bn_gamma_init}
+    run_stream(model, data, parts, settings, run_dir, row_prefix,
+               records.STREAM_CIFAR10_COLUMNS + ("bn_gamma_init",), resume=from_checkpoint)
     print(f"results: {run_dir / records.METRICS_FILE}")
     return run_dir
 

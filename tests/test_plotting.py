@@ -137,7 +137,7 @@ def make_stream_cifar(run_dir: Path, meta: float, n_sub=3, epochs=2) -> Path:
         for ep in range(1, epochs + 1):
             base = 55 + 5 * t + (5 if meta > 0 else 0)
             rows.append({"lr": 1e-4, "mbs": 64, "meta": meta, "task_order": t,
-                         "tsk": f"sub_CIFAR10_{t}/{n_sub}", "epoch": ep, "acc_tr_sub": base + 15, "acc_tr": base + 3,
+                         "tsk": f"CIFAR10_{t}/{n_sub}", "epoch": ep, "acc_tr_sub": base + 15, "acc_tr": base + 3,
                          "acc_test": base + ep})
     write_rows(run_dir / METRICS_FILE, STREAM_CIFAR10_COLUMNS, rows)
     save_config(run_dir, {"experiment": "stream_cifar10", "meta": meta, "seed": 0})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -431,8 +432,12 @@ def test_cifar_resume_reproduces_the_csv(tmp_path):
     _crash_then_resume(cifar_main.run, config, full, crash, crash_after=3)
     text = (full / records.METRICS_FILE).read_text()
     assert len(text.splitlines()) == 5
-    assert text.splitlines()[0] == ",".join(records.STREAM_CIFAR10_COLUMNS + flip_columns(9))
+    assert text.splitlines()[0] == ",".join(records.STREAM_CIFAR10_COLUMNS + ("bn_gamma_init",)
+                                             + flip_columns(9))
     assert (crash / records.METRICS_FILE).read_text() == text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["tsk"] for r in rows] == ["CIFAR10_1/2"] * 2 + ["CIFAR10_2/2"] * 2   # published
+    assert {r["bn_gamma_init"] for r in rows} == {"ones"}
     final = torch.load(full / "model_final.pt", weights_only=False)
     assert set(final) == {"model", "optimizer"}
 
@@ -458,3 +463,27 @@ def test_stream_fmnist_schema_takes_our_columns_only_after_the_published_ones():
     assert records.matches_schema(published + records.IDENTITY_COLUMNS + flip_columns(2), published)
     assert not records.matches_schema(records.IDENTITY_COLUMNS + published, published)
     assert not records.matches_schema(published + ("arch", "net"), published)
+
+
+def test_training_accuracies_use_the_training_evaluation_transform():
+    """Stream CIFAR-10 as published evaluates acc_tr and the parts' accuracies through the
+    augmenting training transform; the test set always through the clean one."""
+    from metaplastic.stream import StreamData, StreamSettings, stream_accuracies
+
+    torch.manual_seed(0)
+    x = torch.rand(40, 5)
+    y = (x[:, 0] > 0.5).long()
+    model = torch.nn.Sequential(torch.nn.Linear(5, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[-10.0, 0, 0, 0, 0], [10.0, 0, 0, 0, 0]]))
+        model[0].bias.copy_(torch.tensor([5.0, -5.0]))
+    data = StreamData("T", x, y, x.clone(), y.clone())
+    parts = torch.arange(20), torch.arange(20)
+    plain = StreamSettings(epochs_per_task=1, lr=0.1, meta=[0.0], weight_decay=0.0)
+    flipped = StreamSettings(epochs_per_task=1, lr=0.1, meta=[0.0], weight_decay=0.0,
+                             train_eval_transform=lambda t: 1 - t)   # every label wrong
+    clean = stream_accuracies(model, data, *parts, plain)
+    augmented = stream_accuracies(model, data, *parts, flipped)
+    assert clean["acc_tr"] == 100.0 and clean["acc_test"] == 100.0
+    assert augmented["acc_tr"] == 0.0 and augmented["acc_tr_sub"] == 0.0
+    assert augmented["acc_test"] == 100.0
