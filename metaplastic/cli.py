@@ -137,6 +137,47 @@ def positive_float(text: str) -> float:
     return value
 
 
+def published_bool(text: str) -> bool:
+    """The published scripts' ``type=bool`` flags: Python's bool(text), so every non-empty
+    value is true ('--save False' too) and only an empty string is false."""
+    return bool(text)
+
+
+def add_save_argument(group, help: str) -> None:
+    """--save [VALUE], the published ``--save`` (type=bool): a value parses as the published
+    boolean (:func:`published_bool`); the flag alone is true."""
+    group.add_argument("--save", nargs="?", const=True, default=False, type=published_bool,
+                       metavar="VALUE",
+                       help=help + "; a VALUE reads as the published scripts' bool(VALUE): "
+                                   "every non-empty value, 'False' too, is true")
+
+
+BEAKER_FLAGS = ("--beaker", "--fb", "--n-bk", "--ratios", "--areas")
+
+
+def add_beaker_arguments(parser: argparse.ArgumentParser, areas: bool = True) -> None:
+    """The published parsers' Benna-Fusi "beaker" optimizer flags, with their defaults: parsed
+    so that a published command line reads, refused by :func:`refuse_beaker` when --beaker is
+    on (not implemented here; the other four are ignored without it, as published)."""
+    g = parser.add_argument_group("Benna-Fusi beaker optimizer (published flags, not implemented)")
+    g.add_argument("--beaker", action="store_true",
+                   help="refused: the published beaker optimizer is not implemented here")
+    g.add_argument("--fb", type=float, default=5e-3, help="beaker feedback (unused)")
+    g.add_argument("--n-bk", type=int, default=4, help="number of beakers (unused)")
+    g.add_argument("--ratios", nargs="+", type=float, default=[1e-2, 1e-3, 1e-4, 1e-5],
+                   help="pipes between beakers (unused)")
+    if areas:
+        g.add_argument("--areas", nargs="+", type=float, default=[1, 2, 4, 8],
+                       help="beaker areas (unused)")
+
+
+def refuse_beaker(args) -> None:
+    if getattr(args, "beaker", False):
+        raise ConfigError("--beaker: the published Benna-Fusi beaker optimizer is not "
+                          "implemented here (README, 'Faithfulness'); --fb, --n-bk, --ratios and "
+                          "--areas are accepted and, as published without --beaker, unused")
+
+
 def fraction(text: str) -> float:
     """A number in [0, 1) (e.g. a dropout probability)."""
     value = float(text)
@@ -154,7 +195,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str,
     g = parser.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0, help="seed of every random draw")
     g.add_argument("--device", default="auto",
-                   help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
+                   help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N, or N (the "
+                        "published meaning: CUDA device N, the CPU where there is no GPU)")
     now = str(default_data_root()).replace("%", "%%")
     g.add_argument("--data-root", type=Path, default=None,
                    help=f"dataset folder (default: $METAPLASTIC_DATA or ./data; now {now})")

@@ -96,7 +96,19 @@ def cpu_fallback_warning() -> str | None:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA when available, else CPU (with a warning on stderr when a GPU seems
-    present but unusable); an unavailable explicit device is refused."""
+    present but unusable); an integer N is the published scripts' --device: CUDA device N
+    where CUDA is available, else the CPU (said on stderr); an unavailable explicit device is
+    refused."""
+    if name is not None and str(name).strip().isdigit():
+        index = int(name)
+        if not torch.cuda.is_available():
+            print(f"--device {index}: no CUDA GPU here; running on the CPU (as the published "
+                  "scripts do)", file=sys.stderr, flush=True)
+            return torch.device("cpu")
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {index}: this machine has {torch.cuda.device_count()} "
+                              "CUDA device(s), numbered from 0")
+        return torch.device(f"cuda:{index}")
     if name in (None, "", "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")

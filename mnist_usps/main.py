@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metaplastic import fast, faithfulness
-from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_from,
-                             main_guard, non_negative_float, per_seed, positive_float,
+from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
+                             config_from,
+                             main_guard, neutral, non_negative_float, per_seed, positive_float,
                              positive_int, print_config)
 from metaplastic.rundir import set_up_run, start_run_directory
 from metaplastic.sequence import run_sequence
@@ -53,6 +54,7 @@ class MnistUspsConfig(RunOptions):
     mnist_train_samples: int = TRAIN_WINDOW["MNIST"]
     usps_train_samples: int = TRAIN_WINDOW["USPS"]
     train_windows: dict = per_seed(default_factory=dict)  # filled at run time: name -> [start, size]
+    des: str = neutral("")   # the published --des: a description of the run, recorded
     experiment: str = EXPERIMENT
 
     @property
@@ -92,6 +94,10 @@ def build_parser() -> ArgumentParser:
                    help="size of the random contiguous MNIST training window")
     g.add_argument("--usps-train-samples", type=positive_int, default=TRAIN_WINDOW["USPS"],
                    help="size of the random contiguous USPS training window")
+    g = p.add_argument_group("outputs")
+    g.add_argument("--des", default="", help="a description of the run (recorded in config.json; "
+                                            "the published script appends it to its folder name)")
+    add_save_argument(g, "accepted as published (the results are always written here)")
     add_run_arguments(p, EXPERIMENT)
     return p
 

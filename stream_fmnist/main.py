@@ -29,7 +29,8 @@ from pathlib import Path
 
 from metaplastic import faithfulness, fast
 from metaplastic import records
-from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, config_from,
+from metaplastic.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_run_arguments,
+                             add_save_argument, config_from, refuse_beaker,
                              main_guard, neutral, non_negative_float, positive_int)
 from metaplastic.optim import check_meta, expand_meta
 from metaplastic.rundir import set_up_run, start_run_directory
@@ -49,9 +50,9 @@ class StreamFmnistConfig(RunOptions):
     task: str = "FMNIST"
     hidden_layers: list = field(default_factory=lambda: [1024, 1024])
     lr: float = 0.005
-    decay: float = 1e-7
+    decay: float = 0.0                 # the published parser's defaults (its commands give 1e-7)
     meta: list = field(default_factory=lambda: [0.0])
-    epochs_per_task: int = 20
+    epochs_per_task: int = 5
     nb_subset: int = 1
     mbs: int = 100
     init: str = "uniform"
@@ -70,16 +71,17 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--task", choices=TASKS, default="FMNIST", help="dataset")
     g.add_argument("--hidden-layers", nargs="+", type=positive_int, default=[1024, 1024],
                    help="hidden layer sizes")
-    g.add_argument("--decay", type=non_negative_float, default=1e-7,
-                   help="L2 weight decay")
-    g.add_argument("--save", action="store_true",
-                   help="also write model_final.pt (model and optimizer) at the end")
-    add_stream_arguments(p, lr=0.005, mbs=100, epochs_per_task=20, eval_batch=10_000)
+    g.add_argument("--decay", type=non_negative_float, default=0.0,
+                   help="L2 weight decay (the published Fig. 4a commands give 1e-7)")
+    add_save_argument(g, "also write model_final.pt (model and optimizer) at the end")
+    add_stream_arguments(p, lr=0.005, mbs=100, epochs_per_task=5, eval_batch=10_000)
+    add_beaker_arguments(p, areas=False)   # the published stream parser has no --areas
     add_run_arguments(p, EXPERIMENT)
     return p
 
 
 def config_from_args(args) -> StreamFmnistConfig:
+    refuse_beaker(args)
     check_meta(args.meta, len(args.hidden_layers) + 1)
     return config_from(args, StreamFmnistConfig)
 

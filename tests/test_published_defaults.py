@@ -66,3 +66,15 @@ def test_sign_switch_published_samples():
     params = inspect.signature(sign_switch.sign_switch_analysis).parameters
     assert params["samples"].default == sign_switch.PUBLISHED_SAMPLES
     assert (params["n_bins"].default, params["runs"].default) == (15, 100)
+
+
+def test_stream_fmnist_defaults_are_the_published_parsers():
+    """The published stream FMNIST parser: --epochs-per-task 5, --decay 0.0, --hidden-layers
+    1024 1024, --lr 0.005, --mbs 100, --nb-subset 1, --meta 0.0, --init uniform, --init-width
+    0.1, --task FMNIST (its commands give --decay 1e-7 --epochs-per-task 20 explicitly)."""
+    from stream_fmnist.main import build_parser, config_from_args
+
+    c = config_from_args(build_parser().parse_args([]))
+    assert (c.epochs_per_task, c.decay, c.hidden_layers, c.lr, c.mbs, c.nb_subset, c.meta,
+            c.init, c.init_width, c.task) == (5, 0.0, [1024, 1024], 0.005, 100, 1, [0.0],
+                                             "uniform", 0.1, "FMNIST")
