@@ -51,6 +51,21 @@ def md5_file(path: str | os.PathLike[str]) -> str:
     return file_digest(path, "md5")
 
 
+def open_append(path: str | os.PathLike[str], text: bool = True):
+    """``path`` opened for appending, created if missing, never through a symbolic link
+    (O_NOFOLLOW: a link named ``path`` is refused with a FileWriteError)."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o666)   # the umask applies
+    except OSError as exc:
+        if path.is_symlink():
+            raise FileWriteError(f"{path} is a symbolic link; refusing to write through it "
+                                 "(a run folder's files must be its own)") from None
+        raise FileWriteError(f"cannot open {path} for appending: {exc.strerror or exc}") from None
+    return os.fdopen(fd, "a" if text else "ab", newline="" if text else None)
+
+
 def fsync_directory(folder: str | os.PathLike[str]) -> None:
     """Flush a directory entry to disk where the platform allows it (best effort)."""
     try:

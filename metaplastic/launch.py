@@ -20,12 +20,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
-from metaplastic import paper, published
+from metaplastic import paper, published, runlock
 from metaplastic.errors import ConfigError
+from metaplastic.fileio import open_append
 
 FINISHED_FILE = "finished.json"
 LOG_FILE = "log.txt"
-LOCK_FILE = ".lock"
+LOCK_FILE = runlock.LOCK_FILE
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -113,33 +114,14 @@ def mark_finished(job: Job, seconds: float, resumed: bool = False) -> None:
 
 
 def _lock(run_dir: Path):
-    """An open, exclusively locked ``.lock`` file in ``run_dir``, or None if another process
-    holds it (the lock lives as long as any process holding the file open)."""
-    import fcntl
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(run_dir / LOCK_FILE, "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        return None
-    return handle
+    """The run folder's lock (:func:`metaplastic.runlock.try_acquire`), or None if another
+    process holds it."""
+    return runlock.try_acquire(run_dir, command="reproduce.py (launching main.py)")
 
 
 def is_running(run_dir: Path) -> bool:
-    """Whether some process holds the run folder's lock now (a launch is running it)."""
-    import fcntl
-
-    if not (Path(run_dir) / LOCK_FILE).is_file():
-        return False
-    with open(Path(run_dir) / LOCK_FILE) as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
+    """Whether some process holds the run folder's lock now (a launch or a main.py runs it)."""
+    return runlock.is_held(run_dir)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -174,12 +156,13 @@ def start(job: Job, threads: int, data_root: str | None = None):
         handle.close()
         return None
     argv = job.argv(data_root=data_root)
-    with open(job.run_dir / LOG_FILE, "a") as log_file:
+    with open_append(job.run_dir / LOG_FILE) as log_file:
         log_file.write(f"\n# {datetime.now().isoformat(timespec='seconds')} {shlex.join(argv)}\n")
         log_file.flush()
-        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
-                                env=child_environment(threads), cwd=REPO_ROOT,
-                                pass_fds=(handle.fileno(),), preexec_fn=_die_with_parent)
+        env = child_environment(threads) | {runlock.LOCK_FD_ENV: str(handle.fileno())}
+        proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                cwd=REPO_ROOT, pass_fds=(handle.fileno(),),
+                                preexec_fn=_die_with_parent)
     return proc, handle
 
 

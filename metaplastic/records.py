@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from metaplastic.errors import MetaplasticError
-from metaplastic.fileio import write_atomic
+from metaplastic.fileio import open_append, write_atomic
 
 METRICS_FILE = "metrics.csv"
 CONFIG_FILE = "config.json"
@@ -134,7 +134,7 @@ class CsvRecorder:
         extra = [k for k in row if k not in self.columns and k not in self.dropped]
         if missing or extra:
             raise RecordError(f"row for {self.path.name}: missing {missing}, unexpected {extra}")
-        with open(self.path, "a", newline="") as f:
+        with open_append(self.path) as f:
             csv.writer(f).writerow([_format(row[c]) for c in self.columns])
             f.flush()
             os.fsync(f.fileno())
@@ -214,10 +214,22 @@ def save_config(run_dir: str | os.PathLike, config: Mapping[str, object]) -> Pat
 
 
 def load_config(run_dir: str | os.PathLike) -> dict:
+    """The run's config.json as a dict ({} where there is none); RecordError where it is not
+    a readable JSON object (malformed, not UTF-8, a list, null, a symbolic link)."""
     path = Path(run_dir) / CONFIG_FILE
+    if path.is_symlink():
+        raise RecordError(f"{path} is a symbolic link; a run folder's files must be its own")
     if not path.is_file():
         return {}
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RecordError(f"{path} is not a readable config.json ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(config, dict):
+        raise RecordError(f"{path} holds {type(config).__name__}, not a configuration (a JSON "
+                          "object)")
+    return config
 
 
 def write_atomic_text(path: Path, text: str) -> None:

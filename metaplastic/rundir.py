@@ -1,17 +1,25 @@
-"""A run folder's life: every check before anything is written, then config.json.
+"""A run folder's life: its lock, every check before anything is written, then config.json.
 
-:func:`open_run_dir` runs the checks first and writes config.json only after all pass: a new
-run refuses a folder that already holds one; ``--resume`` refuses a configuration that differs
-from the saved one in any field that changes results (naming the fields), verifies the
-checkpoint (:mod:`metaplastic.checkpoint`), and resumes a run killed before its first checkpoint
-from the start.
+:func:`open_run_dir` takes the folder's lock (:mod:`metaplastic.runlock`: one writer per run
+folder, whoever started it), runs the checks and writes config.json only after all pass:
+
+- a new run refuses a folder that already holds one (a config.json, readable or not, a
+  checkpoint or metrics rows);
+- every file of the run must be a regular file of the folder, never a symbolic link;
+- ``--resume`` takes the checkpoint as the source of truth: the configuration it holds (the
+  config.json of the run, embedded in every checkpoint) is compared with the flags, also where
+  config.json is missing, empty or unreadable, and a config.json that disagrees with its
+  checkpoint is refused; fields that change results must match (naming them);
+- rows without a checkpoint are never deleted: ``--resume`` of a folder whose metrics.csv has
+  rows but whose checkpoint is missing is refused (a run killed in its first epoch, with a
+  header only, starts again from the beginning).
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from metaplastic import published, records
+from metaplastic import published, records, runlock
 from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from metaplastic.errors import ConfigError, MetaplasticError
 
@@ -44,10 +52,61 @@ def field_defaults(config) -> dict:
     return out
 
 
+#: the files a run folder may hold (all must be regular files, never symbolic links)
+RUN_FILES = (records.METRICS_FILE, records.CONFIG_FILE, CHECKPOINT_FILE,
+             CHECKPOINT_FILE + ".sha256", records.HIDDEN_HIST_FILE, records.SIGN_SWITCH_FILE,
+             "model_final.pt", "log.txt", "finished.json", runlock.LOCK_FILE)
+
+#: the folder locks this process holds (kept for the process's life: a run resumed in the same
+#: process, as tests do, keeps its lock)
+_HELD: dict[Path, runlock.RunLock] = {}
+
+
+def lock_run_dir(run_dir: Path) -> None:
+    """Hold ``run_dir``'s lock for the rest of this process, or refuse (RunFolderBusy)."""
+    key = Path(run_dir).resolve()
+    if key not in _HELD:
+        _HELD[key] = runlock.acquire(run_dir)
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Refuse a run folder whose files are symbolic links or not regular files."""
+    for name in RUN_FILES:
+        path = Path(run_dir) / name
+        if path.is_symlink():
+            raise runlock.UnsafeRunFile(f"{path} is a symbolic link; a run folder's files must "
+                                        "be its own (copy the file in, or remove the link)")
+        if path.exists() and not path.is_file():
+            raise runlock.UnsafeRunFile(f"{path} is not a regular file")
+
+
+def data_rows(path: Path) -> int:
+    """The number of rows after the header of a CSV (0 for a missing or empty file)."""
+    if not path.is_file():
+        return 0
+    with open(path, "rb") as f:
+        lines = [line for line in f.read().split(b"\n") if line.strip()]
+    return max(len(lines) - 1, 0)
+
+
+def check_rows(path: Path, rows: int | None, checkpoint_every: int) -> None:
+    """A resumed CSV must hold the checkpoint's ``rows``, and at most the rows of the epochs run
+    after it (``checkpoint_every`` - 1, plus one written before a crash cut its checkpoint)."""
+    if rows is None:
+        return
+    found = data_rows(path)
+    if found < rows or found > rows + checkpoint_every:
+        raise MetaplasticError(
+            f"--resume: {path} has {found} rows but its checkpoint says {rows} were written"
+            + (" (rows were deleted or the file replaced)" if found < rows else
+               f" and at most {checkpoint_every} more can follow it")
+            + "; nothing was changed")
+
+
 def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
-    """Check, then create the folder and write config.json. Returns whether to continue from a
-    checkpoint (False: start from the beginning, also for a ``--resume`` of a run killed
-    before its first checkpoint)."""
+    """Lock, check, then create the folder and write config.json. Returns whether to continue
+    from a checkpoint (False: start from the beginning, also for a ``--resume`` of a run killed
+    before its first row)."""
     from metaplastic.cli import config_dict, config_marks, environment_summary
 
     marks = config_marks(config)
@@ -58,37 +117,74 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     metrics = run_dir / records.METRICS_FILE
     if run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--out-dir {run_dir} is a file, not a folder")
-    saved = records.load_config(run_dir) if (run_dir / records.CONFIG_FILE).is_file() else {}
-    started = bool(saved) or checkpoint.is_file() or (metrics.is_file() and metrics.stat().st_size)
+    lock_run_dir(run_dir)
+    check_run_files(run_dir)
+    config_file = run_dir / records.CONFIG_FILE
+    rows = data_rows(metrics)
+    started = config_file.exists() or checkpoint.is_file() or rows > 0
     if not resume and started:
         raise MetaplasticError(f"{run_dir} already holds a run; pass --resume to continue it, or "
                                "choose another --out-dir")
     if resume and not started:
         raise MetaplasticError(f"--resume: no run in {run_dir} (no config.json, no checkpoint)")
-    if resume and saved:
-        defaults |= published.older_run_defaults(saved)
-        differing = differing_fields(saved, config, set(marks["result_neutral"]), defaults)
-        if differing:
-            details = "; ".join(f"{k}: {saved.get(k, defaults.get(k))!r} -> {config.get(k)!r}"
-                                for k in differing)
-            raise ConfigError(f"--resume with other settings than the run in {run_dir} "
-                              f"({details}); resume with the original flags or start a new "
-                              "--out-dir. Nothing was changed.")
     from_checkpoint = resume and checkpoint.is_file()
-    if from_checkpoint:
-        load_checkpoint(checkpoint)  # verify before writing anything
+    state = load_checkpoint(checkpoint) if from_checkpoint else None  # verified before writing
+    if resume and not from_checkpoint and rows > 0:
+        raise MetaplasticError(
+            f"--resume: {metrics} has {rows} rows but {run_dir} has no {CHECKPOINT_FILE} to "
+            "continue them from; nothing was changed. To start this run over, delete "
+            f"{metrics.name}, config.json and hidden_weight_hist.csv from the folder (or "
+            "choose another --out-dir)")
+    if state is not None:
+        check_rows(metrics, state.get("position", {}).get("rows"),
+                   int(config.get("checkpoint_every") or 1))
+    if resume:
+        saved = _saved_config(config_file, state)
+        if saved:
+            defaults |= published.older_run_defaults(saved)
+            differing = differing_fields(saved, config, set(marks["result_neutral"]), defaults)
+            if differing:
+                details = "; ".join(f"{k}: {saved.get(k, defaults.get(k))!r} -> "
+                                    f"{config.get(k)!r}" for k in differing)
+                raise ConfigError(f"--resume with other settings than the run in {run_dir} "
+                                  f"({details}); resume with the original flags or start a new "
+                                  "--out-dir. Nothing was changed.")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MetaplasticError(f"cannot create the run folder {run_dir}: {exc.strerror or exc}") from None
     if resume and not from_checkpoint:
-        print(f"--resume: {run_dir} has no checkpoint yet (the run stopped in its first epoch); "
-              "starting it from the beginning")
+        print(f"--resume: {run_dir} has no checkpoint and no rows yet (the run stopped in its "
+              "first epoch); starting it from the beginning")
         for leftover in (metrics, run_dir / records.HIDDEN_HIST_FILE):
             if leftover.is_file():
                 leftover.unlink()
     records.save_config(run_dir, config | marks | {"environment": environment_summary()})
     return from_checkpoint
+
+
+def _saved_config(config_file: Path, state: dict | None) -> dict:
+    """The configuration a resumed run was started with: the checkpoint's copy where there is
+    one (config.json must then agree with it in every field that changes results), else
+    config.json's."""
+    try:
+        on_disk = records.load_config(config_file.parent)
+    except records.RecordError as exc:
+        if state is None or not state.get("config"):
+            raise ConfigError(f"--resume: {exc}; without a checkpoint holding the "
+                              "configuration the run cannot be checked") from None
+        print(f"note: {exc}; the configuration is taken from the checkpoint")
+        on_disk = {}
+    held = (state or {}).get("config") or {}
+    if held and on_disk:
+        neutral = set(held.get("result_neutral", []))
+        differing = differing_fields(held, on_disk, neutral)
+        if differing:
+            raise ConfigError(
+                f"--resume: {config_file} disagrees with the checkpoint beside it in "
+                f"{', '.join(differing)} (a config.json copied or edited from another run?); "
+                "nothing was changed")
+    return held or on_disk
 
 
 def set_up_run(config, experiment: str, resume: bool, show_config: bool = True):

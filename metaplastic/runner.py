@@ -93,6 +93,7 @@ def run_phases(model: nn.Module, phases: Sequence[Phase], hooks: Hooks, settings
                                    added_later=records.VERSION_COLUMNS)
     columns = recorder.columns
     checkpoint_path = run_dir / CHECKPOINT_FILE
+    run_config = _run_config(run_dir)   # embedded in every checkpoint (rundir: source of truth)
     pos, optimizer = Position(), None
     if resume:
         pos, optimizer = _restore(checkpoint_path, model, hooks, generator)
@@ -159,7 +160,8 @@ def run_phases(model: nn.Module, phases: Sequence[Phase], hooks: Hooks, settings
                     hooks.on_phase_end(p, inputs(p), phase.labels)
                 pos.phase, pos.epoch = p + 1, 0
             if pos.epoch == 0 or epoch % settings.checkpoint_every == 0:
-                _save(checkpoint_path, model, optimizer, generator, pos, hooks, row_prefix)
+                _save(checkpoint_path, model, optimizer, generator, pos, hooks, row_prefix,
+                      run_config)
             done = time.perf_counter()
             log(hooks.summary(row, loss) + f" | {done - started:.1f}s (train "
                 f"{trained - started:.1f}, eval {evaluated - trained:.1f}, phase end + "
@@ -171,7 +173,15 @@ def run_phases(model: nn.Module, phases: Sequence[Phase], hooks: Hooks, settings
     return written, optimizer
 
 
-def _save(path, model, optimizer, generator, pos, hooks, row_prefix) -> None:
+def _run_config(run_dir: Path) -> dict | None:
+    """The run's config.json (written before training starts), kept in each checkpoint."""
+    try:
+        return records.load_config(run_dir) or None
+    except records.RecordError:
+        return None
+
+
+def _save(path, model, optimizer, generator, pos, hooks, row_prefix, config=None) -> None:
     device = next(model.parameters()).device
     state = {
         "model": model.state_dict(),
@@ -181,6 +191,7 @@ def _save(path, model, optimizer, generator, pos, hooks, row_prefix) -> None:
         "position": {"phase": pos.phase, "epoch": pos.epoch, "rows": pos.rows},
         "state": {name: obj.state_dict() for name, obj in hooks.state.items()},
         "row_prefix": row_prefix,
+        "config": config,
     }
     if device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(device)

@@ -1,0 +1,175 @@
+"""The run store under faults (docs/RELIABILITY.md): one writer per run folder, the checkpoint as
+the source of truth of a resumed run, no file written or read through a symbolic link. Each case
+makes the fault in a copy of a real run folder (a continual-learning run stopped after its first
+epoch), runs the real command line, and checks the exit status, the one-line message and that
+every file the command did not own is byte-identical afterwards."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DATA_ROOT, REPO, needs_data
+
+from metaplastic import runlock
+from metaplastic.rundir import RUN_FILES
+
+pytestmark = [pytest.mark.slow, needs_data("MNIST")]
+
+FLAGS = ["--hidden-layers", "8", "--epochs-per-task", "1", "--task-sequence", "pMNIST", "pMNIST",
+         "--meta", "0.0", "--impl", "reference", "--seed", "2", "--no-progress",
+         "--data-root", str(DATA_ROOT)]
+
+
+def main(argv):
+    from continual_learning.main import main as continual_main
+
+    return continual_main(argv)
+
+
+@pytest.fixture(scope="module")
+def stopped_run(tmp_path_factory) -> Path:
+    """A run of two tasks stopped after its first epoch: config.json, a checkpoint, one row."""
+    from continual_learning.main import build_parser, run
+    from metaplastic.continual import config_from_args
+    from metaplastic.runner import SimulatedCrash
+
+    out = tmp_path_factory.mktemp("store") / "stopped"
+    config = config_from_args(build_parser().parse_args(FLAGS + ["--out-dir", str(out)]))
+    with pytest.raises(SimulatedCrash):
+        run(config, progress=False, stop_after_epochs=1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("store") / "whole"
+    assert main(FLAGS + ["--out-dir", str(out)]) == 0
+    return (out / "metrics.csv").read_text()
+
+
+def copy_of(run: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(run, target, ignore=shutil.ignore_patterns(".lock"))
+    return target
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()
+            if p.is_file() and not p.is_symlink() and p.name != runlock.LOCK_FILE}
+
+
+def resume(run: Path, *extra) -> int:
+    return main(FLAGS + ["--out-dir", str(run), "--resume", *extra])
+
+
+def test_the_stopped_run_resumes_to_the_uninterrupted_csv(stopped_run, uninterrupted, tmp_path):
+    run = copy_of(stopped_run, tmp_path)
+    assert resume(run) == 0
+    assert (run / "metrics.csv").read_text() == uninterrupted
+
+
+def test_a_second_writer_is_refused_naming_the_holder(stopped_run, tmp_path, capsys):
+    run = copy_of(stopped_run, tmp_path)
+    before = snapshot(run)
+    holder = runlock.acquire(run)             # another writer (its own open file)
+    try:
+        assert resume(run) == 2
+        err = capsys.readouterr().err
+        assert "is being written by process" in err and str(os.getpid()) in err
+        assert err.count("\n") == 1           # one line
+        assert snapshot(run) == before
+    finally:
+        holder.close()
+
+
+def test_a_second_process_is_refused_while_the_first_holds_the_folder(stopped_run, tmp_path):
+    run = copy_of(stopped_run, tmp_path)
+    holder = runlock.acquire(run)
+    try:
+        proc = subprocess.run([sys.executable, str(REPO / "continual_learning" / "main.py"),
+                               *FLAGS, "--out-dir", str(run), "--resume"], capture_output=True,
+                              text=True, cwd=REPO, timeout=300,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    finally:
+        holder.close()
+    assert proc.returncode == 2 and "one writer per run folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not runlock.is_held(run)
+
+
+@pytest.mark.parametrize("content", [None, b"{}", b"[]", b"null", b"{bad", b'"str"',
+                                     b"\xff\xfe"])
+def test_config_json_missing_or_broken_is_replaced_by_the_checkpoints(
+        stopped_run, uninterrupted, tmp_path, content, capsys):
+    run = copy_of(stopped_run, tmp_path)
+    if content is None:
+        (run / "config.json").unlink()
+    else:
+        (run / "config.json").write_bytes(content)
+    before = snapshot(run)
+    # other settings than the run's: refused by the checkpoint's configuration
+    assert resume(run, "--meta", "1.35") == 2
+    assert "other settings than the run" in capsys.readouterr().err
+    assert snapshot(run) == before
+    # the run's own: resumed, and config.json is the run's again
+    assert resume(run) == 0
+    assert (run / "metrics.csv").read_text() == uninterrupted
+    assert json.loads((run / "config.json").read_text())["meta"] == [0.0]
+
+
+def test_a_config_json_from_another_run_is_refused(stopped_run, tmp_path, capsys):
+    run = copy_of(stopped_run, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    config["meta"] = [1.5]
+    (run / "config.json").write_text(json.dumps(config))
+    before = snapshot(run)
+    assert resume(run, "--meta", "1.5") == 2
+    assert "disagrees with the checkpoint" in capsys.readouterr().err
+    assert snapshot(run) == before
+
+
+def test_rows_without_a_checkpoint_are_never_deleted(stopped_run, tmp_path, capsys):
+    run = copy_of(stopped_run, tmp_path)
+    for name in ("checkpoint.pt", "checkpoint.pt.sha256"):
+        (run / name).unlink()
+    before = snapshot(run)
+    assert resume(run) == 2
+    err = capsys.readouterr().err
+    assert "has 1 rows but" in err and "nothing was changed" in err
+    assert snapshot(run) == before
+
+
+def test_a_csv_shorter_than_its_checkpoint_is_refused(stopped_run, tmp_path, capsys):
+    run = copy_of(stopped_run, tmp_path)
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    (run / "metrics.csv").write_text(header + "\n")
+    before = snapshot(run)
+    assert resume(run) == 2
+    assert "has 0 rows but its checkpoint says 1" in capsys.readouterr().err
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("name", ["metrics.csv", ".lock", "config.json", "log.txt"])
+def test_a_symbolic_link_in_the_run_folder_is_refused_and_its_target_untouched(
+        stopped_run, tmp_path, capsys, name):
+    run = copy_of(stopped_run, tmp_path)
+    target = tmp_path / "elsewhere.txt"
+    if (run / name).exists():
+        shutil.move(run / name, target)
+    else:
+        target.write_text("someone else's file\n")
+    (run / name).symlink_to(target)
+    kept = target.read_bytes()
+    assert resume(run) == 2
+    assert "symbolic link" in capsys.readouterr().err
+    assert target.read_bytes() == kept
+
+
+def test_every_run_file_is_checked():
+    assert {"metrics.csv", "config.json", "checkpoint.pt", "log.txt", ".lock",
+            "finished.json"} <= set(RUN_FILES)
