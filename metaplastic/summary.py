@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from metaplastic import paper, published
-from metaplastic.errors import ConfigError
+from metaplastic import paper, published, records
+from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.launch import FINISHED_FILE, run_folder
 
 
@@ -30,6 +30,7 @@ class Row:
     unfinished: int                  # seeds started but not finished (not in the statistics)
     columns: list[str]               # per-task column names ("task 1", ..., "mean")
     values: list[list[float]]        # per seed, per column
+    excluded: int = 0                # finished seeds left out (summary.run_problem)
 
 
 def final_accuracies(csv_path: Path) -> tuple[list[str], list[float]]:
@@ -53,6 +54,85 @@ def final_accuracies(csv_path: Path) -> tuple[list[str], list[float]]:
     return names, [float(last[k]) for k in names]
 
 
+def expected_config(run: paper.PaperRun, scale: str, seed: int) -> tuple[dict, set, dict]:
+    """What a seed folder of ``run`` must hold in config.json: (the configuration its command
+    line makes, the fields that do not change results or differ per seed, the defaults)."""
+    import importlib
+
+    from metaplastic.cli import config_dict, config_marks
+    from metaplastic.rundir import field_defaults
+
+    module = importlib.import_module(f"{run.experiment}.main")
+    args = module.build_parser().parse_args([*paper.scaled(run, scale), "--seed", str(seed)])
+    if hasattr(module, "config_from_args"):
+        config = module.config_from_args(args)
+    else:
+        from metaplastic.continual import config_from_args
+
+        config = config_from_args(args)
+    marks = config_marks(config)
+    return (config_dict(config), set(marks["result_neutral"]) | set(marks["per_seed"]),
+            field_defaults(config))
+
+
+def expected_rows(config: dict) -> int | None:
+    """The rows of a finished run's metrics.csv, from its configuration (None: not known)."""
+    experiment, epochs = config.get("experiment"), config.get("epochs_per_task")
+    if not isinstance(epochs, int):
+        return None
+    if experiment in ("continual_learning", "cifar_features"):
+        tasks = 0
+        for name in config.get("task_sequence", []):
+            match = re.fullmatch(r"cifar100-(\d+)", str(name))
+            tasks += int(match.group(1)) if match else 1
+        return epochs * (1 if config.get("interleaved") else tasks)
+    if experiment == "mnist_usps":
+        return epochs * len(config.get("task_sequence", [])) + 1   # + the untrained row
+    if experiment in ("stream_fmnist", "stream_cifar10"):
+        return epochs * int(config.get("nb_subset", 1))
+    return None
+
+
+def run_problem(seed_dir: Path, run: paper.PaperRun, scale: str) -> str | None:
+    """Why the finished seed folder ``seed_dir`` cannot enter ``run``'s row (None: it can): a
+    symbolic link among its files, a config.json that is not the run's (flags, seed, published
+    version), a metrics.csv without the rows that configuration makes, or a value that is not
+    a finite number."""
+    from metaplastic.published import older_run_defaults
+    from metaplastic.rundir import RUN_FILES, data_rows, differing_fields
+
+    links = [name for name in RUN_FILES if (seed_dir / name).is_symlink()]
+    if links or seed_dir.is_symlink():
+        return f"symbolic link: {', '.join(links) or seed_dir.name}"
+    try:
+        saved = records.load_config(seed_dir)
+    except records.RecordError as exc:
+        return str(exc)
+    if not saved:
+        return "no config.json"
+    seed = int(seed_dir.name.split("-", 1)[1]) if seed_dir.name[5:].isdigit() else None
+    if seed is None:
+        return f"not a seed folder: {seed_dir.name}"
+    expected, neutral, defaults = expected_config(run, scale, seed)
+    differing = differing_fields(saved, expected, neutral, defaults | older_run_defaults(saved))
+    if differing:
+        return ("config.json is another run's: "
+                + ", ".join(f"{k} {saved.get(k, defaults.get(k))!r} (expected {expected.get(k)!r})"
+                            for k in differing))
+    rows, want = data_rows(seed_dir / "metrics.csv"), expected_rows(saved)
+    if want is not None and rows != want:
+        return f"metrics.csv has {rows} rows, the configuration makes {want}"
+    try:
+        _, values = final_accuracies(seed_dir / "metrics.csv")
+    except (OSError, ValueError, KeyError) as exc:
+        return f"metrics.csv unreadable ({type(exc).__name__})"
+    if not values:
+        return "metrics.csv has no accuracy"
+    if not all(math.isfinite(v) for v in values):
+        return "metrics.csv holds NaN or infinite accuracies"
+    return None
+
+
 def mean_std(values: Sequence[float]) -> str:
     n = len(values)
     mean = sum(values) / n
@@ -62,8 +142,12 @@ def mean_std(values: Sequence[float]) -> str:
     return f"{mean:.2f} ± {std:.2f}"
 
 
-def figure_rows(figure: paper.Figure, out: Path, scale: str) -> list[Row]:
-    """One row per configuration of ``figure`` with at least one seed under ``out``."""
+def figure_rows(figure: paper.Figure, out: Path, scale: str,
+                excluded: list | None = None) -> list[Row]:
+    """One row per configuration of ``figure`` with at least one seed under ``out``; finished
+    seeds that fail :func:`run_problem` are left out and appended to ``excluded`` as
+    (folder, reason)."""
+    excluded = [] if excluded is None else excluded
     rows, seen = [], set()
     for run in figure.runs:
         folder = run_folder(out, run, scale)
@@ -72,6 +156,10 @@ def figure_rows(figure: paper.Figure, out: Path, scale: str) -> list[Row]:
         seen.add(folder)
         seeds = sorted(folder.glob("seed-*")) if folder.is_dir() else []
         finished = [s for s in seeds if (s / FINISHED_FILE).is_file()]
+        problems = {s: run_problem(s, run, scale) for s in finished}
+        excluded += [(s, why) for s, why in problems.items() if why]
+        n_finished = len(finished)
+        finished = [s for s in finished if not problems[s]]
         columns, values = [], []
         for seed_dir in finished:
             names, vals = final_accuracies(seed_dir / "metrics.csv")
@@ -80,7 +168,8 @@ def figure_rows(figure: paper.Figure, out: Path, scale: str) -> list[Row]:
         if seeds:
             hidden = dict(paper._flag_values(paper.scaled(run, scale))).get("--hidden-layers")
             rows.append(Row(run.label, run.name, "-".join(hidden) if hidden else "",
-                            len(finished), len(seeds) - len(finished), columns, values))
+                            len(finished), len(seeds) - n_finished, columns, values,
+                            n_finished - len(finished)))
     return rows
 
 
@@ -89,7 +178,8 @@ def markdown_table(rows: Sequence[Row]) -> str:
     lines = ["| configuration | hidden | seeds | " + " | ".join(columns) + " |",
              "|---|---|---|" + "---|" * len(columns)]
     for r in rows:
-        seeds = f"{r.seeds}" + (f" (+{r.unfinished} unfinished)" if r.unfinished else "")
+        seeds = (f"{r.seeds}" + (f" (+{r.unfinished} unfinished)" if r.unfinished else "")
+                 + (f" (+{r.excluded} excluded)" if r.excluded else ""))
         cells = [mean_std([v[i] for v in r.values]) if r.values and i < len(r.columns) else "–"
                  for i in range(len(columns))]
         lines.append(f"| {r.label} | {r.hidden or '–'} | {seeds} | " + " | ".join(cells) + " |")
@@ -115,10 +205,12 @@ def csv_table(rows: Sequence[Row]) -> str:
 
 
 def finished_run_dirs(figure: paper.Figure, out: Path, scale: str) -> list[Path]:
-    """The finished seed folders of ``figure``'s runs at ``scale`` (each folder once)."""
-    folders = dict.fromkeys(run_folder(out, r, scale) for r in figure.runs)
-    return [seed for folder in folders for seed in sorted(folder.glob("seed-*"))
-            if (seed / FINISHED_FILE).is_file()]
+    """The finished seed folders of ``figure``'s runs at ``scale`` (each folder once) that
+    pass :func:`run_problem`."""
+    folders = {run_folder(out, r, scale): r for r in reversed(figure.runs)}
+    return [seed for folder, run in reversed(folders.items())
+            for seed in sorted(folder.glob("seed-*"))
+            if (seed / FINISHED_FILE).is_file() and not run_problem(seed, run, scale)]
 
 
 def draw(figure: paper.Figure, run_dirs: Sequence[Path], target: Path) -> list[Path]:
@@ -170,27 +262,48 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
     out = Path(out)
     if not out.is_dir():
         raise ConfigError(f"summarize: no folder {out} (give the --out folder of `run`)")
+    known = {f.id for f in _figures(())} | {f.id for f in paper.FIGURES}
+    unknown = [i for i in figure_ids if i not in known]
+    if unknown:
+        raise ConfigError(f"summarize: unknown figure {', '.join(unknown)}; figures: "
+                          + ", ".join(f.id for f in paper.FIGURES))
     target = Path(target) if target else out / "summary"
     written: list[Path] = []
+    excluded: list[tuple[Path, str]] = []
     for figure in _figures(figure_ids):
         for scale in scales_present(figure, out):
-            rows = figure_rows(figure, out, scale)
+            left_out: list[tuple[Path, str]] = []
+            rows = figure_rows(figure, out, scale, left_out)
+            excluded += left_out
             if not rows:
                 continue
             target.mkdir(parents=True, exist_ok=True)
             stem = f"{figure.id}_{scale}"   # ids may hold dots (fig2_v1.0.0): no with_suffix
             table = markdown_table(rows)
-            log(f"\n## {figure.title} ({scale} scale)\n\n" + table)
+            note = "".join(f"\nexcluded: {d} ({why})" for d, why in left_out)
+            log(f"\n## {figure.title} ({scale} scale)\n\n" + table + note)
             md, csv_file = target / f"{stem}.md", target / f"{stem}.csv"
             md.write_text(f"## {figure.title} ({scale} scale)\n\n"
-                          "final test accuracy (%), mean ± std over seeds\n\n" + table)
+                          "final test accuracy (%), mean ± std over seeds\n\n" + table
+                          + (note.replace("\nexcluded", "\n- excluded") + "\n" if note else ""))
             csv_file.write_text(csv_table(rows))
             written += [md, csv_file]
             written += draw(figure, finished_run_dirs(figure, out, scale),
                             target / f"{stem}.png")
+    for path in written:
+        log(f"wrote {path}")
+    if excluded:
+        raise SummaryExclusions(f"{len(excluded)} finished run(s) left out of the tables (listed "
+                                "above with the reason); the tables were written without them")
     if not written:
-        log(f"no runs of the paper's figures under {out}")
+        raise ConfigError(f"summarize: no finished runs of "
+                          f"{', '.join(figure_ids) if figure_ids else 'the paper' + chr(39) + 's figures'}"
+                          f" under {out}")
     return written
+
+
+class SummaryExclusions(MetaplasticError):
+    """Some finished runs could not enter the tables."""
 
 
 def _figures(figure_ids: Sequence[str]) -> list[paper.Figure]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib
 import json
+import shutil
 import math
 import os
 import signal
@@ -191,17 +192,25 @@ def test_a_folder_held_by_another_process_is_waited_for_not_dropped(tmp_path):
 # --------------------------------------------------------------------------- summaries
 
 
-def _write_metrics(run_dir: Path, finals: list[float], finished: bool = True) -> None:
+def _write_run(run_dir: Path, run, scale: str, finals: list[float], finished: bool = True,
+               rows: int | None = None) -> None:
+    """A seed folder of ``run`` as a finished run leaves it: the config.json its command line
+    makes, the rows that configuration makes (the last one holding ``finals``), finished.json."""
     from metaplastic import records
 
+    seed = int(run_dir.name.split("-")[1])
+    config, _, _ = summary.expected_config(run, scale, seed)
     run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    n = summary.expected_rows(config) if rows is None else rows
     columns = records.continual_columns(len(finals))
     with open(run_dir / "metrics.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
-        for epoch, scale in ((1, 0.5), (2, 1.0)):
+        for epoch in range(1, n + 1):
             row = dict.fromkeys(columns, "0")
-            row.update({f"acc_test_tsk_{i + 1}": f"{v * scale:.2f}" for i, v in enumerate(finals)})
+            row.update({f"acc_test_tsk_{i + 1}": f"{v * epoch / n:.2f}"
+                        for i, v in enumerate(finals)})
             row["epoch"] = str(epoch)
             writer.writerow(row)
     if finished:
@@ -212,11 +221,11 @@ def test_summary_is_mean_and_sample_std_over_finished_seeds(tmp_path):
     fig = paper.figure("fig4ab")
     m0, m15 = fig.run("m0.0"), fig.run("m1.5")
     base0 = tmp_path / "continual_learning" / paper.run_id(m0, "cpu")
-    _write_metrics(base0 / "seed-0", [20.0, 90.0])
-    _write_metrics(base0 / "seed-1", [30.0, 88.0])
-    _write_metrics(base0 / "seed-2", [99.0, 99.0], finished=False)   # not in the statistics
+    _write_run(base0 / "seed-0", m0, "cpu", [20.0, 90.0])
+    _write_run(base0 / "seed-1", m0, "cpu", [30.0, 88.0])
+    _write_run(base0 / "seed-2", m0, "cpu", [99.0, 99.0], finished=False)   # not in the statistics
     base15 = tmp_path / "continual_learning" / paper.run_id(m15, "cpu")
-    _write_metrics(base15 / "seed-0", [95.0, 80.0])
+    _write_run(base15 / "seed-0", m15, "cpu", [95.0, 80.0])
     rows = summary.figure_rows(fig, tmp_path, "cpu")
     assert [r.run_name for r in rows] == ["m0.0", "m1.5"]
     assert rows[0].columns == ["task 1", "task 2", "mean"]
@@ -237,11 +246,7 @@ def test_summarize_writes_tables_and_the_figure(tmp_path):
     for run in fig.runs:
         for seed in (0, 1):
             d = tmp_path / "continual_learning" / paper.run_id(run, "smoke") / f"seed-{seed}"
-            _write_metrics(d, [50.0 + seed, 60.0])
-            config = {"net": "bnn", "meta": [float(flag_values(run.flags, "--meta")[0])] * 3,
-                      "seed": seed, "task_sequence": ["MNIST", "FMNIST"],
-                      "hidden_layers": [16, 16], "epochs_per_task": 1}
-            (d / "config.json").write_text(json.dumps(config))
+            _write_run(d, run, "smoke", [50.0 + seed, 60.0])
     messages = []
     written = summary.summarize(tmp_path, ["fig4ab"], log=messages.append)
     names = sorted(p.name for p in written)
@@ -256,16 +261,59 @@ def test_fig3_summary_draws_the_hidden_size_plot_and_each_methods_tasks(tmp_path
         d = tmp_path / "continual_learning" / paper.run_id(run, "smoke") / "seed-0"
         if d.exists():      # smoke: every width is 16, four methods remain
             continue
-        _write_metrics(d, [50.0 + i for i in range(10)])
-        config = {"net": "bnn", "meta": [float(flag_values(run.flags, "--meta")[0])] * 3,
-                  "seed": 0, "task_sequence": ["pMNIST"] * 10, "hidden_layers": [16, 16],
-                  "epochs_per_task": 1, "ewc": "--ewc" in run.flags,
-                  "interleaved": "--interleaved" in run.flags}
-        (d / "config.json").write_text(json.dumps(config))
+        _write_run(d, run, "smoke", [50.0 + i for i in range(10)])
     written = summary.summarize(tmp_path, ["fig3"], log=lambda _: None)
     assert sorted(p.name for p in written) == ["fig3_smoke.csv", "fig3_smoke.md", "fig3_smoke.png",
                                                "fig3_smoke_tasks.png"]
     assert (tmp_path / "summary" / "fig3_smoke.md").read_text().count("| 54.50 |") == 4
+
+
+@pytest.mark.parametrize("fault, reason", [
+    ("truncated", "metrics.csv has 1 rows, the configuration makes 100"),
+    ("copied", "config.json is another run's: meta"),
+    ("nan", "NaN or infinite"),
+    ("symlink", "symbolic link: metrics.csv"),
+    ("broken config", "not a readable config.json"),
+])
+def test_summaries_leave_out_runs_that_are_not_what_they_claim(tmp_path, fault, reason):
+    """Copying, truncating or linking files in a run folder never changes a table silently:
+    the run is left out, named with the reason, and summarize exits with an error."""
+    fig = paper.figure("fig4ab")
+    m0, m15 = fig.run("m0.0"), fig.run("m1.5")
+    good = tmp_path / "continual_learning" / paper.run_id(m0, "cpu") / "seed-0"
+    _write_run(good, m0, "cpu", [20.0, 90.0])
+    bad = tmp_path / "continual_learning" / paper.run_id(m0, "cpu") / "seed-1"
+    if fault == "truncated":
+        _write_run(bad, m0, "cpu", [30.0, 88.0], rows=1)
+    elif fault == "copied":     # a folder copied from m = 1.5 into the m = 0 runs
+        _write_run(tmp_path / "m15" / "seed-1", m15, "cpu", [95.0, 80.0])
+        shutil.copytree(tmp_path / "m15" / "seed-1", bad)
+    else:
+        _write_run(bad, m0, "cpu", [30.0, 88.0])
+        if fault == "nan":
+            text = (bad / "metrics.csv").read_text().rsplit("\n", 2)
+            (bad / "metrics.csv").write_text(text[0] + "\n" + text[1].replace("30.00", "nan")
+                                             + "\n")
+        elif fault == "symlink":
+            (bad / "metrics.csv").rename(tmp_path / "elsewhere.csv")
+            (bad / "metrics.csv").symlink_to(tmp_path / "elsewhere.csv")
+        else:
+            (bad / "config.json").write_text("{bad")
+    messages = []
+    with pytest.raises(summary.SummaryExclusions, match="1 finished run"):
+        summary.summarize(tmp_path, ["fig4ab"], log=messages.append)
+    said = "\n".join(messages)
+    assert f"excluded: {bad}" in said and reason in said
+    table = (tmp_path / "summary" / "fig4ab_cpu.md").read_text()
+    assert "| MNIST then FMNIST, m = 0.0 | 512-512 | 1 (+1 excluded) | 20.00 | 90.00 | 55.00 |" in table
+    assert "- excluded:" in table
+
+
+def test_summarize_refuses_unknown_figures_and_empty_folders(tmp_path):
+    with pytest.raises(ConfigError, match="unknown figure fig99"):
+        summary.summarize(tmp_path, ["fig99"])
+    with pytest.raises(ConfigError, match="no finished runs"):
+        summary.summarize(tmp_path, ["fig4ab"])
 
 
 def test_scales_sharing_run_folders_are_summarized_once(tmp_path):
