@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from metaplastic import launch, paper, published, slurm, summary
-from metaplastic.cli import ArgumentParser, main_guard, positive_int
+from metaplastic.cli import ArgumentParser, main_guard, non_negative_int, positive_int
 from metaplastic.errors import ConfigError
 
 DEFAULT_OUT = Path("results") / "reproduce"
@@ -65,7 +65,7 @@ def build_parser() -> ArgumentParser:
     g.add_argument("--time", type=positive_int, default=720,
                    help="minutes per job; a job that runs out is requeued and resumes")
     g.add_argument("--cpus-per-task", type=positive_int, default=2, help="CPU cores per job")
-    g.add_argument("--gpus", type=int, default=0, help="GPUs per job")
+    g.add_argument("--gpus", type=non_negative_int, default=0, help="GPUs per job")
     g.add_argument("--mem-gb", type=positive_int, default=None,
                    help="memory per job in GB (default: the cluster's)")
     g.add_argument("--account", default=None, help="SLURM account (default: yours)")

@@ -137,6 +137,27 @@ def positive_float(text: str) -> float:
     return value
 
 
+def seed_int(text: str) -> int:
+    """A seed torch and NumPy accept: an integer in [0, 2**63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= value < 2 ** 63:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
 def published_bool(text: str) -> bool:
     """The published scripts' ``type=bool`` flags: Python's bool(text), so every non-empty
     value is true ('--save False' too) and only an empty string is false."""
@@ -193,7 +214,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str,
     from metaplastic.data_files import default_data_root
 
     g = parser.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    g.add_argument("--seed", type=seed_int, default=0, help="seed of every random draw")
     g.add_argument("--device", default="auto",
                    help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N, or N (the "
                         "published meaning: CUDA device N, the CPU where there is no GPU)")
@@ -349,6 +370,57 @@ def environment_fault(exc: BaseException) -> str | None:
     return None
 
 
+#: the run folder of this process once known (set by metaplastic.rundir.set_up_run)
+RUN_FOLDER: list[Path] = []
+
+
+def interrupted_hint(argv: Sequence[str] | None = None) -> str:
+    """What to do after Ctrl-C or SIGTERM: the exact command that continues."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    program = Path(sys.argv[0]).name
+    if program == "reproduce.py" or (argv and argv[0] in ("run", "summarize", "list")):
+        return ("interrupted; rerun the same reproduce.py command: finished runs are skipped, "
+                "the others resume from their last checkpoints")
+    if not RUN_FOLDER:
+        return "interrupted before the run started; nothing was written"
+    folder = RUN_FOLDER[-1]
+    kept = []
+    skip = False
+    for token in argv:                  # the command without its own --out-dir / --resume
+        if skip:
+            skip = False
+            continue
+        if token == "--out-dir":
+            skip = True
+            continue
+        if token.startswith("--out-dir=") or token == "--resume":
+            continue
+        kept.append(token)
+    import shlex
+
+    script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "main.py"
+    return (f"interrupted; the rows and the last checkpoint are in {folder}; continue with:\n"
+            f"  python {shlex.join([script, *kept, '--out-dir', str(folder), '--resume'])}")
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (kill, a scheduler's end of job) ends the run like Ctrl-C: with a message."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):
+        pass
+
+
 def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
     """Wrap a main(argv): expected errors print a message and exit 2, environment faults
     (unwritable paths, out of memory, a failing GPU) a message and exit 1, never a traceback
@@ -356,6 +428,7 @@ def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequenc
 
     def wrapped(argv: Sequence[str] | None = None) -> int:
         line_buffered_output()
+        _terminate_as_interrupt()
         try:
             return main(argv)
         except MetaplasticError as exc:
@@ -364,8 +437,7 @@ def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequenc
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
-            print("\ninterrupted; rerun the same command "
-                  "with --resume --out-dir <run folder> to continue from the last checkpoint", file=sys.stderr)
+            print("\n" + interrupted_hint(argv), file=sys.stderr)
             return EXIT_INTERRUPTED
         except (OSError, MemoryError, RuntimeError) as exc:
             message = environment_fault(exc)

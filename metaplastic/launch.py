@@ -52,14 +52,16 @@ class Job:
             return "started"
         return "new"
 
-    def argv(self, python: str = sys.executable, data_root: str | None = None) -> list[str]:
-        """The main.py command line; ``--resume`` when the folder holds a started run."""
+    def argv(self, python: str = sys.executable, data_root: str | None = None,
+             resume: bool | None = None) -> list[str]:
+        """The main.py command line; ``--resume`` when the folder holds a started run (or as
+        ``resume`` says)."""
         args = [python, str(REPO_ROOT / self.run.experiment / "main.py"),
                 *paper.scaled(self.run, self.scale), "--seed", str(self.seed),
                 "--out-dir", str(self.run_dir), "--no-progress"]
         if data_root:
             args += ["--data-root", str(data_root)]
-        if self.state() == "started":
+        if self.state() == "started" if resume is None else resume:
             args.append("--resume")
         return args
 
@@ -98,6 +100,9 @@ def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
                 if run_dir not in seen:
                     seen.add(run_dir)
                     jobs.append(Job(fig.id, run, seed, scale, run_dir))
+    if only and not jobs:
+        raise ConfigError(f"--only {' '.join(only)}: no such run in {', '.join(ids)}; "
+                          "`reproduce.py list` names them")
     return jobs
 
 
@@ -110,7 +115,8 @@ def mark_finished(job: Job, seconds: float, resumed: bool = False) -> None:
         {"finished": datetime.now().isoformat(timespec="seconds"), "seconds": round(seconds, 1),
          "resumed": resumed,
          "figure": job.figure, "run": job.run.name, "seed": job.seed, "scale": job.scale,
-         "command": shlex.join(job.argv(python="python"))}, indent=1) + "\n")
+         # the run's own command (a resumed launch's --resume is recorded by "resumed")
+         "command": shlex.join(job.argv(python="python", resume=False))}, indent=1) + "\n")
 
 
 def _lock(run_dir: Path):

@@ -198,6 +198,9 @@ def set_up_run(config, experiment: str, resume: bool, show_config: bool = True):
     device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
     run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, experiment, resume)
     config.out_dir = str(run_dir)
+    from metaplastic import cli
+
+    cli.RUN_FOLDER.append(run_dir)
     if show_config:
         print_config(config)
     return device, run_dir

@@ -25,9 +25,11 @@ from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, add_
                              config_from,
                              main_guard, neutral, non_negative_float, per_seed, positive_float,
                              positive_int, print_config)
+from metaplastic.errors import ConfigError
 from metaplastic.rundir import set_up_run, start_run_directory
 from metaplastic.sequence import run_sequence
-from mnist_usps.data_utils import TRAIN_WINDOW, build_tasks, check_task_names
+from mnist_usps.data_utils import (TRAIN_EVAL_BATCH_SIZE, TRAIN_WINDOW, build_tasks,
+                                   check_task_names)
 from mnist_usps.model_utils import (build_model, check_architecture, describe, row_prefix,
                                    sequence_settings)
 
@@ -106,7 +108,24 @@ def config_from_args(args) -> MnistUspsConfig:
     """Validate the flags together and build the run's config."""
     check_task_names(args.task_sequence)
     check_architecture(args.ch, args.kr, args.meta)
+    check_batch_statistics(args)
     return config_from(args, MnistUspsConfig)
+
+
+def check_batch_statistics(args) -> None:
+    """The conv net's BatchNorm normalizes with each batch's statistics: a training batch of
+    one sample cannot be normalized, nor an evaluation batch of one (the training windows are
+    evaluated in batches of TRAIN_EVAL_BATCH_SIZE)."""
+    if args.train_batch_size == 1:
+        raise ConfigError("--train-batch-size 1: batch-statistics BatchNorm cannot normalize a "
+                          "batch of one sample; use 2 or more")
+    for name in ("mnist", "usps"):
+        size = getattr(args, f"{name}_train_samples")
+        if size % TRAIN_EVAL_BATCH_SIZE == 1:
+            raise ConfigError(f"--{name}-train-samples {size}: its training-set evaluation in "
+                              f"batches of {TRAIN_EVAL_BATCH_SIZE} would end with a batch of one "
+                              "sample, which batch-statistics BatchNorm cannot normalize; choose "
+                              "another size")
 
 
 def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,

@@ -150,7 +150,8 @@ def test_a_locked_folder_is_not_run_twice(tmp_path):
 class _QuickJob(launch.Job):
     """A job whose main.py is a line of Python that leaves a mark in its folder."""
 
-    def argv(self, python: str = sys.executable, data_root: str | None = None) -> list[str]:
+    def argv(self, python: str = sys.executable, data_root: str | None = None,
+             resume: bool | None = None) -> list[str]:
         return [python, "-c", f"open({str(self.run_dir / 'ran')!r}, 'a').write('x')"]
 
 

@@ -1,0 +1,85 @@
+"""Bad input ends with one clear line and exit status 2, no traceback, nothing written
+(docs/RELIABILITY.md, cases 8 and 9); an interrupted run says how to continue it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import DATA_ROOT, REPO, needs_data
+
+from metaplastic import cli, launch, paper
+
+
+def _run(script, *args, cwd=REPO):
+    return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("continual_learning/main.py", ["--seed", "99999999999999999999"], "must be in [0, 2**63)"),
+    ("continual_learning/main.py", ["--seed", "-1"], "must be in [0, 2**63)"),
+    ("mnist_usps/main.py", ["--train-batch-size", "1"], "cannot normalize a batch of one"),
+    ("mnist_usps/main.py", ["--mnist-train-samples", "21"], "would end with a batch of one"),
+    ("reproduce.py", ["run", "fig4ab", "fig2", "--only", "nothing", "--dry-run"],
+     "--only nothing: no such run"),
+    ("reproduce.py", ["run", "fig4ab", "--executor", "slurm", "--gpus", "-1",
+                      "--print-job-script"], "must be an integer >= 0"),
+    ("reproduce.py", ["summarize", ".", "fig99"], "unknown figure fig99"),
+    ("continual_learning/main.py", ["--beaker"], "--beaker: the published Benna-Fusi"),
+])
+@pytest.mark.slow
+def test_bad_input_is_one_line_and_exit_2(tmp_path, script, args, message):
+    out = tmp_path / "out"
+    extra = [] if script == "reproduce.py" else ["--dry-run", "--out-dir", str(out)]
+    proc = _run(script, *args, *extra, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_finished_json_records_the_runs_own_command(tmp_path):
+    job = launch.plan(["fig4ab"], 1, "smoke", tmp_path)[0]
+    job.run_dir.mkdir(parents=True)
+    (job.run_dir / "config.json").write_text("{}")        # a started run: resumed by a launch
+    assert "--resume" in job.argv()
+    launch.mark_finished(job, 12.0, resumed=True)
+    record = json.loads((job.run_dir / launch.FINISHED_FILE).read_text())
+    assert record["resumed"] is True and "--resume" not in record["command"]
+
+
+def test_the_interrupted_hint_names_the_folder_and_the_command(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["continual_learning/main.py"])
+    monkeypatch.setattr(cli, "RUN_FOLDER", [])
+    assert "before the run started" in cli.interrupted_hint(["--lr", "0.1"])
+    cli.RUN_FOLDER.append(tmp_path / "run")
+    hint = cli.interrupted_hint(["--lr", "0.1", "--out-dir", "old", "--resume"])
+    assert str(tmp_path / "run") in hint
+    assert hint.endswith(f"continual_learning/main.py --lr 0.1 --out-dir {tmp_path / 'run'} "
+                         "--resume")
+    monkeypatch.setattr(sys, "argv", ["reproduce.py"])
+    assert "rerun the same reproduce.py command" in cli.interrupted_hint(["run", "fig2"])
+
+
+@needs_data("MNIST")
+@pytest.mark.slow
+def test_sigterm_ends_a_run_with_the_command_that_continues_it(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "continual_learning" / "main.py"), "--hidden-layers", "8",
+         "--epochs-per-task", "50", "--task-sequence", "MNIST", "--impl", "reference",
+         "--no-progress", "--data-root", str(DATA_ROOT), "--out-dir", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"))
+    deadline = time.time() + 240
+    while not (out / "checkpoint.pt").is_file():
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == cli.EXIT_INTERRUPTED
+    assert f"continue with:\n  python " in err and f"--out-dir {out} --resume" in err
