@@ -176,27 +176,33 @@ def add_save_argument(group, help: str) -> None:
 BEAKER_FLAGS = ("--beaker", "--fb", "--n-bk", "--ratios", "--areas")
 
 
-def add_beaker_arguments(parser: argparse.ArgumentParser, areas: bool = True) -> None:
-    """The published parsers' Benna-Fusi "beaker" optimizer flags, with their defaults: parsed
-    so that a published command line reads, refused by :func:`refuse_beaker` when --beaker is
-    on (not implemented here; the other four are ignored without it, as published)."""
-    g = parser.add_argument_group("Benna-Fusi beaker optimizer (published flags, not implemented)")
+def add_beaker_arguments(parser: argparse.ArgumentParser, areas: bool = True,
+                         refused: bool = True) -> None:
+    """The published parsers' Benna-Fusi "beaker" optimizer flags (metaplastic/beaker.py),
+    with their defaults; ``refused``: parsed so that a published command line reads, and
+    --beaker refused by :func:`refuse_beaker` (the other four are unused without it, as
+    published)."""
+    g = parser.add_argument_group("Benna-Fusi beaker optimizer (published flags)"
+                                  + (", refused here" if refused else ""))
     g.add_argument("--beaker", action="store_true",
-                   help="refused: the published beaker optimizer is not implemented here")
-    g.add_argument("--fb", type=float, default=5e-3, help="beaker feedback (unused)")
-    g.add_argument("--n-bk", type=int, default=4, help="number of beakers (unused)")
+                   help="refused here (see the note under the flags)" if refused else
+                   "train with Adam driving the first vessel of a Benna-Fusi chain, one "
+                   "optimizer for the whole sequence at the constant --lr (metaplastic/beaker.py)")
+    g.add_argument("--fb", type=float, default=5e-3,
+                   help="feedback from the last vessel to the weight")
+    g.add_argument("--n-bk", type=int, default=4, help="number of vessels")
     g.add_argument("--ratios", nargs="+", type=float, default=[1e-2, 1e-3, 1e-4, 1e-5],
-                   help="pipes between beakers (unused)")
+                   help="tubes g_k between vessel k and k+1 (the last drains to 0)")
     if areas:
-        g.add_argument("--areas", nargs="+", type=float, default=[1, 2, 4, 8],
-                       help="beaker areas (unused)")
+        g.add_argument("--areas", nargs="+", type=float, default=[1.0, 2.0, 4.0, 8.0],
+                       help="vessel areas C_k")
 
 
 def refuse_beaker(args) -> None:
     if getattr(args, "beaker", False):
-        raise ConfigError("--beaker: the published Benna-Fusi beaker optimizer is not "
-                          "implemented here (README, 'Faithfulness'); --fb, --n-bk, --ratios and "
-                          "--areas are accepted and, as published without --beaker, unused")
+        raise ConfigError("--beaker: the published stream script calls the beaker optimizer "
+                          "without --areas, which fails for --n-bk > 1; it is refused here "
+                          "(continual_learning has it)")
 
 
 def fraction(text: str) -> float:

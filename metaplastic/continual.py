@@ -13,8 +13,7 @@ import torch
 
 from metaplastic import published, records
 from metaplastic.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_save_argument,
-                             config_from, non_negative_float, positive_float, positive_int,
-                             refuse_beaker)
+                             config_from, non_negative_float, positive_float, positive_int)
 from metaplastic.consolidation import EWC, SynapticIntelligence
 from metaplastic.datasets import IMAGE_LEVELS
 from metaplastic.errors import ConfigError
@@ -75,6 +74,11 @@ class ContinualConfig(RunOptions):
     sign_switch: bool = False
     sign_switch_runs: int = 100
     sign_switch_train_samples: int = 0
+    beaker: bool = False             # the Benna-Fusi beaker optimizer (metaplastic.beaker)
+    fb: float = 5e-3
+    n_bk: int = 4
+    ratios: list = field(default_factory=lambda: [1e-2, 1e-3, 1e-4, 1e-5])
+    areas: list = field(default_factory=lambda: [1.0, 2.0, 4.0, 8.0])
     published_version: str = published.DEFAULT_VERSION
     bn_gamma_init: str = "ones"
     bn_stats: str = "batch"           # the BNN's; a DNN's is always "running"
@@ -138,14 +142,20 @@ def add_continual_arguments(p: ArgumentParser, default_tasks: list[str], task_he
     g.add_argument("--sign-switch-train-samples", type=int, default=0,
                    help="training samples for the sign-switch losses (0 = all, as published)")
     published.add_arguments(p, bn_stats=True)
-    add_beaker_arguments(p)
+    add_beaker_arguments(p, refused=False)
 
 
 def config_from_args(args, config_class=ContinualConfig, image_tasks=IMAGE_TASKS,
                      **own) -> ContinualConfig:
     """Validate the published flags together and build the run's config (``own``: the
     experiment's own fields of ``config_class``)."""
-    refuse_beaker(args)
+    if args.beaker:
+        from metaplastic.beaker import check_chain
+
+        if args.si:
+            raise ConfigError("choose one of --beaker and --si (the published script lets --si "
+                              "replace the beaker optimizer silently)")
+        check_chain(args.n_bk, args.ratios, args.areas)
     if args.rnd_consolidation and not args.ewc:
         raise ConfigError("--rnd-consolidation is a variant of EWC: add --ewc")
     if args.ewc_fisher_mean and not args.ewc:
@@ -179,7 +189,8 @@ def row_prefix(config: ContinualConfig) -> dict:
 def sequence_settings(config: ContinualConfig, progress: bool = True,
                       train_batch_size: int = 100) -> SequenceSettings:
     """The runner's settings: metaplastic Adam per task with lr * gamma^-k, or (SI as
-    published) one plain Adam; EWC / SI objects; every run option."""
+    published) one plain Adam, or (--beaker, as published) one beaker optimizer at the constant
+    lr; EWC / SI objects; every run option."""
     n_layers = len(config.hidden_layers) + 1
     ewc = (EWC(config.ewc_lambda, config.ewc_samples, config.rnd_consolidation,
                seed=config.seed, fisher_mean=config.ewc_fisher_mean) if config.ewc else None)
@@ -187,7 +198,10 @@ def sequence_settings(config: ContinualConfig, progress: bool = True,
     return SequenceSettings(
         epochs_per_task=config.epochs_per_task, lr=config.lr,
         meta=expand_meta(config.meta, n_layers), weight_decay=config.decay, gamma=config.gamma,
-        scenario=config.scenario, optimizer_per_task=not config.si, plain_adam=config.si,
+        scenario=config.scenario, optimizer_per_task=not (config.si or config.beaker),
+        plain_adam=config.si,
+        beaker=dict(n_bk=config.n_bk, ratios=config.ratios, areas=config.areas,
+                    feedback=config.fb) if config.beaker else None,
         interleaved=config.interleaved, train_batch_size=train_batch_size,
         save_hidden_weights=config.save, checkpoint_every=config.checkpoint_every,
         flip_statistics=config.flip_stats, seed=config.seed, ewc=ewc, si=si, progress=progress)

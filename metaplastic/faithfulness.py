@@ -43,12 +43,14 @@ DIFFERENCES = (
                "5000, or n - 1 for a task of n < 5000 samples",
                "--ewc-fisher-mean divides by n; --ewc-samples sets the count",
                ("continual_learning", "cifar_features")),
-    Difference("Benna-Fusi beaker optimizer",
-               "--beaker (with --fb, --n-bk, --ratios, --areas) trains with a chain of "
-               "beakers; not used by any figure",
-               "not implemented: --beaker is refused with a message; the other four flags are "
-               "accepted and unused, as published without --beaker",
-               "-", ("continual_learning", "stream_fmnist")),
+    Difference("Benna-Fusi beaker optimizer (--beaker)",
+               "continual learning: Adam on the first vessel of a chain (--n-bk, --ratios, "
+               "--areas, --fb; the metaplastic factor on the last vessel), plotting beaker "
+               "levels and saving its state every 600 steps; --si replaces it silently; "
+               "stream FMNIST: called without --areas, which fails for --n-bk > 1",
+               "the same equations (metaplastic/beaker.py), no plots or state dumps; --beaker "
+               "with --si refused; stream FMNIST: --beaker refused with a message",
+               "-", ("continual_learning", "cifar_features", "stream_fmnist")),
     Difference("Published flags of mnist_usps",
                "the script declares the continual-learning parser's --scenario, --in-size, "
                "--hidden-layers, --out-size, --gamma, --ewc, --ewc-lambda, "

@@ -20,7 +20,7 @@ from metaplastic.consolidation import EWC, SynapticIntelligence
 from metaplastic.engine import evaluate
 from metaplastic.models import layer_weight, weight_layers
 from metaplastic.norms import norm_state, using_norm_state
-from metaplastic.optim import make_optimizer
+from metaplastic.optim import make_optimizer, metaplastic_param_groups
 from metaplastic.runner import Hooks, Phase, RunSettings, run_phases
 from metaplastic.tasks import TaskData, concatenated
 
@@ -40,6 +40,7 @@ class SequenceSettings:
     scenario: str = "task"             # 'task': earlier tasks evaluated with their own norm state
     optimizer_per_task: bool = True    # continual_learning: fresh Adam state for every task
     plain_adam: bool = False           # SI as published: torch.optim.Adam, not metaplastic
+    beaker: Optional[dict] = None      # --beaker: BeakerAdam's n_bk, ratios, areas, feedback
     initial_evaluation: bool = False   # mnist_usps: an epoch-0 row before any training
     interleaved: bool = False
     save_hidden_weights: bool = False
@@ -66,10 +67,15 @@ def task_lr(settings: SequenceSettings, task_index: int) -> float:
 
 def new_optimizer(model: nn.Module, settings: SequenceSettings, task_index: int):
     """The optimizer that learns task ``task_index``: metaplastic Adam, or (SI as published)
-    torch's plain Adam with coupled weight decay."""
+    torch's plain Adam with coupled weight decay, or (--beaker) the beaker optimizer."""
     lr = task_lr(settings, task_index)
     if settings.plain_adam:
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=settings.weight_decay)
+    if settings.beaker is not None:
+        from metaplastic.beaker import BeakerAdam
+
+        return BeakerAdam(metaplastic_param_groups(model, settings.meta), lr=lr,
+                          weight_decay=settings.weight_decay, **settings.beaker)
     return make_optimizer(model, lr, settings.meta, settings.weight_decay,
                           settings.optimizer_implementation)
 

@@ -30,7 +30,7 @@ def _run(script, *args, cwd=REPO):
     ("reproduce.py", ["run", "fig4ab", "--executor", "slurm", "--gpus", "-1",
                       "--print-job-script"], "must be an integer >= 0"),
     ("reproduce.py", ["summarize", ".", "fig99"], "unknown figure fig99"),
-    ("continual_learning/main.py", ["--beaker"], "--beaker: the published Benna-Fusi"),
+    ("stream_fmnist/main.py", ["--beaker"], "--beaker: the published stream script"),
 ])
 @pytest.mark.slow
 def test_bad_input_is_one_line_and_exit_2(tmp_path, script, args, message):
