@@ -238,7 +238,8 @@ def test_two_task_pmnist_run_writes_the_published_records(tmp_path):
                  "acc_test_tsk_2", "loss_test_tsk_2"]
     from metaplastic.flips import flip_columns
 
-    assert table[0] == published + list(flip_columns(3))   # our columns after the published
+    ours = ["bn_gamma_init", "bn_stats"]                     # the published version's choices
+    assert table[0] == published + ours + list(flip_columns(3))   # ours after the published
     meta = "{'l1': 1.35, 'l2': 1.35, 'l3': 1.35}"
     assert [row[:11] for row in table[1:]] == [
         ["bnn", "task", "32-32", "bn", "0.005", meta, "0.0", "0.0", "1", "pMNIST1", "1"],
@@ -246,8 +247,9 @@ def test_two_task_pmnist_run_writes_the_published_records(tmp_path):
     for row in table[1:]:
         accuracies = [float(row[i]) for i in (11, 13, 15)]
         assert all(0 <= a <= 100 and round(a, 2) == a for a in accuracies)
-        assert all(0 <= float(v) <= 1 for v in row[17:])
-    # --no-flip-stats: exactly the published header, and the same published values
+        assert row[17:19] == ["ones", "batch"]
+        assert all(0 <= float(v) <= 1 for v in row[19:])
+    # --no-flip-stats: the published header and the version's columns, the same values
     plain = tmp_path / "plain"
     result = run_cli(["--hidden-layers", "32", "32", "--epochs-per-task", "1", "--gamma", "2",
                       "--meta", "1.35", "--task-sequence", "pMNIST", "pMNIST", "--decay", "1e-7",
@@ -256,5 +258,5 @@ def test_two_task_pmnist_run_writes_the_published_records(tmp_path):
     assert result.returncode == 0, result.stderr
     with open(plain / records.METRICS_FILE, newline="") as f:
         plain_table = list(csv.reader(f))
-    assert plain_table[0] == published
+    assert plain_table[0] == published + ours
     assert [r[:11] for r in plain_table[1:]] == [r[:11] for r in table[1:]]
