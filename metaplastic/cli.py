@@ -137,25 +137,24 @@ def positive_float(text: str) -> float:
     return value
 
 
-def seed_int(text: str) -> int:
-    """A seed torch and NumPy accept: an integer in [0, 2**63)."""
+def _bounded_int(text: str, low: int, high: int | None, meaning: str) -> int:
+    """An integer ``low <= value < high`` (``high`` None: no upper bound)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if not 0 <= value < 2 ** 63:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {text}")
+        raise argparse.ArgumentTypeError(f"must be {meaning}, got {text!r}") from None
+    if value < low or (high is not None and value >= high):
+        raise argparse.ArgumentTypeError(f"must be {meaning}, got {text}")
     return value
+
+
+def seed_int(text: str) -> int:
+    """A seed torch and NumPy accept: an integer in [0, 2**63)."""
+    return _bounded_int(text, 0, 2 ** 63, "an integer in [0, 2**63)")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
+    return _bounded_int(text, 0, None, "an integer >= 0")
 
 
 def published_bool(text: str) -> bool:

@@ -21,8 +21,8 @@ def _run(script, *args, cwd=REPO):
 
 
 @pytest.mark.parametrize("script, args, message", [
-    ("continual_learning/main.py", ["--seed", "99999999999999999999"], "must be in [0, 2**63)"),
-    ("continual_learning/main.py", ["--seed", "-1"], "must be in [0, 2**63)"),
+    ("continual_learning/main.py", ["--seed", "99999999999999999999"], "must be an integer in [0, 2**63)"),
+    ("continual_learning/main.py", ["--seed", "-1"], "must be an integer in [0, 2**63)"),
     ("mnist_usps/main.py", ["--train-batch-size", "1"], "cannot normalize a batch of one"),
     ("mnist_usps/main.py", ["--mnist-train-samples", "21"], "would end with a batch of one"),
     ("reproduce.py", ["run", "fig4ab", "fig2", "--only", "nothing", "--dry-run"],
