@@ -74,13 +74,15 @@ def meta_mapping(meta_per_layer: Sequence[float]) -> str:
 
 def continual_row_prefix(net: str, scenario: str, arch: str, norm: str,
                          meta_per_layer: Sequence[float], ewc: float = 0.0,
-                         si: float = 0.0, bn_gamma_init: str = "ones",
-                         bn_stats: str = "batch") -> dict:
+                         si: float = 0.0, bn_gamma_init: str | None = None,
+                         bn_stats: str | None = None) -> dict:
     """The run-constant columns of a continual-learning metrics row (lr, task_order and tsk
-    change with the task and are added by the runner), then our :data:`VERSION_COLUMNS`."""
-    return {"net": net, "scenario": scenario, "arch": arch, "norm": norm,
-            "meta": meta_mapping(meta_per_layer), "ewc": ewc, "SI": si,
-            "bn_gamma_init": bn_gamma_init, "bn_stats": bn_stats}
+    change with the task and are added by the runner), then those of our
+    :data:`VERSION_COLUMNS` that are given (mnist_usps, whose versions agree, gives none)."""
+    prefix = {"net": net, "scenario": scenario, "arch": arch, "norm": norm,
+              "meta": meta_mapping(meta_per_layer), "ewc": ewc, "SI": si}
+    given = {"bn_gamma_init": bn_gamma_init, "bn_stats": bn_stats}
+    return prefix | {k: v for k, v in given.items() if v is not None}
 
 
 def parse_meta_mapping(value: object) -> list[float]:

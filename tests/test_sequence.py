@@ -15,7 +15,8 @@ from metaplastic.sequence import SequenceSettings, SimulatedCrash, run_sequence
 from metaplastic.tasks import (PMNIST_TEST_BATCH, TaskData, draw_permutations, permuted_task,
                                positional_names)
 
-PREFIX = records.continual_row_prefix("bnn", "task", "16", "bn", [1.0, 1.0])
+PREFIX = records.continual_row_prefix("bnn", "task", "16", "bn", [1.0, 1.0], bn_gamma_init="ones",
+                                      bn_stats="batch")
 
 
 def _model(seed=0):
