@@ -247,6 +247,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str,
                         "step writing sign buffers; on CPU a compiled MLP training step and exact "
                         "int8 products; refused where it cannot run), auto (fast where it works, "
                         "int8 products only where they beat float32 on this CPU)")
+    g.add_argument("--mixed-resume", action="store_true",
+                   help="--resume even where this launch's implementation or CPU thread count "
+                        "differs from the run's earlier launch (the CSV then equals no "
+                        "uninterrupted run; config.json's 'launches' records each)")
     g.add_argument("--checkpoint-every", type=positive_int, default=checkpoint_every,
                    help="epochs between checkpoints (the end of each task, or of each part of "
                         "a stream, and of the run always checkpoint)")
@@ -291,6 +295,7 @@ class RunOptions:
     allow_tf32: bool = neutral(False)
     keep_denormals: bool = neutral(False)
     checkpoint_every: int = neutral(1)
+    mixed_resume: bool = neutral(False)
     flip_stats: bool = True
 
 
@@ -299,7 +304,8 @@ def run_options(args) -> dict:
     return dict(seed=args.seed, device=args.device, data_root=str(args.data_root or ""),
                 out_dir=str(args.out_dir or ""), impl=args.impl,
                 allow_tf32=args.allow_tf32, keep_denormals=args.keep_denormals,
-                checkpoint_every=args.checkpoint_every, flip_stats=args.flip_stats)
+                checkpoint_every=args.checkpoint_every, flip_stats=args.flip_stats,
+                mixed_resume=args.mixed_resume)
 
 
 def config_from(args, config_class, **overrides):

@@ -24,7 +24,9 @@ from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from metaplastic.errors import ConfigError, MetaplasticError
 
 #: config.json entries written beside the config's own fields (never compared on --resume)
-RECORD_KEYS = frozenset({"environment", "result_neutral", "per_seed"})
+RECORD_KEYS = frozenset({"environment", "result_neutral", "per_seed", "launches"})
+#: what each launch of a run records in config.json's "launches" (the arithmetic it ran with)
+LAUNCH_KEYS = ("started", "implementation", "threads", "cuda", "platform", "command")
 
 
 def differing_fields(saved: dict, new: dict, neutral: frozenset | set = frozenset(),
@@ -138,6 +140,7 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     if state is not None:
         check_rows(metrics, state.get("position", {}).get("rows"),
                    int(config.get("checkpoint_every") or 1))
+    saved: dict = {}
     if resume:
         saved = _saved_config(config_file, state)
         if saved:
@@ -159,8 +162,32 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
         for leftover in (metrics, run_dir / records.HIDDEN_HIST_FILE):
             if leftover.is_file():
                 leftover.unlink()
-    records.save_config(run_dir, config | marks | {"environment": environment_summary()})
+    environment = environment_summary()
+    earlier = saved.get("launches") or ([{k: saved["environment"].get(k) for k in LAUNCH_KEYS}]
+                                        if isinstance(saved.get("environment"), dict) else [])
+    if from_checkpoint and earlier and not config.get("mixed_resume"):
+        check_same_arithmetic(earlier[-1], environment)
+    launches = (earlier if from_checkpoint else []) + [
+        {k: environment.get(k) for k in LAUNCH_KEYS}]
+    records.save_config(run_dir, config | marks | {"environment": environment,
+                                                   "launches": launches})
     return from_checkpoint
+
+
+def check_same_arithmetic(earlier: dict, now: dict) -> None:
+    """A resumed run continues an uninterrupted run's CSV only with the same implementation
+    (--impl's choice) and, on a CPU, the same thread count (float sums depend on it)."""
+    different = [k for k in ("implementation", "threads")
+                 if earlier.get(k) is not None and earlier.get(k) != now.get(k)
+                 and not (k == "threads" and (now.get("cuda") or earlier.get("cuda")))]
+    if different:
+        raise ConfigError(
+            "--resume: this launch runs with "
+            + "; ".join(f"{k} {now.get(k)!r}" for k in different) + ", the run's earlier "
+            "launch with " + "; ".join(f"{k} {earlier.get(k)!r}" for k in different)
+            + ": the CSV would equal no uninterrupted run. Resume with the same --impl and "
+            "thread count (OMP_NUM_THREADS, reproduce.py --threads), or pass --mixed-resume "
+            "to continue anyway (config.json then lists both launches); nothing was changed")
 
 
 def _saved_config(config_file: Path, state: dict | None) -> dict:

@@ -173,3 +173,25 @@ def test_a_symbolic_link_in_the_run_folder_is_refused_and_its_target_untouched(
 def test_every_run_file_is_checked():
     assert {"metrics.csv", "config.json", "checkpoint.pt", "log.txt", ".lock",
             "finished.json"} <= set(RUN_FILES)
+
+
+def test_a_resume_with_other_arithmetic_is_refused_unless_asked(stopped_run, uninterrupted,
+                                                                tmp_path, capsys):
+    """Case 7: --impl (and, on a CPU, the thread count) change the float sums; a resumed run
+    keeps them or says it mixes them."""
+    run = copy_of(stopped_run, tmp_path)
+    before = snapshot(run)
+    assert resume(run, "--impl", "fast") == 2
+    err = capsys.readouterr().err
+    assert "implementation" in err and "--mixed-resume" in err
+    assert snapshot(run) == before
+    assert resume(run, "--impl", "fast", "--mixed-resume") == 0
+    launches = json.loads((run / "config.json").read_text())["launches"]
+    assert len(launches) == 2
+    assert launches[0]["implementation"].startswith("reference")
+    assert launches[1]["implementation"].startswith("fast")
+    # the same arithmetic resumes without a word, and the first launch stays recorded
+    run2 = copy_of(stopped_run, tmp_path / "again")
+    assert resume(run2) == 0
+    assert (run2 / "metrics.csv").read_text() == uninterrupted
+    assert len(json.loads((run2 / "config.json").read_text())["launches"]) == 2
