@@ -185,6 +185,14 @@ def read_records(path: str | os.PathLike, columns: Sequence[str] | None = None,
         raise RecordError(
             f"{path} has the wrong columns.\n  found:    {list(header)}\n"
             f"  expected: {list(columns)}")
+    for column in header:   # accuracies and losses are numbers (NaN and inf are numbers)
+        if (str(column).startswith(("acc_", "loss_"))
+                and not pd.api.types.is_numeric_dtype(frame[column])):
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            bad = frame[column][numbers.isna() & frame[column].notna()]
+            if len(bad):
+                raise RecordError(f"{path}: column {column}, row {bad.index[0] + 1} holds "
+                                  f"{bad.iloc[0]!r}, not a number")
     return frame
 
 

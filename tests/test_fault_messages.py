@@ -83,3 +83,21 @@ def test_sigterm_ends_a_run_with_the_command_that_continues_it(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == cli.EXIT_INTERRUPTED
     assert f"continue with:\n  python " in err and f"--out-dir {out} --resume" in err
+
+
+def test_a_non_numeric_accuracy_cell_is_named_not_a_traceback(tmp_path):
+    from metaplastic import records
+
+    columns = records.continual_columns(1)
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [",".join(columns)] + [",".join(["bnn", "task", "8", "bn", "0.005", "m", "0", "0",
+                                            "1", "MNIST", str(e), "90", "0.3",
+                                            "abc" if e == 2 else "91", "0.2"])
+                                  for e in (1, 2)]
+    (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(records.RecordError, match="acc_test_tsk_1, row 2 holds 'abc'"):
+        records.read_records(run / "metrics.csv")
+    proc = _run("plot_figures.py", "accuracy", str(run), "--out", str(tmp_path / "a.png"))
+    assert proc.returncode == 2 and "not a number" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "a.png").exists()
