@@ -256,6 +256,6 @@ def _rows_to_text(rows: list[list[object]]) -> str:
 
 
 def _format(value: object) -> object:
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, float):   # NumPy's float64 too: its repr is 'np.float64(...)'
+        return repr(float(value))
     return value
