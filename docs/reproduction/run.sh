@@ -13,5 +13,13 @@ run fig4c fig4d --seeds 1                              # Fig. 4(c, d): MNIST the
 run fig2 --only bnn-m0.0 bnn-m1.35 --seeds 3           # Fig. 2 (and Table 1's first rows)
 run table1 --seeds 1                                   # Table 1: EWC, random consolidation
 run fig3 --seeds 1                                     # Fig. 3 at width 512: 4 methods
+# The two published versions (docs/REPRODUCTION.md, "The two published versions"): three seeds of
+# Fig. 4(a, b) and of Fig. 2's m = 0 / 1.35 under each
+run fig4ab --seeds 3                                   # 2023 head (the default)
+run fig4ab --seeds 3 --published-version v1.0.0        # tag v1.0.0: gamma ~ U(0, 1), running stats
+run fig2 --only bnn-m0.0 bnn-m1.35 --seeds 3 --published-version v1.0.0
+# Fig. 1(a) / 4(a, b) at the paper's width (4096): one run at a time with both threads, about
+# 100 minutes each on an AMX/VNNI CPU with --impl auto (a session holds one of them)
+"$PY" reproduce.py run fig4ab --scale paper --seeds 1 --jobs 1 --threads 2 --out docs/reproduction
 "$PY" reproduce.py summarize docs/reproduction --to docs/reproduction/summary \
   --report docs/REPRODUCTION.md
