@@ -79,6 +79,7 @@ def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
     """The jobs of the figures (``all`` = every figure), seeds 0..N-1 (default: the figure's),
     under the published ``version`` (:func:`metaplastic.paper.in_version`), one per distinct
     folder (a configuration shared by two figures runs once)."""
+    out = Path(out).absolute()   # main.py runs from the repository root: one folder for both
     ids = [f.id for f in paper.FIGURES] if list(figure_ids) == ["all"] else list(figure_ids)
     unknown = [i for i in ids if i not in {f.id for f in paper.FIGURES}]
     if unknown:

@@ -88,8 +88,11 @@ BN_STATS_EXPERIMENTS = ("continual_learning", "cifar_features")
 def older_run_defaults(saved: dict) -> dict:
     """What a config.json saved before these options existed meant by their absence: the 2023
     head's choices (gamma = 1; batch statistics for a BNN of the continual-learning
-    experiments, running ones for its DNN)."""
+    experiments, running ones for its DNN); stream CIFAR-10's training accuracies on clean
+    images (--train-eval came later)."""
     out = {"published_version": DEFAULT_VERSION, "bn_gamma_init": "ones"}
     if saved.get("experiment") in BN_STATS_EXPERIMENTS:
         out["bn_stats"] = "running" if saved.get("net") == "dnn" else "batch"
+    if saved.get("experiment") == "stream_cifar10":   # before --train-eval: clean images
+        out["train_eval"] = "clean"
     return out

@@ -131,18 +131,25 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
         raise MetaplasticError(f"--resume: no run in {run_dir} (no config.json, no checkpoint)")
     from_checkpoint = resume and checkpoint.is_file()
     state = load_checkpoint(checkpoint) if from_checkpoint else None  # verified before writing
-    if resume and not from_checkpoint and rows > 0:
+    every = int(config.get("checkpoint_every") or 1)
+    if resume and not from_checkpoint and rows > every + 1:
+        # more rows than can come before a first checkpoint: the checkpoint was lost
         raise MetaplasticError(
             f"--resume: {metrics} has {rows} rows but {run_dir} has no {CHECKPOINT_FILE} to "
             "continue them from; nothing was changed. To start this run over, delete "
             f"{metrics.name}, config.json and hidden_weight_hist.csv from the folder (or "
             "choose another --out-dir)")
     if state is not None:
-        check_rows(metrics, state.get("position", {}).get("rows"),
-                   int(config.get("checkpoint_every") or 1))
+        held_every = int(((state.get("config") or {}).get("checkpoint_every")) or 1)
+        check_rows(metrics, state.get("position", {}).get("rows"), max(every, held_every))
     saved: dict = {}
     if resume:
         saved = _saved_config(config_file, state)
+        if from_checkpoint and not saved:
+            raise ConfigError(f"--resume: {run_dir} has neither a readable config.json nor a "
+                              "checkpoint holding the configuration; the flags cannot be "
+                              "checked against the run, so it is not resumed (nothing was "
+                              "changed)")
         if saved:
             defaults |= published.older_run_defaults(saved)
             differing = differing_fields(saved, config, set(marks["result_neutral"]), defaults)
@@ -157,11 +164,19 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     except OSError as exc:
         raise MetaplasticError(f"cannot create the run folder {run_dir}: {exc.strerror or exc}") from None
     if resume and not from_checkpoint:
-        print(f"--resume: {run_dir} has no checkpoint and no rows yet (the run stopped in its "
-              "first epoch); starting it from the beginning")
+        # stopped before its first checkpoint: its rows (if any) are set aside, never deleted
+        from datetime import datetime
+
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        kept = []
         for leftover in (metrics, run_dir / records.HIDDEN_HIST_FILE):
             if leftover.is_file():
-                leftover.unlink()
+                target = leftover.with_name(f"{leftover.name}.before-first-checkpoint-{stamp}")
+                leftover.rename(target)
+                kept.append(target.name)
+        print(f"--resume: {run_dir} has no checkpoint yet (the run stopped before its first "
+              "one); starting it from the beginning"
+              + (f" (the earlier rows are kept as {', '.join(kept)})" if kept else ""))
     environment = environment_summary()
     earlier = saved.get("launches") or ([{k: saved["environment"].get(k) for k in LAUNCH_KEYS}]
                                         if isinstance(saved.get("environment"), dict) else [])

@@ -122,7 +122,7 @@ def run_phases(model: nn.Module, phases: Sequence[Phase], hooks: Hooks, settings
         if flips is not None:
             flips.start_epoch()  # nothing trained yet: no flips, the initial magnitudes
         record(0, 0, flips.end_epoch() if flips is not None else None)
-        _save(checkpoint_path, model, optimizer, generator, pos, hooks, row_prefix)
+        _save(checkpoint_path, model, optimizer, generator, pos, hooks, row_prefix, run_config)
 
     n_epochs = settings.epochs_per_phase
     clock = RunClock(len(phases) * n_epochs, pos.phase * n_epochs + pos.epoch)

@@ -133,15 +133,27 @@ def test_a_config_json_from_another_run_is_refused(stopped_run, tmp_path, capsys
     assert snapshot(run) == before
 
 
-def test_rows_without_a_checkpoint_are_never_deleted(stopped_run, tmp_path, capsys):
+def test_rows_without_a_checkpoint_are_never_deleted(stopped_run, uninterrupted, tmp_path, capsys):
+    # more rows than can precede a first checkpoint: the checkpoint was lost; refused
     run = copy_of(stopped_run, tmp_path)
     for name in ("checkpoint.pt", "checkpoint.pt.sha256"):
         (run / name).unlink()
+    lines = (run / "metrics.csv").read_text().splitlines()
+    (run / "metrics.csv").write_text("\n".join(lines + [lines[1]] * 2) + "\n")   # 3 rows
     before = snapshot(run)
     assert resume(run) == 2
     err = capsys.readouterr().err
-    assert "has 1 rows but" in err and "nothing was changed" in err
+    assert "has 3 rows but" in err and "nothing was changed" in err
     assert snapshot(run) == before
+    # one row, no checkpoint: stopped before its first one; the row is kept aside, not deleted
+    run = copy_of(stopped_run, tmp_path / "early")
+    for name in ("checkpoint.pt", "checkpoint.pt.sha256"):
+        (run / name).unlink()
+    row = (run / "metrics.csv").read_bytes()
+    assert resume(run) == 0
+    assert (run / "metrics.csv").read_text() == uninterrupted
+    kept = list(run.glob("metrics.csv.before-first-checkpoint-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == row
 
 
 def test_a_csv_shorter_than_its_checkpoint_is_refused(stopped_run, tmp_path, capsys):
