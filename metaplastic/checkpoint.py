@@ -72,3 +72,43 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
 
 
+#: The entries of a run's checkpoint (written by :func:`metaplastic.runner.run_phases`) and the
+#: types each may hold; ``config`` is absent from checkpoints written before it was embedded.
+RUN_ENTRIES = {
+    "model": (dict,), "optimizer": (dict, type(None)), "generator": (torch.Tensor,),
+    "torch_rng": (torch.Tensor,), "position": (dict,), "state": (dict,),
+    "row_prefix": (dict,), "config": (dict, type(None)),
+}
+OPTIONAL_ENTRIES = {"config", "cuda_rng"}
+POSITION_ENTRIES = ("phase", "epoch", "rows")
+
+
+def check_run_state(state: object, path: str | os.PathLike) -> dict:
+    """``state`` if it holds every entry of :data:`RUN_ENTRIES` with its type and a position of
+    non-negative integers; else one line naming the first bad entry (a hand-made or edited
+    checkpoint whose digest was recomputed)."""
+    def refuse(what: str) -> MetaplasticError:
+        return MetaplasticError(f"--resume: {path} is not a usable checkpoint of a run: {what}; "
+                                "nothing was changed")
+
+    if not isinstance(state, dict):
+        raise refuse(f"it holds a {type(state).__name__}, not the run's entries")
+    for name, types in RUN_ENTRIES.items():
+        if name not in state:
+            if name in OPTIONAL_ENTRIES:
+                continue
+            raise refuse(f"the entry '{name}' is missing")
+        if not isinstance(state[name], types):
+            expected = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            raise refuse(f"the entry '{name}' is a {type(state[name]).__name__}, not {expected}")
+    for name in ("generator", "torch_rng"):
+        if state[name].dtype != torch.uint8:
+            raise refuse(f"the entry '{name}' is a {state[name].dtype} tensor, not a random "
+                         "generator's uint8 state")
+    for key in POSITION_ENTRIES:
+        value = state["position"].get(key)
+        if type(value) is not int or value < 0:
+            raise refuse(f"position['{key}'] is {value!r}, not a non-negative integer")
+    return state
+
+

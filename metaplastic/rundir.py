@@ -20,7 +20,7 @@ import dataclasses
 from pathlib import Path
 
 from metaplastic import published, records, runlock
-from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from metaplastic.checkpoint import CHECKPOINT_FILE, check_run_state, load_checkpoint
 from metaplastic.errors import ConfigError, MetaplasticError
 
 #: config.json entries written beside the config's own fields (never compared on --resume)
@@ -130,7 +130,8 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     if resume and not started:
         raise MetaplasticError(f"--resume: no run in {run_dir} (no config.json, no checkpoint)")
     from_checkpoint = resume and checkpoint.is_file()
-    state = load_checkpoint(checkpoint) if from_checkpoint else None  # verified before writing
+    # verified (digest, entries) before anything is written
+    state = check_run_state(load_checkpoint(checkpoint), checkpoint) if from_checkpoint else None
     every = int(config.get("checkpoint_every") or 1)
     if resume and not from_checkpoint and rows > every + 1:
         # more rows than can come before a first checkpoint: the checkpoint was lost

@@ -205,6 +205,16 @@ def _restore(path, model, hooks, generator):
     if "phase" not in state.get("position", {}):
         raise MetaplasticError(f"--resume: {path} was written by another version of this code "
                                "or another experiment; start a new --out-dir")
+    try:
+        return _load_state(state, model, hooks, generator)
+    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        # entries of the right type whose contents do not fit this run (an edited checkpoint)
+        detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise MetaplasticError(f"--resume: {path} does not fit this run ({detail}); start a "
+                               "new --out-dir") from None
+
+
+def _load_state(state, model, hooks, generator):
     device = next(model.parameters()).device
     model.load_state_dict(state["model"])
     generator.set_state(state["generator"])

@@ -207,3 +207,52 @@ def test_a_resume_with_other_arithmetic_is_refused_unless_asked(stopped_run, uni
     assert resume(run2) == 0
     assert (run2 / "metrics.csv").read_text() == uninterrupted
     assert len(json.loads((run2 / "config.json").read_text())["launches"]) == 2
+
+
+def _edit_checkpoint(run: Path, edit) -> None:
+    """Change the checkpoint's contents and record its new digest, as a hand-made or edited
+    checkpoint would (the digest alone then cannot tell)."""
+    import torch
+
+    from metaplastic.checkpoint import save_checkpoint
+
+    path = run / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    edit(state)
+    (run / "checkpoint.pt.sha256").unlink()
+    save_checkpoint(state, path)
+
+
+def _drop(key):
+    return lambda state: state.pop(key)
+
+
+def _set(key, value):
+    return lambda state: state.__setitem__(key, value)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_drop("model"), "the entry 'model' is missing"),
+    (_drop("position"), "the entry 'position' is missing"),
+    (_set("model", [1, 2]), "the entry 'model' is a list, not dict"),
+    (_set("generator", "seed"), "the entry 'generator' is a str, not Tensor"),
+    (_set("torch_rng", __import__("torch").zeros(3)), "not a random generator's uint8 state"),
+    (_set("position", {"phase": 0, "epoch": "1", "rows": 1}), "position['epoch'] is '1'"),
+    (_set("position", {"phase": 0, "epoch": 1, "rows": -1}), "position['rows'] is -1"),
+    (_set("optimizer", 3.0), "the entry 'optimizer' is a float, not dict or None"),
+    (lambda s: s["model"].pop(next(iter(s["model"]))), "does not fit this run"),
+])
+def test_a_checkpoint_with_a_missing_or_mistyped_entry_is_refused(stopped_run, tmp_path, capsys,
+                                                                  edit, message):
+    """Case 8: an edited checkpoint whose digest matches is refused by one line, exit 2."""
+    run = copy_of(stopped_run, tmp_path)
+    _edit_checkpoint(run, edit)
+    before = snapshot(run)
+    assert resume(run) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    after = snapshot(run)
+    if "does not fit" in message:   # found when the model loads: the rows and checkpoint stay
+        after = {k: v for k, v in after.items() if k not in ("config.json", "log.txt")}
+        before = {k: v for k, v in before.items() if k not in ("config.json", "log.txt")}
+    assert after == before
