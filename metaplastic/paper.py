@@ -168,6 +168,16 @@ FIGURES: tuple[Figure, ...] = (
            "accuracy", 3, _fig2(),
            claim="with m = 0 the BNN forgets earlier tasks; as m grows it keeps more of them; "
                  "the full-precision DNN gains little from the rule"),
+    Figure("fig2-bn", "Fig. 2(a) protocol, BatchNorm question: running statistics with gamma = 1 "
+           "(the 2023 head's gamma, v1.0.0's statistics), m = 0 and 1.35", "accuracy", 3,
+           tuple(_continual(f"bnn-m{m}-running-gamma1",
+                            f"BNN, m = {m}, running statistics, gamma = 1", meta=m,
+                            tasks=["pMNIST"] * 6,
+                            extra=("--bn-stats", "running", "--bn-gamma-init", "ones"))
+                 for m in ("0.0", "1.35")),
+           claim="not a figure of the paper: with fig2 (2023 head) and fig2_v1.0.0 it tells "
+                 "which BatchNorm choice of v1.0.0 moves the forgetting of Fig. 2(a) "
+                 "(docs/REPRODUCTION.md, the two published versions)"),
     Figure("fig2gh", "Fig. 2(g, h): hidden-weight histograms after each task (--save)",
            "histograms", 1,
            tuple(_continual(f"bnn-m{m}", f"BNN, m = {m}, hidden weights saved", meta=m,

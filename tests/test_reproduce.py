@@ -30,9 +30,15 @@ def flag_values(flags, name):
 
 def test_every_figure_of_the_paper_is_listed_with_its_runs():
     ids = [f.id for f in paper.FIGURES]
-    assert ids == ["fig1a", "fig2", "fig2gh", "table1", "fig3", "fig4ab", "supp6", "fig4c",
+    assert ids == ["fig1a", "fig2", "fig2-bn", "fig2gh", "table1", "fig3", "fig4ab", "supp6", "fig4c",
                    "fig4d", "fig4ef", "fig4gh", "stream-fmnist", "stream-cifar10", "fig5ce"]
     assert len(paper.figure("fig2").runs) == 8                    # BNN and DNN, four m each
+    # the BatchNorm question: Fig. 2's BNN runs at m = 0 and 1.35 with v1.0.0's statistics only
+    for m in ("0.0", "1.35"):
+        question = paper.figure("fig2-bn").run(f"bnn-m{m}-running-gamma1").flags
+        assert question == paper.figure("fig2").run(f"bnn-m{m}").flags[:-7] + (
+            "--bn-stats", "running", "--bn-gamma-init", "ones") + ("--task-sequence",) + (
+            "pMNIST",) * 6
     fig3 = paper.figure("fig3")
     assert len(fig3.runs) == 16                                    # four widths x four methods
     assert {flag_values(r.flags, "--hidden-layers")[0] for r in fig3.runs} == {
