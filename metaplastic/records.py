@@ -196,6 +196,21 @@ def read_records(path: str | os.PathLike, columns: Sequence[str] | None = None,
     return frame
 
 
+def check_finite_accuracies(frame, path) -> None:
+    """Refuse a result whose accuracy cells are NaN or infinite: a run stops at a non-finite
+    loss (one line, no row written), so such a cell means a damaged or foreign file, and a plot
+    or mean of it would be silently wrong."""
+    import numpy as np
+
+    for column in frame.columns:
+        if str(column).startswith("acc_"):
+            values = frame[column].to_numpy(dtype=float, na_value=np.nan)
+            bad = np.flatnonzero(~np.isfinite(values))   # NaN, inf and empty cells
+            if len(bad):
+                raise RecordError(f"{path}: column {column}, row {bad[0] + 1} holds "
+                                  f"{values[bad[0]]}, not a finite accuracy; not plotted")
+
+
 def extra_columns_ok(extra: Sequence[str]) -> bool:
     """Whether ``extra`` (the columns after the published ones) are ours: optionally
     :data:`IDENTITY_COLUMNS`, optionally each of :data:`VERSION_COLUMNS`, then none or the flip

@@ -8,6 +8,8 @@ submitit's ``local`` and ``debug`` executors run the same tasks on this machine 
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -106,15 +108,50 @@ def submit(jobs: Sequence[Job], folder: Path, options: SlurmOptions, cluster: st
         log(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished: skipped")
     if not todo:
         return []
-    executor = submitit.AutoExecutor(folder=Path(folder) / "%j", cluster=cluster)
+    folder = Path(folder)
+    existed = _files_under(folder)
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
     executor.update_parameters(**options.parameters(cluster))
-    submitted = executor.map_array(SeedRun(options.cpus_per_task, data_root), todo)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):   # submitit echoes sbatch's stderr
+            submitted = executor.map_array(SeedRun(options.cpus_per_task, data_root), todo)
+    except (submitit.core.utils.FailedJobError, OSError) as exc:
+        _remove_new_files(folder, existed)
+        raise MetaplasticError(f"--executor {cluster}: the submission was refused "
+                               f"({_last_line(exc)}); nothing was submitted and its job files "
+                               "were removed") from None
     for job, sub in zip(todo, submitted):
         log(f"submitted {job.name} as {cluster} job {sub.job_id} -> {job.run_dir}")
     if wait:
         for sub in submitted:
             log(sub.result())
     return submitted
+
+
+def _files_under(folder: Path) -> set[Path]:
+    return set(folder.rglob("*")) if folder.is_dir() else set()
+
+
+def _remove_new_files(folder: Path, existed: set[Path]) -> None:
+    """Remove what a failed submission wrote under ``folder`` (pickled jobs, the sbatch file)."""
+    new = sorted(_files_under(folder) - existed, key=lambda p: len(p.parts), reverse=True)
+    for path in new:
+        if path.is_dir() and not path.is_symlink():
+            path.rmdir() if not any(path.iterdir()) else None
+        else:
+            path.unlink(missing_ok=True)
+    if folder.is_dir() and not existed and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def _last_line(exc: BaseException) -> str:
+    """The most telling line of a failed sbatch: its 'fatal' or last 'error' line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for marker in ("fatal", "error"):
+        picked = [ln for ln in lines if marker in ln.lower()]
+        if picked:
+            return picked[-1][:300]
+    return lines[-1][:300] if lines else type(exc).__name__
 
 
 def job_script(n_jobs: int, folder: Path, options: SlurmOptions) -> str:

@@ -85,7 +85,13 @@ def test_sigterm_ends_a_run_with_the_command_that_continues_it(tmp_path):
     assert f"continue with:\n  python " in err and f"--out-dir {out} --resume" in err
 
 
-def test_a_non_numeric_accuracy_cell_is_named_not_a_traceback(tmp_path):
+@pytest.mark.parametrize("cell, message", [
+    ("abc", "acc_test_tsk_1, row 2 holds 'abc', not a number"),
+    ("nan", "acc_test_tsk_1, row 2 holds nan, not a finite accuracy"),
+    ("inf", "acc_test_tsk_1, row 2 holds inf, not a finite accuracy"),
+])
+def test_a_bad_accuracy_cell_is_named_not_plotted(tmp_path, cell, message):
+    """A non-numeric, NaN or infinite accuracy: plot_figures.py names the cell, draws nothing."""
     from metaplastic import records
 
     columns = records.continual_columns(1)
@@ -93,11 +99,38 @@ def test_a_non_numeric_accuracy_cell_is_named_not_a_traceback(tmp_path):
     run.mkdir()
     rows = [",".join(columns)] + [",".join(["bnn", "task", "8", "bn", "0.005", "m", "0", "0",
                                             "1", "MNIST", str(e), "90", "0.3",
-                                            "abc" if e == 2 else "91", "0.2"])
+                                            cell if e == 2 else "91", "0.2"])
                                   for e in (1, 2)]
     (run / "metrics.csv").write_text("\n".join(rows) + "\n")
-    with pytest.raises(records.RecordError, match="acc_test_tsk_1, row 2 holds 'abc'"):
-        records.read_records(run / "metrics.csv")
+    if cell == "abc":
+        with pytest.raises(records.RecordError, match="row 2 holds 'abc'"):
+            records.read_records(run / "metrics.csv")
     proc = _run("plot_figures.py", "accuracy", str(run), "--out", str(tmp_path / "a.png"))
-    assert proc.returncode == 2 and "not a number" in proc.stderr
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "a.png").exists()
+
+
+def test_a_refused_slurm_submission_is_one_line_and_leaves_no_job_files(tmp_path):
+    """Case 8: sbatch is there but the controller refuses (here a stand-in sbatch that fails
+    as a cluster without a controller does; tests/test_slurm_cluster.py refuses for real)."""
+    pytest.importorskip("submitit")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: fetch_config: DNS SRV lookup failed' >&2\n"
+                      "echo 'sbatch: fatal: Could not establish a configuration source' >&2\n"
+                      "exit 1\n")
+    sbatch.chmod(0o755)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "reproduce.py"), "run", "fig4ab", "--scale", "smoke",
+         "--seeds", "1", "--executor", "slurm", "--out", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO), PATH=f"{bin_dir}:{os.environ['PATH']}"))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: --executor slurm: the submission was refused (sbatch: fatal: Could not "
+        "establish a configuration source); nothing was submitted and its job files were "
+        "removed"]
+    assert not (out / "slurm").exists()
+    assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]

@@ -27,6 +27,7 @@ from metaplastic.records import (
     STREAM_CIFAR10_COLUMNS,
     STREAM_FMNIST_COLUMNS,
     RecordError,
+    check_finite_accuracies,
     continual_columns,
     load_config,
     matches_schema,
@@ -179,6 +180,7 @@ def load_run(path: str | os.PathLike) -> Run:
             f"  or stream CIFAR-10 columns {list(STREAM_CIFAR10_COLUMNS)}")
     frame = read_records(csv_path, columns)
     check_rows(frame, csv_path, "one row per epoch")
+    check_finite_accuracies(frame, csv_path)
     config = load_config_of(csv_path, run_dir)
     if run_dir is not None:
         name = run_dir.name
