@@ -191,6 +191,16 @@ def _check_features(data, dataset: str, path: Path, how: str) -> None:
     if not isinstance(data, dict) or any(not isinstance(data.get(k), torch.Tensor) for k in keys):
         raise DataError(f"{path} must hold tensors {', '.join(keys)}. {how}")
     info = data.get("info") or {}
+    if not isinstance(info, dict):
+        raise DataError(f"{path}: its 'info' is a {type(info).__name__}, not a dict. {how}")
+    for key in keys:
+        tensor = data[key]
+        wanted = "floating-point" if key.endswith("_x") else "integer"
+        ok = tensor.is_floating_point() if key.endswith("_x") else (
+            not tensor.is_floating_point() and not tensor.is_complex()
+            and tensor.dtype != torch.bool)
+        if not ok:
+            raise DataError(f"{path}: {key} is a {tensor.dtype} tensor, not {wanted}. {how}")
     if info.get("dataset", dataset) != dataset:
         raise DataError(f"{path} holds {info.get('dataset')} features, not {dataset}. {how}")
     n_classes = 10 if dataset == "cifar10" else CIFAR100_CLASSES
@@ -199,7 +209,9 @@ def _check_features(data, dataset: str, path: Path, how: str) -> None:
         if x.ndim != 2 or x.shape[1] != FEATURE_SIZE or y.shape != (x.shape[0],):
             raise DataError(f"{path}: {split}_x must be N x {FEATURE_SIZE} with N labels, found "
                             f"{tuple(x.shape)} and {tuple(y.shape)}. {how}")
-        if len(y) and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        if len(y) == 0:
+            raise DataError(f"{path}: the {split} set is empty (0 features). {how}")
+        if int(y.min()) < 0 or int(y.max()) >= n_classes:
             raise DataError(f"{path}: {split} labels outside 0..{n_classes - 1}. {how}")
 
 
@@ -309,8 +321,8 @@ def build_tasks(names: list[str], data_root: Path | None, device: torch.device, 
                           f"use --out-size {n_classes}")
     scale = getattr(config, "feature_scale", None) or DEFAULT_FEATURE_SCALE
     expected_mode = getattr(config, "features_resnet_mode", None) or DEFAULT_RESNET_MODE
-    data = load_features(dataset, data_root, device, getattr(config, "features_dir", None) or None,
-                         expected_mode)
+    folder = getattr(config, "features_dir", None) or default_features_dir(data_root)
+    data = load_features(dataset, data_root, device, folder, expected_mode)
     x_tr = process_features(data["train_x"], scale)
     x_te = process_features(data["test_x"], scale)
     y_tr, y_te = data["train_y"].long(), data["test_y"].long()
@@ -322,10 +334,16 @@ def build_tasks(names: list[str], data_root: Path | None, device: torch.device, 
           f"processing (x - mean) / {scale}")
     if dataset == "cifar10":
         y_tr, y_te = relabel_cifar10(y_tr), relabel_cifar10(y_te)
-        return [cifar10_task(n, x_tr, y_tr, x_te, y_te) for n in names]
-    tasks = []
-    for name in names:
-        tasks.extend(cifar100_tasks(_cifar100_k(name), x_tr, y_tr, x_te, y_te))
+        tasks = [cifar10_task(n, x_tr, y_tr, x_te, y_te) for n in names]
+    else:
+        tasks = []
+        for name in names:
+            tasks.extend(cifar100_tasks(_cifar100_k(name), x_tr, y_tr, x_te, y_te))
+    for task in tasks:   # a file whose labels miss a task's classes would train on nothing
+        for split, x in (("training", task.train_x), ("test", task.test_x)):
+            if len(x) == 0:
+                raise DataError(f"{features_file(dataset, folder)}: task {task.name} has no {split} features (its classes are "
+                                "missing from the file's labels)")
     return tasks
 
 

@@ -601,6 +601,33 @@ def test_wrong_features_file_is_refused(tmp_path, capsys) -> None:
         build_tasks(["animals"], tmp_path, torch.device("cpu"), 0)
 
 
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.__setitem__("train_x", d["train_x"].long()),
+     "train_x is a torch.int64 tensor, not floating-point"),
+    (lambda d: d.__setitem__("test_y", d["test_y"].float()),
+     "test_y is a torch.float32 tensor, not integer"),
+    (lambda d: d.__setitem__("train_y", d["train_y"] > 0), "train_y is a torch.bool tensor"),
+    (lambda d: d.__setitem__("info", "train"), "its 'info' is a str, not a dict"),
+    (lambda d: d.update(train_x=d["train_x"][:0], train_y=d["train_y"][:0]),
+     "the train set is empty"),
+    (lambda d: d.update(train_y=torch.zeros_like(d["train_y"])),
+     "task animals has no training features"),
+])
+def test_features_of_wrong_types_or_empty_sets_are_refused_in_one_line(tmp_path, capsys, change,
+                                                                      message) -> None:
+    """Issue 21, case 8: through main(): exit 2, one line naming the file, no run folder."""
+    data = write_fake_features(tmp_path / "features", "cifar10", 40, 20)
+    change(data)
+    torch.save(data, tmp_path / "features" / "cifar10_features.pt")
+    argv = ("--net bnn --norm bn --in-size 512 --hidden-layers 16 --out-size 10 --epochs-per-task "
+            "1 --task-sequence animals --device cpu").split() + [
+        "--data-root", str(tmp_path), "--out-dir", str(tmp_path / "run")]
+    assert cifar_main.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "cifar10_features.pt" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
 # --------------------------------------------------------------------------------------------
 # The command line
 # --------------------------------------------------------------------------------------------
