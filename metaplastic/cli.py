@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -388,13 +389,25 @@ RUN_FOLDER: list[Path] = []
 def interrupted_hint(argv: Sequence[str] | None = None) -> str:
     """What to do after Ctrl-C or SIGTERM: the exact command that continues."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    program = Path(sys.argv[0]).name
-    if program == "reproduce.py" or (argv and argv[0] in ("run", "summarize", "list")):
+    if _is_launcher(argv):
         return ("interrupted; rerun the same reproduce.py command: finished runs are skipped, "
                 "the others resume from their last checkpoints")
     if not RUN_FOLDER:
         return "interrupted before the run started; nothing was written"
-    folder = RUN_FOLDER[-1]
+    return (f"interrupted; the rows and the last checkpoint are in {RUN_FOLDER[-1]}; continue "
+            f"with:\n  {resume_command(argv)}")
+
+
+def _is_launcher(argv: Sequence[str]) -> bool:
+    return Path(sys.argv[0]).name == "reproduce.py" or bool(
+        argv and argv[0] in ("run", "summarize", "list"))
+
+
+def resume_command(argv: Sequence[str]) -> str:
+    """The command that continues this process's run (:data:`RUN_FOLDER`): its own flags with
+    ``--out-dir FOLDER --resume``."""
+    import shlex
+
     kept = []
     skip = False
     for token in argv:                  # the command without its own --out-dir / --resume
@@ -407,11 +420,22 @@ def interrupted_hint(argv: Sequence[str] | None = None) -> str:
         if token.startswith("--out-dir=") or token == "--resume":
             continue
         kept.append(token)
-    import shlex
-
     script = sys.argv[0] if sys.argv and sys.argv[0].endswith(".py") else "main.py"
-    return (f"interrupted; the rows and the last checkpoint are in {folder}; continue with:\n"
-            f"  python {shlex.join([script, *kept, '--out-dir', str(folder), '--resume'])}")
+    return "python " + shlex.join([script, *kept, "--out-dir", str(RUN_FOLDER[-1]), "--resume"])
+
+
+def write_fault_tail(exc: BaseException, argv: Sequence[str] | None = None) -> str:
+    """For a file that could not be written during a run (a full disk, a quota): where the run's
+    rows and checkpoint stay, and the command that continues once the cause is fixed."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not isinstance(exc, OSError) or not RUN_FOLDER or _is_launcher(argv):
+        return ""
+    return (f"; the rows and the last checkpoint stay in {RUN_FOLDER[-1]}; once it can be "
+            f"written, continue with: {resume_command(argv)}")
+
+
+#: errno values of a full disk or an exhausted quota
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _terminate_as_interrupt() -> None:
@@ -445,12 +469,17 @@ def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequenc
         except MetaplasticError as exc:
             if debugging(argv):
                 raise
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {exc}{write_fault_tail(exc, argv)}", file=sys.stderr)
             return EXIT_USAGE
         except KeyboardInterrupt:
             print("\n" + interrupted_hint(argv), file=sys.stderr)
             return EXIT_INTERRUPTED
         except (OSError, MemoryError, RuntimeError) as exc:
+            if isinstance(exc, OSError) and exc.errno in DISK_FULL and not debugging(argv):
+                where = f" {exc.filename}" if exc.filename else ""
+                print(f"error: cannot write{where}: {exc.strerror}"
+                      f"{write_fault_tail(exc, argv)}", file=sys.stderr)
+                return EXIT_USAGE   # like a FileWriteError: every write fault ends alike
             message = environment_fault(exc)
             if message is None or debugging(argv):
                 raise

@@ -66,6 +66,32 @@ def open_append(path: str | os.PathLike[str], text: bool = True):
     return os.fdopen(fd, "a" if text else "ab", newline="" if text else None)
 
 
+def append_whole(path: str | os.PathLike[str], data: bytes, what: str = "a line") -> None:
+    """Append ``data`` to ``path`` (see :func:`open_append`) and fsync it, all or nothing: if the
+    write fails part-way (a full disk), the file is cut back to its previous length and a
+    FileWriteError names the file and the cause."""
+    with open_append(path, text=False) as stream:
+        fd = stream.fileno()
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[write_some(fd, view):]
+            os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise FileWriteError(f"cannot append {what} to {path}: "
+                                 f"{exc.strerror or exc}") from exc
+
+
+def write_some(fd: int, data: memoryview) -> int:
+    """``os.write``: the bytes of ``data`` written (a seam for the full-disk tests)."""
+    return os.write(fd, data)
+
+
 def fsync_directory(folder: str | os.PathLike[str]) -> None:
     """Flush a directory entry to disk where the platform allows it (best effort)."""
     try:

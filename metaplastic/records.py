@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from metaplastic.errors import MetaplasticError
-from metaplastic.fileio import open_append, write_atomic
+from metaplastic.fileio import append_whole, write_atomic
 
 METRICS_FILE = "metrics.csv"
 CONFIG_FILE = "config.json"
@@ -127,8 +127,7 @@ class CsvRecorder:
                     f"{self.path} has columns {header}, expected {list(self.columns)}; "
                     "use another output directory")
         else:
-            with open(self.path, "w", newline="") as f:
-                csv.writer(f).writerow(self.columns)
+            write_atomic_text(self.path, _rows_to_text([list(self.columns)]))
 
     def write(self, row: Mapping[str, object]) -> None:
         """Write one row; its keys must be exactly the recorder's columns."""
@@ -136,10 +135,8 @@ class CsvRecorder:
         extra = [k for k in row if k not in self.columns and k not in self.dropped]
         if missing or extra:
             raise RecordError(f"row for {self.path.name}: missing {missing}, unexpected {extra}")
-        with open_append(self.path) as f:
-            csv.writer(f).writerow([_format(row[c]) for c in self.columns])
-            f.flush()
-            os.fsync(f.fileno())
+        line = _rows_to_text([[_format(row[c]) for c in self.columns]])
+        append_whole(self.path, line.encode("utf-8"), "a row")   # never half a row
 
     def truncate_rows(self, n_rows: int) -> None:
         """Keep the header and the first ``n_rows`` rows (used when resuming from a checkpoint)."""

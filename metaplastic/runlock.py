@@ -115,8 +115,11 @@ def try_acquire(run_dir: Path, command: str | None = None) -> RunLock | None:
     info = {"pid": os.getpid(), "host": socket.gethostname(),
             "started": datetime.now().isoformat(timespec="seconds"),
             "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+    except OSError:   # a full disk: the lock holds all the same; its holder reads as unknown
+        pass
     return RunLock(run_dir, fd, owned=True)
 
 

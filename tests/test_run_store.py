@@ -256,3 +256,73 @@ def test_a_checkpoint_with_a_missing_or_mistyped_entry_is_refused(stopped_run, t
         after = {k: v for k, v in after.items() if k not in ("config.json", "log.txt")}
         before = {k: v for k, v in before.items() if k not in ("config.json", "log.txt")}
     assert after == before
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs of its own (root only: skipped elsewhere), unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({made.stderr.strip() or 'not root'})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk: Path) -> Path:
+    """Fill ``disk`` to the last byte; the filler file is returned (delete it to free the disk)."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as stream:
+        for size in (1 << 16, 1 << 12, 1 << 8, 1):
+            try:
+                while True:
+                    stream.write(b"\0" * size)
+            except OSError:
+                pass
+    return filler
+
+
+def test_a_full_disk_ends_the_run_in_one_line_with_its_resume_command(
+        stopped_run, uninterrupted, small_disk, capsys):
+    """Case 9: disk full: exit 2, one line naming the file and the exact command that
+    continues, no file of the run changed; with room again, the run completes to the
+    uninterrupted CSV."""
+    run = small_disk / "run"
+    shutil.copytree(stopped_run, run, ignore=shutil.ignore_patterns(".lock"))
+    filler = _fill(small_disk)
+    before = snapshot(run)
+    assert resume(run) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "No space left on device" in err and str(run) in err
+    assert err.rstrip().endswith(f"--out-dir {run} --resume")
+    assert snapshot(run) == before
+    filler.unlink()
+    assert resume(run) == 0
+    assert (run / "metrics.csv").read_text() == uninterrupted
+
+
+def test_a_row_cut_by_a_full_disk_is_taken_back(tmp_path, monkeypatch):
+    """The CSV never keeps half a row: a write that fails part-way is cut back."""
+    import errno
+
+    from metaplastic import fileio, records
+
+    recorder = records.CsvRecorder(tmp_path / "metrics.csv", ["epoch", "acc"])
+    recorder.write({"epoch": 1, "acc": 90.5})
+    kept = (tmp_path / "metrics.csv").read_bytes()
+
+    def half_then_full(fd, data):
+        if len(data) > 4:
+            return os.write(fd, data[:4])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio, "write_some", half_then_full)
+    with pytest.raises(fileio.FileWriteError, match="cannot append a row to .*metrics.csv: No "
+                                                    "space left on device"):
+        recorder.write({"epoch": 2, "acc": 91.25})
+    assert (tmp_path / "metrics.csv").read_bytes() == kept
