@@ -64,6 +64,16 @@ RUN_FILES = (records.METRICS_FILE, records.CONFIG_FILE, CHECKPOINT_FILE,
 _HELD: dict[Path, runlock.RunLock] = {}
 
 
+def remove_dead_temporaries(run_dir: Path) -> None:
+    """Delete the temporary files of atomic writes (``.<run file>.<random>.tmp``, see
+    :func:`metaplastic.fileio.write_atomic`) that a killed writer left; called with the folder's
+    lock held, so no living writer owns them."""
+    for name in RUN_FILES:
+        for leftover in run_dir.glob(f".{name}.*.tmp"):
+            if leftover.is_file() and not leftover.is_symlink():
+                leftover.unlink()
+
+
 def lock_run_dir(run_dir: Path) -> None:
     """Hold ``run_dir``'s lock for the rest of this process, or refuse (RunFolderBusy)."""
     key = Path(run_dir).resolve()
@@ -164,6 +174,7 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MetaplasticError(f"cannot create the run folder {run_dir}: {exc.strerror or exc}") from None
+    remove_dead_temporaries(run_dir)
     if resume and not from_checkpoint:
         # stopped before its first checkpoint: its rows (if any) are set aside, never deleted
         from datetime import datetime

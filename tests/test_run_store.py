@@ -326,3 +326,65 @@ def test_a_row_cut_by_a_full_disk_is_taken_back(tmp_path, monkeypatch):
                                                     "space left on device"):
         recorder.write({"epoch": 2, "acc": 91.25})
     assert (tmp_path / "metrics.csv").read_bytes() == kept
+
+
+#: kill -9 at each point of a run's life (the point, and which occurrence): the wrapper below
+#: patches the run's own functions to SIGKILL the process there, so the moment is exact
+KILL_POINTS = [
+    ("after-row", 1),                    # phase 1's row written, its checkpoint not yet
+    ("before-checkpoint-replace", 1),    # phase 1's checkpoint written to its temporary file
+    ("after-checkpoint", 1),             # between the phases
+    ("after-row", 2),                    # the last row written, the last checkpoint not yet
+    ("before-checkpoint-replace", 2),    # the last checkpoint half in place
+]
+
+KILLER = """
+import os, signal, sys
+from metaplastic import records, runner
+point, n = sys.argv[1], int(sys.argv[2])
+seen = [0]
+def count_and_maybe_die():
+    seen[0] += 1
+    if seen[0] == n:
+        os.kill(os.getpid(), signal.SIGKILL)
+if point == "after-row":
+    write = records.CsvRecorder.write
+    def patched(self, row):
+        write(self, row)
+        count_and_maybe_die()
+    records.CsvRecorder.write = patched
+elif point == "before-checkpoint-replace":
+    replace = os.replace
+    def patched(src, dst, *args, **kwargs):
+        if str(dst).endswith("checkpoint.pt"):
+            count_and_maybe_die()
+        return replace(src, dst, *args, **kwargs)
+    os.replace = patched
+elif point == "after-checkpoint":
+    save = runner.save_checkpoint
+    def patched(state, path):
+        save(state, path)
+        count_and_maybe_die()
+    runner.save_checkpoint = patched
+from continual_learning.main import main
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize("point, occurrence", KILL_POINTS)
+def test_kill_9_at_every_point_then_resume_gives_the_uninterrupted_csv(
+        uninterrupted, tmp_path, point, occurrence):
+    """SIGKILL at each point of the run (a row without its checkpoint, a checkpoint half
+    written, the phase boundary): --resume completes it to the uninterrupted run's CSV."""
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(REPO))   # the threads of the in-process fixture
+    killed = subprocess.run([sys.executable, "-c", KILLER, point, str(occurrence), *FLAGS,
+                             "--out-dir", str(run)], capture_output=True, text=True, env=env,
+                            cwd=REPO, timeout=600)
+    assert killed.returncode == -9, killed.stderr
+    resumed = subprocess.run([sys.executable, str(REPO / "continual_learning" / "main.py"),
+                              *FLAGS, "--out-dir", str(run), "--resume"], capture_output=True,
+                             text=True, env=env, cwd=REPO, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run / "metrics.csv").read_text() == uninterrupted
+    assert not list(run.glob(".checkpoint.pt.*.tmp"))
