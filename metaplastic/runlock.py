@@ -77,6 +77,17 @@ def _inherited(run_dir: Path) -> int | None:
     return fd if (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino) else None
 
 
+def _still_the_lock_file(fd: int, run_dir: Path) -> bool:
+    """Whether the open ``fd`` is still the file named ``.lock`` (a lock taken on a file that
+    was meanwhile unlinked or replaced would protect nothing)."""
+    try:
+        here = os.stat(Path(run_dir) / LOCK_FILE, follow_symlinks=False)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino)
+
+
 class RunLock:
     """The held lock of a run folder (released when closed or when the process ends)."""
 
@@ -106,12 +117,19 @@ def try_acquire(run_dir: Path, command: str | None = None) -> RunLock | None:
     except OSError as exc:
         raise MetaplasticError(f"cannot create the run folder {run_dir}: "
                                f"{exc.strerror or exc}") from None
-    fd = _open_lock_file(run_dir)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
+    for _ in range(3):
+        fd = _open_lock_file(run_dir)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        if _still_the_lock_file(fd, run_dir):
+            break
+        os.close(fd)   # .lock was deleted or replaced between the open and the flock: again
+    else:
+        raise MetaplasticError(f"{run_dir / LOCK_FILE} keeps being replaced; another program "
+                               "is changing the run folder")
     info = {"pid": os.getpid(), "host": socket.gethostname(),
             "started": datetime.now().isoformat(timespec="seconds"),
             "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]}

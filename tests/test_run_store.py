@@ -388,3 +388,29 @@ def test_kill_9_at_every_point_then_resume_gives_the_uninterrupted_csv(
     assert resumed.returncode == 0, resumed.stderr
     assert (run / "metrics.csv").read_text() == uninterrupted
     assert not list(run.glob(".checkpoint.pt.*.tmp"))
+
+
+def test_a_lock_file_replaced_before_the_flock_is_not_trusted(tmp_path, monkeypatch):
+    """The lock is taken on the file that bears the name .lock after the flock: a file
+    replaced in between (another program, a cleanup) is opened again."""
+    run = tmp_path / "run"
+    run.mkdir()
+    opened = []
+    real_open = runlock._open_lock_file
+
+    def open_then_replace(run_dir):
+        fd = real_open(run_dir)
+        if not opened:                        # the first time: .lock is replaced at once
+            (run_dir / runlock.LOCK_FILE).unlink()
+            (run_dir / runlock.LOCK_FILE).write_text("")
+        opened.append(fd)
+        return fd
+
+    monkeypatch.setattr(runlock, "_open_lock_file", open_then_replace)
+    lock = runlock.acquire(run)
+    try:
+        assert len(opened) == 2
+        assert os.fstat(lock.fileno()).st_ino == (run / runlock.LOCK_FILE).stat().st_ino
+        assert runlock.is_held(run)
+    finally:
+        lock.close()
