@@ -26,7 +26,7 @@ from metaplastic.errors import ConfigError, MetaplasticError
 #: config.json entries written beside the config's own fields (never compared on --resume)
 RECORD_KEYS = frozenset({"environment", "result_neutral", "per_seed", "launches"})
 #: what each launch of a run records in config.json's "launches" (the arithmetic it ran with)
-LAUNCH_KEYS = ("started", "implementation", "threads", "cuda", "platform", "command")
+LAUNCH_KEYS = ("started", "implementation", "device", "threads", "cuda", "platform", "command")
 
 
 def differing_fields(saved: dict, new: dict, neutral: frozenset | set = frozenset(),
@@ -204,9 +204,12 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
 def check_same_arithmetic(earlier: dict, now: dict) -> None:
     """A resumed run continues an uninterrupted run's CSV only with the same implementation
     (--impl's choice) and, on a CPU, the same thread count (float sums depend on it)."""
+    def on_gpu(launch: dict) -> bool:   # launches recorded before "device": a GPU machine
+        return launch.get("device", "cuda" if launch.get("cuda") else "cpu") == "cuda"
+
     different = [k for k in ("implementation", "threads")
                  if earlier.get(k) is not None and earlier.get(k) != now.get(k)
-                 and not (k == "threads" and (now.get("cuda") or earlier.get("cuda")))]
+                 and not (k == "threads" and on_gpu(now) and on_gpu(earlier))]
     if different:
         raise ConfigError(
             "--resume: this launch runs with "

@@ -190,7 +190,9 @@ def setup(device: str = "auto", seed: int | None = None, allow_tf32: bool = Fals
     SETTINGS["denormals_flushed"] = set_denormals(keep_denormals) and not keep_denormals
     if seed is not None:
         seed_everything(seed)
-    return resolve_device(device)
+    resolved = resolve_device(device)
+    SETTINGS["device"] = resolved.type   # the run's device (recorded per launch)
+    return resolved
 
 
 def recorded_settings() -> dict:

@@ -414,3 +414,20 @@ def test_a_lock_file_replaced_before_the_flock_is_not_trusted(tmp_path, monkeypa
         assert runlock.is_held(run)
     finally:
         lock.close()
+
+
+def test_the_thread_count_matters_only_for_runs_on_the_cpu():
+    """The check of case 7 looks at the run's device, not at whether the machine has a GPU."""
+    from metaplastic.errors import ConfigError
+    from metaplastic.rundir import check_same_arithmetic
+
+    cpu = {"implementation": "reference", "threads": 2, "device": "cpu", "cuda": "H100"}
+    check_same_arithmetic(cpu, dict(cpu))
+    with pytest.raises(ConfigError, match="threads 1"):       # a CPU run on a GPU machine
+        check_same_arithmetic(cpu, cpu | {"threads": 1})
+    gpu = cpu | {"device": "cuda"}
+    check_same_arithmetic(gpu, gpu | {"threads": 1})           # GPU sums: threads irrelevant
+    older = {"implementation": "reference", "threads": 2, "cuda": "H100"}   # no "device" yet
+    check_same_arithmetic(older, gpu | {"threads": 1})
+    with pytest.raises(ConfigError, match="implementation"):
+        check_same_arithmetic(cpu, cpu | {"implementation": "fast"})
