@@ -106,6 +106,11 @@ def submit(jobs: Sequence[Job], folder: Path, options: SlurmOptions, cluster: st
     todo = [j for j in jobs if j.state() != "done"]
     if len(todo) < len(jobs):
         log(f"{len(jobs) - len(todo)} of {len(jobs)} runs already finished: skipped")
+    folder = Path(folder)
+    queued = still_queued(folder) if cluster == "slurm" else {}
+    for job in [j for j in todo if str(j.run_dir) in queued]:
+        log(f"{job.name}: already queued as job {queued[str(job.run_dir)]}: not submitted again")
+    todo = [j for j in todo if str(j.run_dir) not in queued]
     if not todo:
         return []
     folder = Path(folder)
@@ -122,10 +127,52 @@ def submit(jobs: Sequence[Job], folder: Path, options: SlurmOptions, cluster: st
                                "were removed") from None
     for job, sub in zip(todo, submitted):
         log(f"submitted {job.name} as {cluster} job {sub.job_id} -> {job.run_dir}")
+    if cluster == "slurm":
+        _record_queued(folder, queued | {str(j.run_dir): str(s.job_id)
+                                         for j, s in zip(todo, submitted)})
     if wait:
         for sub in submitted:
             log(sub.result())
     return submitted
+
+
+#: the jobs this launcher submitted, run folder -> SLURM job id (under the --out's slurm folder)
+QUEUED_FILE = "queued.json"
+
+
+def still_queued(folder: Path) -> dict[str, str]:
+    """The recorded submissions whose job is still pending or running (squeue knows it): a
+    second launch of the same figure does not submit them again. Array tasks are listed one per
+    line (``squeue --array``); a job that squeue no longer shows has ended."""
+    import json
+    import subprocess
+
+    try:
+        recorded = json.loads((folder / QUEUED_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(recorded, dict) or not recorded:
+        return {}
+    arrays = sorted({str(job_id).split("_")[0] for job_id in recorded.values()})
+    alive: set[str] = set()
+    for array in arrays:   # one by one: squeue refuses a whole list with one ended job in it
+        try:
+            listed = subprocess.run(["squeue", "--noheader", "--array", "--format=%i",
+                                     f"--jobs={array}"], capture_output=True, text=True,
+                                    timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if listed.returncode == 0:
+            alive |= set(listed.stdout.split())
+    return {run: job_id for run, job_id in recorded.items() if str(job_id) in alive}
+
+
+def _record_queued(folder: Path, queued: dict[str, str]) -> None:
+    import json
+
+    from metaplastic.fileio import write_atomic
+
+    write_atomic(folder / QUEUED_FILE, json.dumps(queued, indent=1, sort_keys=True) + "\n")
 
 
 def _files_under(folder: Path) -> set[Path]:
