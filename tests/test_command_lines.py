@@ -1,6 +1,8 @@
 """Every command line documents every flag and its default; --version names the code."""
 import argparse
+import os
 import subprocess
+import sys
 
 import pytest
 from conftest import REPO, run_script
@@ -151,3 +153,20 @@ def test_readme_faithfulness_table_is_generated_from_the_module():
     assert all(d.option for d in DIFFERENCES)
     assert "Stream FMNIST evaluation" in epilog("stream_fmnist")
     assert "Stream FMNIST evaluation" not in epilog("continual_learning")
+
+
+def test_the_job_script_in_docs_slurm_is_what_print_job_script_prints(tmp_path):
+    """docs/SLURM.md shows the real job script (the clone's paths as /home/you/metaplastic)."""
+    import re
+
+    pytest.importorskip("submitit")
+    doc = (REPO / "docs" / "SLURM.md").read_text()
+    shown = re.search(r"```bash\n(#!/bin/bash\n.*?)```", doc, re.S).group(1)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "reproduce.py"), "run", "fig3", "--executor", "slurm",
+         "--partition", "gpu", "--gpus", "1", "--time", "600", "--print-job-script",
+         "--out", "/home/you/metaplastic/results/reproduce"],
+        capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr
+    printed = proc.stdout.replace(sys.executable, "/home/you/metaplastic/.venv/bin/python")
+    assert printed.strip() == shown.strip()
