@@ -2,8 +2,9 @@
 
 For each figure of :mod:`metaplastic.paper` and each scale, the finished seeds found under an
 output folder (:func:`metaplastic.launch.plan`'s layout) give one table row per configuration:
-the final test accuracy of every task (the last CSV row; stream runs: the test set) and their
-mean over tasks, as mean ± sample standard deviation over seeds. Tables are written as
+the final test accuracy of every task (the last CSV row; stream runs: the test set), their
+mean over tasks, and backward transfer and forgetting (docs/METRICS.md), as mean ± sample
+standard deviation over seeds. Tables are written as
 Markdown and CSV; the figure is drawn by :mod:`metaplastic.plots` with its seed bands.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Sequence
 
 from metaplastic import paper, published, records
 from metaplastic.errors import ConfigError, MetaplasticError
+from metaplastic.forgetting import METRIC_NAMES, accuracy_matrix, sequence_metrics
 from metaplastic.launch import FINISHED_FILE, run_folder
 
 
@@ -34,8 +36,9 @@ class Row:
 
 
 def final_accuracies(csv_path: Path) -> tuple[list[str], list[float]]:
-    """(names, values) of the last row's test accuracies: every task's and their mean, or the
-    stream's test (and first-part) accuracy."""
+    """(names, values) of the last row's test accuracies: every task's and their mean (the
+    average accuracy), then backward transfer and forgetting where tasks were learned one by one
+    (:mod:`metaplastic.forgetting`); or the stream's test (and first-part) accuracy."""
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -49,6 +52,11 @@ def final_accuracies(csv_path: Path) -> tuple[list[str], list[float]]:
         if len(values) > 1:
             names.append("mean")
             values.append(sum(values) / len(values))
+            matrix = accuracy_matrix(csv_path)   # tasks learned one by one: BWT, forgetting
+            if matrix is not None:
+                metrics = sequence_metrics(matrix)
+                names += list(METRIC_NAMES)
+                values += [metrics.backward_transfer, metrics.forgetting]
         return names, values
     names = [k for k in ("acc_test", "acc_1st_sub") if k in last]
     return names, [float(last[k]) for k in names]

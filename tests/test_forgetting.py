@@ -1,0 +1,83 @@
+"""Average accuracy, backward transfer and forgetting (metaplastic/forgetting.py) against a
+plain-Python transcription of their definitions (Lopez-Paz & Ranzato 2017; Chaudhry et al.
+2018), and the accuracy matrix read from a CSV."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from metaplastic import records
+from metaplastic.forgetting import accuracy_matrix, sequence_metrics
+
+
+def by_definition(r):
+    t = len(r)
+    acc = sum(r[t - 1]) / t
+    bwt = sum(r[t - 1][i] - r[i][i] for i in range(t - 1)) / (t - 1)
+    forgetting = sum(max(r[l][j] for l in range(t - 1)) - r[t - 1][j]
+                     for j in range(t - 1)) / (t - 1)
+    return acc, bwt, forgetting
+
+
+@pytest.mark.parametrize("t", [2, 3, 6, 10])
+def test_the_metrics_follow_their_definitions(t):
+    rng = random.Random(t)
+    r = [[rng.uniform(0, 100) for _ in range(t)] for _ in range(t)]
+    got = sequence_metrics(np.array(r))
+    acc, bwt, forgetting = by_definition(r)
+    assert got.average_accuracy == pytest.approx(acc, abs=1e-9)
+    assert got.backward_transfer == pytest.approx(bwt, abs=1e-9)
+    assert got.forgetting == pytest.approx(forgetting, abs=1e-9)
+
+
+def test_two_tasks_forgetting_is_minus_bwt():
+    got = sequence_metrics(np.array([[97.0, 10.0], [20.0, 88.0]]))
+    assert got.backward_transfer == -77.0 and got.forgetting == 77.0
+    assert got.average_accuracy == 54.0
+
+
+def _write(path, phases, epochs=2, n_tasks=3, seed=0):
+    rng = np.random.default_rng(seed)
+    columns = records.continual_columns(n_tasks)
+    rows, final = [], {}
+    for phase in phases:
+        for epoch in range(1, epochs + 1):
+            acc = rng.uniform(0, 100, n_tasks).round(2)
+            row = dict.fromkeys(columns, 0)
+            row.update(task_order=phase, epoch=epoch, tsk=f"pMNIST{phase}",
+                       **{f"acc_test_tsk_{k + 1}": acc[k] for k in range(n_tasks)})
+            rows.append(row)
+            final[phase] = acc
+    records.write_rows(path, columns, rows)
+    return final
+
+
+def test_the_matrix_is_read_from_the_last_row_of_each_task(tmp_path):
+    final = _write(tmp_path / "m.csv", [1, 2, 3])
+    expected = np.array([final[1], final[2], final[3]])
+    np.testing.assert_allclose(accuracy_matrix(tmp_path / "m.csv"), expected)
+
+
+def test_no_matrix_without_one_phase_per_task(tmp_path):
+    _write(tmp_path / "interleaved.csv", [1])            # interleaved: one phase, 3 tasks
+    assert accuracy_matrix(tmp_path / "interleaved.csv") is None
+    _write(tmp_path / "cut.csv", [1, 2])                 # not finished
+    assert accuracy_matrix(tmp_path / "cut.csv") is None
+    _write(tmp_path / "one.csv", [1], n_tasks=1)
+    assert accuracy_matrix(tmp_path / "one.csv") is None
+    with pytest.raises(ValueError):
+        sequence_metrics(np.array([[50.0]]))
+
+
+def test_summaries_report_them_after_the_mean(tmp_path):
+    from metaplastic.summary import final_accuracies
+
+    final = _write(tmp_path / "m.csv", [1, 2, 3])
+    names, values = final_accuracies(tmp_path / "m.csv")
+    assert names == ["task 1", "task 2", "task 3", "mean", "BWT", "forgetting"]
+    acc, bwt, forgetting = by_definition([list(final[p]) for p in (1, 2, 3)])
+    assert values[3:] == pytest.approx([acc, bwt, forgetting])
+    _write(tmp_path / "interleaved.csv", [1])
+    assert final_accuracies(tmp_path / "interleaved.csv")[0][-1] == "mean"
