@@ -13,7 +13,7 @@ A sequence uses either CIFAR-10 or CIFAR-100 tasks (their batch sizes differ).
 Features: made by cifar_features/generate_features.py, read from
 ``<features dir>/cifar10_features.pt`` / ``cifar100_features.pt`` where the features dir is
 $METAPLASTIC_CIFAR_FEATURES if set, else ``<data-root>/features`` (data root: --data-root,
-$METAPLASTIC_DATA, or ./data). Loaded once onto the run's device and processed there, per
+$METAPLASTIC_DATA, or the clone's data/). Loaded once onto the run's device and processed there, per
 example over its 512 features: (x - mean(x)) / var(x), as published (NumPy's var: the divisor
 is n = 512, no Bessel correction); --feature-scale std divides by the standard deviation
 instead. With --net bnn the first layer binarizes its input, so sign(x - mean(x)) is all that

@@ -289,7 +289,7 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS, default="cifar10", help="CIFAR set to encode")
     p.add_argument("--data-root", type=Path, default=None,
                    help=f"folder holding cifar-10-batches-py/ or cifar-100-python/ (default "
-                        f"$METAPLASTIC_DATA or ./data; now {default_data_root()})")
+                        f"$METAPLASTIC_DATA, else the clone's data/; now {default_data_root()})")
     p.add_argument("--weights", type=Path, default=None,
                    help="ResNet-18 ImageNet state dict (torchvision's resnet18-f37072fd.pth; the "
                         "paper used resnet18-5c106cde.pth). Default: the first of these found in "

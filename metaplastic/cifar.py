@@ -20,7 +20,7 @@ API (all tensors on ``device``):
 images uint8 N x 3 x 32 x 32 (``to_float`` gives float32 in [0, 1], i.e. pixel / 255, exactly
 what torchvision's ``ToTensor`` gives), labels int64. A missing folder or file raises
 :class:`DataError` naming the files and how to obtain them. ``root`` None means the project's
-data root (``$METAPLASTIC_DATA`` or ``./data``).
+data root (``$METAPLASTIC_DATA``, else the clone's ``data/``).
 """
 from __future__ import annotations
 

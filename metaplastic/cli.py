@@ -226,7 +226,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str,
                         "published meaning: CUDA device N, the CPU where there is no GPU)")
     now = str(default_data_root()).replace("%", "%%")
     g.add_argument("--data-root", type=Path, default=None,
-                   help=f"dataset folder (default: $METAPLASTIC_DATA or ./data; now {now})")
+                   help=f"dataset folder (default: $METAPLASTIC_DATA, else the clone's data/ "
+                        f"folder, whatever the working directory; now {now})")
     g.add_argument("--out-dir", type=Path, default=None,
                    help=f"run folder for metrics.csv, config.json, checkpoint.pt "
                         f"(default: results/{experiment}/<date>-<time>-<process id>)")

@@ -144,10 +144,31 @@ DATASET_ALIASES: dict[str, str] = {
 }
 
 
+def clone_root() -> Path | None:
+    """The clone this package runs from (the folder holding reproduce.py and the experiment
+    folders), or None for an installed package (a wheel in site-packages)."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "reproduce.py").is_file() and (root / "continual_learning").is_dir():
+        return root
+    return None
+
+
+def user_data_root() -> Path:
+    """The data root of an installed package: ``$XDG_DATA_HOME/metaplastic-bnn/data``
+    (``~/.local/share/metaplastic-bnn/data`` where XDG_DATA_HOME is unset)."""
+    base = os.environ.get("XDG_DATA_HOME", "").strip() or "~/.local/share"
+    return Path(base).expanduser() / "metaplastic-bnn" / "data"
+
+
 def default_data_root() -> Path:
-    """The data root: ``$METAPLASTIC_DATA`` if set and non-empty, else ``./data``."""
+    """The data root: ``$METAPLASTIC_DATA`` if set and non-empty, else the clone's ``data/``
+    folder (found from this file, whatever the working directory), else
+    :func:`user_data_root`."""
     from_env = os.environ.get(DATA_ROOT_ENV, "").strip()
-    return Path(from_env).expanduser() if from_env else Path("data")
+    if from_env:
+        return Path(from_env).expanduser()
+    clone = clone_root()
+    return clone / "data" if clone is not None else user_data_root()
 
 
 def canonical_dataset_name(name: str) -> str:

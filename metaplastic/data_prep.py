@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "every file is verified against the project's checksum registry.",
     )
     parser.add_argument("--data-root", type=Path, default=None,
-                        help=f"where to write the datasets (default: ${DATA_ROOT_ENV} or ./data)")
+                        help=f"where to write the datasets (default: ${DATA_ROOT_ENV}, else the clone's data/)")
     parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
                         help="MNIST FashionMNIST USPS CIFAR10 CIFAR100, or 'all' "
                              "(default: MNIST FashionMNIST USPS)")

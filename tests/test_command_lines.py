@@ -170,3 +170,20 @@ def test_the_job_script_in_docs_slurm_is_what_print_job_script_prints(tmp_path):
     assert proc.returncode == 0, proc.stderr
     printed = proc.stdout.replace(sys.executable, "/home/you/metaplastic/.venv/bin/python")
     assert printed.strip() == shown.strip()
+
+
+@pytest.mark.slow
+def test_main_py_run_from_inside_its_folder_finds_the_clones_data(tmp_path):
+    """The published way (cd into the experiment's folder, python main.py ...): the data root
+    is the clone's data/ folder, found from the package, not from the working directory."""
+    from conftest import DATA_ROOT
+
+    if DATA_ROOT != REPO / "data" or not (DATA_ROOT / "MNIST").is_dir():
+        pytest.skip("the data are not prepared in the clone's data/ folder")
+    env = {k: v for k, v in os.environ.items() if k not in ("METAPLASTIC_DATA", "PYTHONPATH")}
+    proc = subprocess.run(
+        [sys.executable, "main.py", "--task-sequence", "MNIST", "--epochs-per-task", "1",
+         "--hidden-layers", "64", "--dry-run", "--out-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, cwd=REPO / "continual_learning", env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "dry run: flags and data OK" in proc.stdout

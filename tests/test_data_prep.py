@@ -411,7 +411,17 @@ def test_default_data_root_reads_environment(monkeypatch, tmp_path: Path) -> Non
     monkeypatch.setenv("METAPLASTIC_DATA", str(tmp_path))
     assert data_prep.default_data_root() == tmp_path
     monkeypatch.delenv("METAPLASTIC_DATA")
-    assert data_prep.default_data_root() == Path("data")
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)                      # never the working directory
+    assert data_prep.default_data_root() == repo / "data"
+    # an installed package (no clone around it): the per-user folder
+    from metaplastic import data_files
+
+    monkeypatch.setattr(data_files, "clone_root", lambda: None)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    assert data_prep.default_data_root() == tmp_path / "share" / "metaplastic-bnn" / "data"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert data_prep.default_data_root() == Path.home() / ".local/share/metaplastic-bnn/data"
 
 
 def test_registry_has_a_checksum_for_every_file() -> None:
