@@ -4,11 +4,19 @@
 __version__ = "0.1.0"
 
 # The public API, imported on first use (``import metaplastic`` stays light):
+# (docs/API.md documents each)
 _EXPORTS = {
+    # the method
     "MetaplasticAdam": "metaplastic.optim", "make_optimizer": "metaplastic.optim",
     "BinarizedLinear": "metaplastic.layers", "BinarizedConv2d": "metaplastic.layers",
     "SignActivation": "metaplastic.layers", "BNN": "metaplastic.models", "DNN": "metaplastic.models",
     "EWC": "metaplastic.consolidation", "SynapticIntelligence": "metaplastic.consolidation",
+    # data, training and evaluation
+    "load_image_dataset": "metaplastic.datasets", "draw_permutations": "metaplastic.tasks",
+    "train_epoch": "metaplastic.engine", "evaluate": "metaplastic.engine",
+    # results
+    "load_run": "metaplastic.plots.runs", "accuracy_matrix": "metaplastic.forgetting",
+    "sequence_metrics": "metaplastic.forgetting",
 }
 __all__ = ["__version__", *_EXPORTS]
 
