@@ -1,7 +1,8 @@
 """Every remaining difference from the published scripts, in one place.
 
-The README's "Faithfulness" table and the epilog of each command line's -h are generated from
-:data:`DIFFERENCES` (a test checks that the README holds :func:`markdown_table` verbatim).
+The table of docs/FAITHFULNESS.md and the epilog of each command line's -h are generated from
+:data:`DIFFERENCES` (a test checks that docs/FAITHFULNESS.md holds :func:`markdown_table`
+verbatim).
 Two published versions exist (metaplastic/published.py): tag v1.0.0, which drew the paper's
 figures, and the 2023 head; the defaults follow the 2023 head and ``--published-version v1.0.0``
 selects the other. Everything not listed here follows the published scripts, quirks included;
@@ -148,7 +149,7 @@ def for_experiment(experiment: str) -> list[Difference]:
 
 
 def markdown_table() -> str:
-    """The README's table (what, published, ours, option, where)."""
+    """The table of docs/FAITHFULNESS.md (what, published, ours, option, where)."""
     lines = ["| what | published scripts | this implementation | option | experiments |",
              "|---|---|---|---|---|"]
     for d in DIFFERENCES:
@@ -166,5 +167,5 @@ def epilog(experiment: str) -> str:
         text = (f"{d.what}: " + ("" if d.published == "-" else f"published {d.published}; ")
                 + f"here {d.ours}" + ("" if d.option.startswith("-") else f" [{d.option}]"))
         rows.append(textwrap.fill(text, width=96, initial_indent="- ", subsequent_indent="  "))
-    return ("Differences from the published scripts (defaults otherwise reproduce them; README, "
-            "'Faithfulness'):\n" + "\n".join(rows))
+    return ("Differences from the published scripts (defaults otherwise reproduce them; "
+            "docs/FAITHFULNESS.md):\n" + "\n".join(rows))

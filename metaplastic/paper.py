@@ -5,7 +5,8 @@ its published flags made explicit (e.g. Table 1's EWC rows carry ``--ewc``, whic
 command line left out). :func:`scaled` keeps those flags (``paper``), or shrinks them to finish
 on a laptop CPU (``cpu``: every hidden layer at most 512 wide, the published epochs) or in
 seconds (``smoke``, for tests: 16-wide layers, one epoch per task). ``reproduce.py`` lists,
-launches and summarizes these runs; the README's command lists are generated from them.
+launches and summarizes these runs; the command lists of README.md and docs/EXPERIMENTS.md
+are generated from them.
 """
 from __future__ import annotations
 
@@ -472,26 +473,33 @@ def _gpu_text(fig: Figure) -> str:
 
 
 def readme_blocks() -> dict[str, str]:
-    """Marker name -> the text the README holds between ``<!-- name:begin/end -->``."""
+    """Marker name -> the text a document holds between ``<!-- name:begin/end -->``."""
     blocks = {"reproduce-table": readme_table()}
     for experiment in EXPERIMENTS:
         blocks[f"paper-commands:{experiment}"] = readme_commands(experiment)
     return blocks
 
 
-def write_readme(path) -> None:
-    """Replace every generated block of the README at ``path``."""
+#: the documents that hold generated blocks (each block in exactly one of them)
+GENERATED_DOCUMENTS = ("README.md", "docs/EXPERIMENTS.md")
+
+
+def write_readme(root) -> None:
+    """Replace every generated block in the documents of :data:`GENERATED_DOCUMENTS` under the
+    clone ``root``."""
     from pathlib import Path
 
-    path = Path(path)
-    text = path.read_text()
+    texts = {name: (Path(root) / name).read_text() for name in GENERATED_DOCUMENTS}
     for name, block in readme_blocks().items():
         begin, end = f"<!-- {name}:begin -->\n", f"<!-- {name}:end -->"
-        if begin not in text or end not in text:
-            raise SystemExit(f"{path} has no {begin.strip()} ... {end} markers")
-        head, rest = text.split(begin, 1)
-        text = head + begin + block + "\n" + end + rest.split(end, 1)[1]
-    path.write_text(text)
+        holders = [doc for doc, text in texts.items() if begin in text and end in text]
+        if len(holders) != 1:
+            raise SystemExit(f"{begin.strip()} ... {end} must be in exactly one of "
+                             f"{', '.join(GENERATED_DOCUMENTS)} (found in {holders or 'none'})")
+        head, rest = texts[holders[0]].split(begin, 1)
+        texts[holders[0]] = head + begin + block + "\n" + end + rest.split(end, 1)[1]
+    for name, text in texts.items():
+        (Path(root) / name).write_text(text)
 
 
 if __name__ == "__main__":
@@ -500,4 +508,4 @@ if __name__ == "__main__":
 
     if sys.argv[1:] != ["--write-readme"]:
         raise SystemExit("usage: python -m metaplastic.paper --write-readme")
-    write_readme(Path(__file__).resolve().parents[1] / "README.md")
+    write_readme(Path(__file__).resolve().parents[1])

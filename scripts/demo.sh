@@ -22,9 +22,12 @@ import sys
 from pathlib import Path
 from metaplastic.records import read_records
 out = Path(sys.argv[1])
+from metaplastic.records import load_config
 for meta in ("0.0", "1.35"):
     last = read_records(out / f"meta-{meta}" / "metrics.csv").iloc[-1]
+    implementation = (load_config(out / f"meta-{meta}").get("environment") or {}).get(
+        "implementation") or "?"
     print(f"m = {meta:>4}: after task 2, task 1 test accuracy {last.acc_test_tsk_1:.2f} %, "
-          f"task 2 {last.acc_test_tsk_2:.2f} %")
+          f"task 2 {last.acc_test_tsk_2:.2f} %  [--impl {implementation.split(':')[0]}]")
 print(f"figure: {out / 'demo_accuracy.png'}")
 PYEOF

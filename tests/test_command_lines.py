@@ -145,7 +145,7 @@ def test_environment_summary_records_code_and_library_versions():
 def test_readme_faithfulness_table_is_generated_from_the_module():
     from metaplastic.faithfulness import DIFFERENCES, epilog, markdown_table
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "FAITHFULNESS.md").read_text()
     start = readme.index("<!-- faithfulness-table:begin -->\n") + len(
         "<!-- faithfulness-table:begin -->\n")
     end = readme.index("\n<!-- faithfulness-table:end -->")
@@ -187,3 +187,54 @@ def test_main_py_run_from_inside_its_folder_finds_the_clones_data(tmp_path):
         capture_output=True, text=True, cwd=REPO / "continual_learning", env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "dry run: flags and data OK" in proc.stdout
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every command of README.md: the lines of its bash blocks and the commands of its table
+    (comments and continuation lines joined)."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", readme, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words:
+                commands.append(words)
+    commands += [shlex.split(c) for c in re.findall(r"\| `(\.venv/bin/[^`]+)` \|", readme)]
+    return commands
+
+
+def test_every_command_of_the_readme_is_runnable(tmp_path, capsys):
+    """Parsed by its own parser; the cheap ones run (`list`), the launches as --dry-run into a
+    temporary folder, the scripts and the notebook exist."""
+    import reproduce
+    from plot_figures import build_parser as plot_parser
+
+    commands = _readme_commands()
+    assert len(commands) >= 20
+    for argv in commands:
+        program, *args = argv
+        if program == "bash":
+            assert (REPO / args[0]).is_file(), argv
+            continue
+        if program.endswith("jupyter"):
+            assert (REPO / args[-1]).is_file(), argv
+            continue
+        assert program == ".venv/bin/python", argv
+        script, *args = args
+        if script == "reproduce.py":
+            if args[0] == "run":
+                args = args + ["--dry-run", "--out", str(tmp_path / "out")]
+            elif args[0] == "summarize":
+                reproduce.build_parser().parse_args(args)
+                continue
+            assert reproduce.main(args) == 0, (argv, capsys.readouterr().err)
+        elif script == "plot_figures.py":
+            with pytest.raises(SystemExit) as done:
+                plot_parser().parse_args(args)
+            assert done.value.code == 0, argv
+        else:
+            raise AssertionError(f"a README command this test does not know: {argv}")
+    capsys.readouterr()

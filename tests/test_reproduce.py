@@ -422,13 +422,16 @@ def test_list_shows_every_run_with_its_command(capsys):
 
 
 def test_readme_reproduction_section_and_commands_are_generated_from_the_data():
-    readme = (REPO / "README.md").read_text()
+    texts = {name: (REPO / name).read_text() for name in paper.GENERATED_DOCUMENTS}
     for name, text in paper.readme_blocks().items():
         begin, end = f"<!-- {name}:begin -->\n", f"\n<!-- {name}:end -->"
-        assert begin in readme, name
-        assert readme[readme.index(begin) + len(begin):readme.index(end)] == text, (
-            f"README block {name} differs from metaplastic.paper: run "
+        holders = [doc for doc, t in texts.items() if begin in t]
+        assert len(holders) == 1, (name, holders)
+        doc = texts[holders[0]]
+        assert doc[doc.index(begin) + len(begin):doc.index(end)] == text, (
+            f"block {name} of {holders[0]} differs from metaplastic.paper: run "
             "`python -m metaplastic.paper --write-readme`")
+    assert "<!-- reproduce-table:begin -->" in texts["README.md"]
 
 
 # --------------------------------------------------------------------------- launching
