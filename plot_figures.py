@@ -23,45 +23,48 @@ from metaplastic.errors import ConfigError, MetaplasticError
 SINGLE_RUN_FIGURES = ("histograms", "sign-switch")
 
 
+#: figures drawn from several runs, which take --labels
+LABELLED_FIGURES = ("accuracy", "hidden-size", "two-task", "stream", "flips")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """One sub-command per figure, each with its own options (``plot_figures.py FIGURE -h``)."""
     parser = ArgumentParser(
         prog="plot_figures.py",
         description="Draw the paper's figures from run directories or result CSV files.",
-        epilog="figures:\n" + "\n".join(f"  {k:<12} {v}" for k, v in plots.FIGURES.items()) +
-        "\n\nexample: python plot_figures.py accuracy results/m0 results/m1.35 "
+        epilog="figures (plot_figures.py FIGURE -h shows a figure's options):\n"
+        + "\n".join(f"  {k:<12} {v}" for k, v in plots.FIGURES.items())
+        + "\n\nexample: python plot_figures.py accuracy results/m0 results/m1.35 "
         "--out figs/fig2.png --pdf")
-    parser.add_argument("figure", choices=sorted(plots.FIGURES), metavar="FIGURE",
-                        help="one of: " + ", ".join(plots.FIGURES))
-    parser.add_argument("paths", nargs="+", metavar="PATH",
-                        help="run directories or CSV files")
-    parser.add_argument("--out", required=True, help="output PNG path")
-    parser.add_argument("--pdf", action="store_true", help="also write a PDF beside the PNG")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    parser.add_argument("--labels", nargs="+", default=None,
-                        help="panel titles / line names, one per configuration (accuracy, "
-                             "two-task, stream) or per line (hidden-size) (default: taken from "
-                             "each run's configuration)")
-    parser.add_argument("--log-y", action="store_true",
-                        help="histograms: logarithmic count axis")
-    parser.add_argument("--density", action="store_true",
-                        help="histograms: normalise each histogram to unit area")
+    figures = parser.add_subparsers(dest="figure", metavar="FIGURE", required=True,
+                                    help="one of: " + ", ".join(plots.FIGURES))
+    for name, description in plots.FIGURES.items():
+        sub = figures.add_parser(name, help=description, description=description,
+                                 formatter_class=parser.formatter_class)
+        one = name in SINGLE_RUN_FIGURES
+        sub.add_argument("paths", nargs="+", metavar="PATH",
+                         help="a run directory or CSV file" if one
+                         else "run directories or CSV files")
+        sub.add_argument("--out", required=True, help="output PNG path")
+        sub.add_argument("--pdf", action="store_true", help="also write a PDF beside the PNG")
+        sub.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+        if name in LABELLED_FIGURES:
+            sub.add_argument("--labels", nargs="+", default=None,
+                             help="panel titles / line names, one per configuration (per line "
+                                  "for hidden-size) (default: taken from each run's "
+                                  "configuration)")
+        if name == "histograms":
+            sub.add_argument("--log-y", action="store_true", help="logarithmic count axis")
+            sub.add_argument("--density", action="store_true",
+                             help="normalise each histogram to unit area")
     return parser
-
-
-def _check_flags(args) -> None:
-    if args.figure in SINGLE_RUN_FIGURES:
-        if len(args.paths) != 1:
-            raise ConfigError(f"the {args.figure} figure takes one run directory or CSV "
-                              f"file, got {len(args.paths)}")
-        if args.labels is not None:
-            raise ConfigError(f"--labels does not apply to the {args.figure} figure")
-    if (args.log_y or args.density) and args.figure != "histograms":
-        raise ConfigError("--log-y and --density apply only to the histograms figure")
 
 
 def draw(args) -> list[Path]:
     """Draw the figure the parsed flags ask for; returns the written paths."""
-    _check_flags(args)
+    if args.figure in SINGLE_RUN_FIGURES and len(args.paths) != 1:
+        raise ConfigError(f"the {args.figure} figure takes one run directory or CSV file, got "
+                          f"{len(args.paths)}")
     common = dict(pdf=args.pdf)
     if args.figure == "histograms":
         return plots.plot_hidden_weight_histograms(args.paths[0], args.out, log_y=args.log_y,

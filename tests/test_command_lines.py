@@ -51,11 +51,18 @@ def _rendered_help(parser: argparse.ArgumentParser, action: argparse.Action) -> 
     return " ".join(formatter._expand_help(action).split())
 
 
+def _with_subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parser and the parsers of its sub-commands (plot_figures.py: one per figure)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return [parser] + [p for a in subs for p in a.choices.values()]
+
+
 @pytest.mark.parametrize("name", sorted(PARSERS))
 def test_every_flag_has_help_and_shows_its_default(name):
-    parser = PARSERS[name]()
     problems = []
-    for action in parser._actions:
+    for parser, action in [(p, a) for p in _with_subcommands(PARSERS[name]()) for a in p._actions]:
+        if isinstance(action, argparse._SubParsersAction):
+            continue
         label = "/".join(action.option_strings) or action.dest
         if not action.help or action.help == argparse.SUPPRESS:
             problems.append(f"{label}: no help")
@@ -73,7 +80,7 @@ def test_every_flag_has_help_and_shows_its_default(name):
 
 @pytest.mark.parametrize("name", sorted(PARSERS))
 def test_help_renders(name):
-    text = PARSERS[name]().format_help()
+    text = "".join(p.format_help() for p in _with_subcommands(PARSERS[name]()))
     assert "--version" in text and "(default: " in text
 
 

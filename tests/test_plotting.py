@@ -454,3 +454,19 @@ def test_former_module_name_still_exports_the_figures():
 
     assert set(plotting.__all__) == set(plots.__all__)
     assert all(getattr(plotting, name) is getattr(plots, name) for name in plots.__all__)
+
+
+def test_each_figure_has_its_own_help(capsys):
+    """plot_figures.py FIGURE -h: that figure's description and options only."""
+    for figure, has_labels, has_log in (("histograms", False, True), ("accuracy", True, False),
+                                        ("sign-switch", False, False)):
+        with pytest.raises(SystemExit) as done:
+            plot_figures.main([figure, "-h"])
+        assert done.value.code == 0
+        out = capsys.readouterr().out
+        assert out.startswith(f"usage: plot_figures.py {figure} ")
+        assert plots.FIGURES[figure].split(":")[0] in out
+        assert ("--labels" in out) == has_labels and ("--log-y" in out) == has_log
+    with pytest.raises(SystemExit) as done:                 # an option of another figure
+        plot_figures.main(["accuracy", "run", "--out", "o.png", "--log-y"])
+    assert done.value.code == 2
