@@ -323,6 +323,19 @@ def scaled(run: PaperRun, scale: str) -> tuple[str, ...]:
     return _join(pairs)
 
 
+def scaled_label(run: PaperRun, scale: str) -> str:
+    """``run``'s label as run at ``scale``: a width the label names (Fig. 3's "..., 4096") is
+    the width actually run (e.g. "..., 16" at smoke scale)."""
+    published = dict(_flag_values(run.flags)).get("--hidden-layers")
+    actual = dict(_flag_values(scaled(run, scale))).get("--hidden-layers")
+    if not published or published == actual:
+        return run.label
+    label = run.label
+    for old, new in sorted(set(zip(published, actual)), key=lambda p: -len(p[0])):
+        label = re.sub(rf"(?<![\d.]){re.escape(old)}(?![\d.])", new, label)
+    return label
+
+
 def run_id(run: PaperRun, scale: str) -> str:
     """A folder name derived from the configuration only: readable parts + a hash of the flags.
 

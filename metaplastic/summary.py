@@ -175,7 +175,8 @@ def figure_rows(figure: paper.Figure, out: Path, scale: str,
             values.append(vals)
         if seeds:
             hidden = dict(paper._flag_values(paper.scaled(run, scale))).get("--hidden-layers")
-            rows.append(Row(run.label, run.name, "-".join(hidden) if hidden else "",
+            rows.append(Row(paper.scaled_label(run, scale), run.name,
+                            "-".join(hidden) if hidden else "",
                             len(finished), len(seeds) - n_finished, columns, values,
                             n_finished - len(finished)))
     return rows

@@ -470,3 +470,17 @@ def test_each_figure_has_its_own_help(capsys):
     with pytest.raises(SystemExit) as done:                 # an option of another figure
         plot_figures.main(["accuracy", "run", "--out", "o.png", "--log-y"])
     assert done.value.code == 2
+
+
+def test_long_panel_titles_are_wrapped():
+    from metaplastic.plots.labels import TITLE_WIDTH, title_with_seeds
+
+    class ThreeSeeds:
+        def __len__(self):
+            return 3
+
+    long = "metaplastic m = 1.35, interleaved, hidden layers 4096-4096, decay 1e-8, lr 0.005"
+    wrapped = title_with_seeds(long, ThreeSeeds())
+    assert "(mean ± std, 3 seeds)" in wrapped.replace("\n", " ")
+    assert "\n" in wrapped and all(len(line) <= TITLE_WIDTH for line in wrapped.split("\n"))
+    assert wrapped.replace("\n", " ").startswith(long)

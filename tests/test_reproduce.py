@@ -561,3 +561,15 @@ def test_gpu_check_script_says_when_there_is_no_gpu(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "no CUDA GPU is visible" in done.stderr
+
+
+def test_labels_name_the_width_actually_run():
+    """A label that names a width (Fig. 3's) shows the scaled one; others are unchanged."""
+    fig3 = paper.figure("fig3")
+    run = fig3.run("ewc-4096")
+    assert run.label == "EWC, 4096"
+    assert paper.scaled_label(run, "paper") == "EWC, 4096"
+    assert paper.scaled_label(run, "cpu") == "EWC, 512"
+    assert paper.scaled_label(run, "smoke") == "EWC, 16"
+    fig2 = paper.figure("fig2").run("bnn-m1.35")
+    assert paper.scaled_label(fig2, "smoke") == fig2.label == "BNN, m = 1.35"

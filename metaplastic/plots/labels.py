@@ -134,9 +134,18 @@ def _seed_note(group: RunGroup) -> str:
     return f" (mean ± std, {len(group)} seeds)" if len(group) > 1 else ""
 
 
+#: characters per line of a panel title (a panel is about a third of a figure wide)
+TITLE_WIDTH = 44
+
+
 def title_with_seeds(title: str, group: RunGroup) -> str:
+    """The panel title with its seed note, each line wrapped at :data:`TITLE_WIDTH`
+    characters so that the titles of neighbouring panels never overlap."""
+    import textwrap
+
     first, sep, rest = title.partition("\n")
-    return first + _seed_note(group) + sep + rest
+    lines = (first + _seed_note(group) + sep + rest).split("\n")
+    return "\n".join(textwrap.fill(line, TITLE_WIDTH) or line for line in lines)
 
 
 def natural_key(value):
