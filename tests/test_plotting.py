@@ -484,3 +484,15 @@ def test_long_panel_titles_are_wrapped():
     assert "(mean ± std, 3 seeds)" in wrapped.replace("\n", " ")
     assert "\n" in wrapped and all(len(line) <= TITLE_WIDTH for line in wrapped.split("\n"))
     assert wrapped.replace("\n", " ").startswith(long)
+
+
+def test_the_launch_records_never_label_or_split_runs():
+    """config.json's 'launches' (when, where and how each launch ran) differ between seeds;
+    they are records, not settings: no panel title or grouping may use them."""
+    from metaplastic.plots.runs import run_settings
+
+    config = {"net": "bnn", "meta": [1.35], "seed": 0, "result_neutral": [],
+              "launches": [{"started": "2026-12-05T18:10:55", "threads": 1}]}
+    other = dict(config, seed=1, launches=[{"started": "2026-12-05T19:00:00", "threads": 1}])
+    assert run_settings(config) == run_settings(other)
+    assert "launches" not in run_settings(config) and run_settings(config)["meta"] == [1.35]

@@ -38,7 +38,7 @@ from metaplastic.records import (
 #: config.json keys that never distinguish one configuration from another: the seed, and the
 #: records written beside the config. The config's own fields marked result-neutral or
 #: per-seed (metaplastic.cli.neutral / per_seed) are listed in config.json itself.
-IGNORED_CONFIG_KEYS = frozenset({"seed", "run_dir", "hostname", "environment",
+IGNORED_CONFIG_KEYS = frozenset({"seed", "run_dir", "hostname", "environment", "launches",
                                  "result_neutral", "per_seed"})
 #: the marks of config.json files written before they were recorded there
 LEGACY_MARKED_KEYS = frozenset({"out_dir", "device", "data_root", "optimizer_impl",
