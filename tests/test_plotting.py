@@ -496,3 +496,18 @@ def test_the_launch_records_never_label_or_split_runs():
     other = dict(config, seed=1, launches=[{"started": "2026-12-05T19:00:00", "threads": 1}])
     assert run_settings(config) == run_settings(other)
     assert "launches" not in run_settings(config) and run_settings(config)["meta"] == [1.35]
+
+
+def test_a_run_of_one_epoch_is_drawn_with_markers(tmp_path):
+    """An interleaved smoke run (one epoch, one row) is a point per task, not an empty panel."""
+    import matplotlib.pyplot as plt
+
+    from metaplastic.plots.draw import draw_task_curves
+    from metaplastic.plots.runs import group_runs, load_runs, task_names
+
+    run = make_continual_run(tmp_path / "r", tasks=("pMNIST",) * 3, epochs=1, interleaved=True)
+    group = group_runs(load_runs([run]))[0]
+    fig, ax = plt.subplots()
+    lines = draw_task_curves(ax, group, task_names(group.first), shade_phases=False)
+    assert lines and all(line.get_marker() == "o" for line in lines)
+    plt.close(fig)

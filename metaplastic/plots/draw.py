@@ -87,6 +87,8 @@ def draw_task_curves(ax, group: RunGroup, names: list[str], shade_phases: bool,
     acc_cols = [f"acc_test_tsk_{k}" for k in range(1, n + 1)]
     keys, mean, std = aggregate(group, acc_cols)
     x, boundaries = cumulative_x(keys["task_order"], keys["epoch"])
+    if marker is None and len(x) <= 3:   # a line of one point (an interleaved epoch) is invisible
+        marker = "o"
     colors = task_colors(n)
     lines = []
     for k, col in enumerate(acc_cols):
