@@ -79,7 +79,7 @@ RUN_ENTRIES = {
     "torch_rng": (torch.Tensor,), "position": (dict,), "state": (dict,),
     "row_prefix": (dict,), "config": (dict, type(None)),
 }
-OPTIONAL_ENTRIES = {"config", "cuda_rng"}
+OPTIONAL_ENTRIES = {"config"}
 POSITION_ENTRIES = ("phase", "epoch", "rows")
 
 

@@ -431,8 +431,11 @@ def write_fault_tail(exc: BaseException, argv: Sequence[str] | None = None) -> s
     argv = list(sys.argv[1:] if argv is None else argv)
     if not isinstance(exc, OSError) or not RUN_FOLDER or _is_launcher(argv):
         return ""
-    return (f"; the rows and the last checkpoint stay in {RUN_FOLDER[-1]}; once it can be "
-            f"written, continue with: {resume_command(argv)}")
+    folder = RUN_FOLDER[-1]
+    if not any((folder / name).is_file() for name in ("config.json", "checkpoint.pt")):
+        return "; nothing of the run was kept; once it can be written, run the same command again"
+    return (f"; what was written stays in {folder}; once it can be written, continue with: "
+            f"{resume_command(argv)}")
 
 
 #: errno values of a full disk or an exhausted quota

@@ -148,7 +148,9 @@ def clone_root() -> Path | None:
     """The clone this package runs from (the folder holding reproduce.py and the experiment
     folders), or None for an installed package (a wheel in site-packages)."""
     root = Path(__file__).resolve().parents[1]
-    if (root / "reproduce.py").is_file() and (root / "continual_learning").is_dir():
+    # pyproject.toml is in every clone and never installed (a wheel puts reproduce.py and the
+    # experiment folders into site-packages too, so they alone do not tell)
+    if (root / "pyproject.toml").is_file() and (root / "continual_learning").is_dir():
         return root
     return None
 

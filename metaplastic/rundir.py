@@ -204,12 +204,14 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
 def check_same_arithmetic(earlier: dict, now: dict) -> None:
     """A resumed run continues an uninterrupted run's CSV only with the same implementation
     (--impl's choice) and, on a CPU, the same thread count (float sums depend on it)."""
-    def on_gpu(launch: dict) -> bool:   # launches recorded before "device": a GPU machine
-        return launch.get("device", "cuda" if launch.get("cuda") else "cpu") == "cuda"
+    def device(launch: dict) -> str:   # launches recorded before "device": from the machine
+        return launch.get("device") or ("cuda" if launch.get("cuda") else "cpu")
 
     different = [k for k in ("implementation", "threads")
                  if earlier.get(k) is not None and earlier.get(k) != now.get(k)
-                 and not (k == "threads" and on_gpu(now) and on_gpu(earlier))]
+                 and not (k == "threads" and device(now) == device(earlier) == "cuda")]
+    if earlier.get("device") and now.get("device") and earlier["device"] != now["device"]:
+        different.insert(0, "device")   # GPU and CPU sums differ whatever the threads
     if different:
         raise ConfigError(
             "--resume: this launch runs with "

@@ -18,6 +18,7 @@ writes the run, whoever started it (main.py, reproduce.py's local executor, a SL
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -121,9 +122,13 @@ def try_acquire(run_dir: Path, command: str | None = None) -> RunLock | None:
         fd = _open_lock_file(run_dir)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except OSError as exc:
             os.close(fd)
-            return None
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None         # held by another process
+            raise MetaplasticError(f"cannot lock {run_dir / LOCK_FILE}: {exc.strerror or exc} "
+                                   "(on NFS the lock needs lockd or NFSv4; docs/RELIABILITY.md)"
+                                   ) from None
         if _still_the_lock_file(fd, run_dir):
             break
         os.close(fd)   # .lock was deleted or replaced between the open and the flock: again

@@ -207,7 +207,9 @@ def _restore(path, model, hooks, generator):
                                "or another experiment; start a new --out-dir")
     try:
         return _load_state(state, model, hooks, generator)
-    except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+    except torch.cuda.OutOfMemoryError:
+        raise                       # the machine's fault, not the checkpoint's
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         # entries of the right type whose contents do not fit this run (an edited checkpoint)
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise MetaplasticError(f"--resume: {path} does not fit this run ({detail}); start a "

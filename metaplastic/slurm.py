@@ -160,10 +160,15 @@ def still_queued(folder: Path) -> dict[str, str]:
             listed = subprocess.run(["squeue", "--noheader", "--array", "--format=%i",
                                      f"--jobs={array}"], capture_output=True, text=True,
                                     timeout=60)
-        except (OSError, subprocess.SubprocessError):
-            continue
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise MetaplasticError(f"squeue failed ({exc}): cannot tell which runs are still "
+                                   "queued, so nothing was submitted; try again") from None
         if listed.returncode == 0:
             alive |= set(listed.stdout.split())
+        elif "invalid job id" not in listed.stderr.lower():   # else: the array has ended
+            raise MetaplasticError(
+                f"squeue failed ({_last_line(RuntimeError(listed.stderr))}): cannot tell which "
+                "runs are still queued, so nothing was submitted; try again")
     return {run: job_id for run, job_id in recorded.items() if str(job_id) in alive}
 
 
@@ -176,18 +181,23 @@ def _record_queued(folder: Path, queued: dict[str, str]) -> None:
 
 
 def _files_under(folder: Path) -> set[Path]:
-    return set(folder.rglob("*")) if folder.is_dir() else set()
+    """The files a submission writes in ``folder`` itself: submitit's pickled jobs
+    (``<uuid>.pkl``) and its sbatch file (``.submission_file_<uuid>.sh``); never the task
+    folders below, where running tasks of earlier arrays write their logs and results."""
+    if not folder.is_dir():
+        return set()
+    return {p for p in folder.iterdir() if p.is_file() and not p.is_symlink()
+            and (p.suffix == ".pkl" or p.name.startswith(".submission_file_"))}
 
 
 def _remove_new_files(folder: Path, existed: set[Path]) -> None:
-    """Remove what a failed submission wrote under ``folder`` (pickled jobs, the sbatch file)."""
-    new = sorted(_files_under(folder) - existed, key=lambda p: len(p.parts), reverse=True)
-    for path in new:
-        if path.is_dir() and not path.is_symlink():
-            path.rmdir() if not any(path.iterdir()) else None
-        else:
-            path.unlink(missing_ok=True)
-    if folder.is_dir() and not existed and not any(folder.iterdir()):
+    """Remove what a failed submission wrote in ``folder`` (see :func:`_files_under`)."""
+    for path in _files_under(folder) - existed:
+        path.unlink(missing_ok=True)
+    for leftover in (folder / "%j",) if folder.is_dir() else ():
+        if leftover.is_dir() and not any(leftover.iterdir()):
+            leftover.rmdir()
+    if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
 
 

@@ -29,6 +29,7 @@ install() {
   fi
   [ "$(id -u)" = 0 ] || die "installing needs root (apt-get install slurm-wlm munge)"
   command -v apt-get >/dev/null || die "no apt-get here: install slurm-wlm and munge yourself"
+  apt-get update -q >/dev/null || true   # a fresh image has empty package lists
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null
   echo "installed slurm-wlm and munge"
 }
@@ -38,7 +39,7 @@ write_config() {
   cpus=$(nproc)
   mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
   mkdir -p "$DIR"/{state,spool,munge}
-  chmod 700 "$DIR/munge"
+  chmod 755 "$DIR/munge"      # clients of other users reach the socket; the key stays 0400
   [ -s "$DIR/munge/munge.key" ] || { head -c 1024 /dev/urandom > "$DIR/munge/munge.key"; }
   chmod 400 "$DIR/munge/munge.key"
   cat > "$DIR/slurm.conf" <<EOF
@@ -84,6 +85,7 @@ start() {
   if pid_alive "$DIR/slurmctld.pid"; then die "a cluster already runs in $DIR (stop it first)"; fi
   write_config
   export SLURM_CONF="$DIR/slurm.conf"
+  trap 'echo "local_slurm.sh: start failed; stopping what started" >&2; stop' ERR
   munged --force --socket="$DIR/munge/munge.socket" --key-file="$DIR/munge/munge.key" \
     --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/munge/munged.log" \
     --seed-file="$DIR/munge/munged.seed"
@@ -91,10 +93,12 @@ start() {
   slurmd -f "$SLURM_CONF"
   for _ in $(seq 1 60); do
     if sinfo -h -o "%T" 2>/dev/null | grep -qx "idle"; then
+      trap - ERR
       echo "export SLURM_CONF=$SLURM_CONF"; return
     fi
     sleep 0.5
   done
+  trap - ERR
   echo "local_slurm.sh: the node did not become idle; logs in $DIR:" >&2
   tail -n 5 "$DIR/slurmctld.log" "$DIR/slurmd.log" >&2 || true
   stop
@@ -103,6 +107,9 @@ start() {
 
 stop() {
   local name pidfile pid
+  if pid_alive "$DIR/slurmctld.pid"; then   # jobs first: their steps would outlive slurmd
+    SLURM_CONF="$DIR/slurm.conf" scancel --user "$(id -un)" 2>/dev/null || true
+  fi
   for name in slurmd slurmctld munge/munged; do
     pidfile="$DIR/$name.pid"
     if pid_alive "$pidfile"; then

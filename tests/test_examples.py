@@ -41,7 +41,8 @@ def test_the_two_task_example_runs_and_reports_forgetting():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("after task 1: task 1") and lines[1].startswith("after task 2")
-    match = re.search(r"backward transfer ([-+]\d+\.\d+), forgetting (\d+\.\d+)", lines[2])
-    assert match and float(match.group(1)) == -float(match.group(2))   # two tasks: F = -BWT
     first = float(re.search(r"task 1 +(\d+\.\d+)", lines[0]).group(1))
-    assert first > 80          # MNIST is learned in one epoch
+    later = float(re.search(r"task 1 +(\d+\.\d+)", lines[1]).group(1))
+    match = re.search(r"backward transfer ([-+]\d+\.\d+), forgetting (\d+\.\d+)", lines[2])
+    assert match and float(match.group(1)) == pytest.approx(later - first, abs=0.011)
+    assert first > 80          # the first permuted MNIST is learned in one epoch

@@ -134,3 +134,14 @@ def test_a_refused_slurm_submission_is_one_line_and_leaves_no_job_files(tmp_path
         "removed"]
     assert not (out / "slurm").exists()
     assert not out.exists() or not [p for p in out.rglob("*") if p.is_file()]
+    # files of an earlier array's running tasks, below the slurm folder, are never touched
+    task_log = out / "slurm" / "7_0" / "7_0_0_log.out"
+    task_log.parent.mkdir(parents=True)
+    task_log.write_text("an earlier array's task\n")
+    again = subprocess.run(
+        [sys.executable, str(REPO / "reproduce.py"), "run", "fig4ab", "--scale", "smoke",
+         "--seeds", "1", "--executor", "slurm", "--out", str(out)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO), PATH=f"{bin_dir}:{os.environ['PATH']}"))
+    assert again.returncode == 2 and task_log.read_text() == "an earlier array's task\n"
+    assert sorted(p.name for p in (out / "slurm").iterdir()) == ["7_0"]

@@ -306,6 +306,21 @@ def test_a_full_disk_ends_the_run_in_one_line_with_its_resume_command(
     assert (run / "metrics.csv").read_text() == uninterrupted
 
 
+def test_a_write_fault_offers_resume_only_where_something_was_kept(tmp_path, monkeypatch):
+    import errno
+
+    from metaplastic import cli
+
+    monkeypatch.setattr(cli, "RUN_FOLDER", [tmp_path])
+    monkeypatch.setattr(sys, "argv", ["continual_learning/main.py"])
+    full = OSError(errno.ENOSPC, "No space left on device")
+    tail = cli.write_fault_tail(full, ["--lr", "0.1", "--out-dir", str(tmp_path)])
+    assert "--resume" not in tail and "run the same command again" in tail
+    (tmp_path / "config.json").write_text("{}")
+    tail = cli.write_fault_tail(full, ["--lr", "0.1", "--out-dir", str(tmp_path)])
+    assert tail.endswith(f"--lr 0.1 --out-dir {tmp_path} --resume")
+
+
 def test_a_row_cut_by_a_full_disk_is_taken_back(tmp_path, monkeypatch):
     """The CSV never keeps half a row: a write that fails part-way is cut back."""
     import errno
@@ -429,5 +444,9 @@ def test_the_thread_count_matters_only_for_runs_on_the_cpu():
     check_same_arithmetic(gpu, gpu | {"threads": 1})           # GPU sums: threads irrelevant
     older = {"implementation": "reference", "threads": 2, "cuda": "H100"}   # no "device" yet
     check_same_arithmetic(older, gpu | {"threads": 1})
+    # an older run's launch rebuilt with today's keys holds "device": None: still a GPU machine
+    check_same_arithmetic(older | {"device": None}, gpu | {"threads": 1})
+    with pytest.raises(ConfigError, match="device"):       # GPU and CPU sums differ
+        check_same_arithmetic(gpu, cpu)
     with pytest.raises(ConfigError, match="implementation"):
         check_same_arithmetic(cpu, cpu | {"implementation": "fast"})

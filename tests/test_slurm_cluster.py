@@ -53,20 +53,34 @@ def cluster(tmp_path_factory):
             pytest.fail(f"CI must run the SLURM tests: {reason}")
         pytest.skip(reason)
     folder = tmp_path_factory.mktemp("slurm")
-    env = dict(os.environ, METAPLASTIC_SLURMCTLD_PORT=str(_free_port()),
-               METAPLASTIC_SLURMD_PORT=str(_free_port()))
-    started = subprocess.run(["bash", str(SCRIPT), "start", str(folder)], capture_output=True,
-                             text=True, env=env, timeout=120)
-    assert started.returncode == 0, started.stderr
-    pids = [int((folder / name).read_text()) for name in
-            ("slurmctld.pid", "slurmd.pid", "munge/munged.pid")]
+    ports = {_free_port()}
+    while len(ports) < 2:
+        ports.add(_free_port())
+    ctld_port, slurmd_port = sorted(ports)
+    env = dict(os.environ, METAPLASTIC_SLURMCTLD_PORT=str(ctld_port),
+               METAPLASTIC_SLURMD_PORT=str(slurmd_port))
     try:
+        started = subprocess.run(["bash", str(SCRIPT), "start", str(folder)],
+                                 capture_output=True, text=True, env=env, timeout=120)
+        assert started.returncode == 0, started.stderr
+        pids = [int((folder / name).read_text()) for name in
+                ("slurmctld.pid", "slurmd.pid", "munge/munged.pid")]
         yield dict(os.environ, SLURM_CONF=str(folder / "slurm.conf"), PYTHONPATH=str(REPO))
     finally:
+        # stop cancels the cluster's jobs first, then the three daemons by process id
         subprocess.run(["bash", str(SCRIPT), "stop", str(folder)], capture_output=True,
-                       env=env, timeout=60)
-        left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-        assert not left, f"SLURM or munge processes left running: {left}"
+                       env=env, timeout=120)
+    left = [pid for pid in pids if _alive(pid)]
+    assert not left, f"SLURM or munge processes left running: {left}"
+
+
+def _alive(pid: int) -> bool:
+    """A process that exists and is not a zombie (a container's PID 1 may not reap)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def reproduce(env, *args, cwd=REPO):
@@ -155,9 +169,10 @@ def test_an_interrupted_task_is_requeued_and_resumes_to_the_uninterrupted_csv(
     assert launched.returncode == 0, launched.stderr
     (run_dir, job), = submitted_ids(launched.stdout).items()
     metrics = Path(run_dir) / "metrics.csv"
+    checkpoint = Path(run_dir) / "checkpoint.pt"
     deadline = time.time() + 180
-    while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 2):
-        assert time.time() < deadline and squeue(cluster, job), "no first row"
+    while not (checkpoint.is_file() and len(metrics.read_text().splitlines()) >= 2):
+        assert time.time() < deadline and squeue(cluster, job), "no first checkpoint"
         time.sleep(0.1)
     if interruption == "scontrol requeue":
         command = ["scontrol", "requeue", job]
