@@ -18,6 +18,14 @@ run fig3 --seeds 1                                     # Fig. 3 at width 512: 4 
 run fig4ab --seeds 3                                   # 2023 head (the default)
 run fig4ab --seeds 3 --published-version v1.0.0        # tag v1.0.0: gamma ~ U(0, 1), running stats
 run fig2 --only bnn-m0.0 bnn-m1.35 --seeds 3 --published-version v1.0.0
+run fig2-bn --seeds 3                                  # the BatchNorm question: running stats, gamma = 1
+# Issue 22's three-seed rows, in this order
+run table1 --only ewc random --seeds 3
+run fig2 --seeds 3                                     # m = 0.5, 1.0 and the DNN rows
+run supp6 --seeds 3
+run fig5ce --seeds 1
+run stream-fmnist --seeds 3
+run fig3 --seeds 3
 # Fig. 1(a) / 4(a, b) at the paper's width (4096): one run at a time with both threads, about
 # 100 minutes each on an AMX/VNNI CPU with --impl auto (a session holds one of them)
 "$PY" reproduce.py run fig4ab --scale paper --seeds 1 --jobs 1 --threads 2 --out docs/reproduction
