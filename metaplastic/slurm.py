@@ -21,6 +21,10 @@ from metaplastic.launch import LOG_FILE, Job, mark_finished, start
 
 CLUSTERS = ("slurm", "local", "debug")
 
+#: how long a task waits for its run folder's lock (an earlier attempt of the same task, killed
+#: by a requeue, may still be writing its last lines)
+LOCK_WAIT_SECONDS = 120
+
 
 class SeedRun:
     """The callable submitit pickles and runs for one job (one seed of one configuration)."""
@@ -33,6 +37,11 @@ class SeedRun:
             return f"{job.name}: finished before"
         started_at = time.monotonic()
         started = start(job, self.threads, self.data_root)
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while started is None and job.state() != "done" and time.monotonic() < deadline:
+            # a requeued task can start while its earlier attempt's run is still stopping
+            time.sleep(1.0)
+            started = start(job, self.threads, self.data_root)
         if started is None and job.state() == "done":
             return f"{job.name}: finished by another process"
         if started is None:

@@ -179,14 +179,15 @@ def test_an_interrupted_task_is_requeued_and_resumes_to_the_uninterrupted_csv(
     else:   # what SLURM sends before a time limit (submitit's --signal=USR2@90)
         command = ["scancel", "--signal=USR2", job]
     subprocess.run(command, check=True, env=cluster, timeout=60)
-    # SLURM holds a requeued job for about two minutes (its BeginTime): start it now
-    deadline = time.time() + 60
-    while "PENDING" not in " ".join(squeue(cluster, job)):
-        assert time.time() < deadline, f"job {job} was not requeued: {squeue(cluster, job)}"
-        time.sleep(0.2)
-    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True,
-                   env=cluster, timeout=60)
-    wait_until_gone(cluster, job)
+    # SLURM may hold a requeued job for about two minutes (its BeginTime): whenever the job is
+    # pending, start it now; wait until it has left the queue
+    deadline = time.time() + 240
+    while listed := squeue(cluster, job):
+        assert time.time() < deadline, f"job {job} still queued: {listed}"
+        if "PENDING" in " ".join(listed):
+            subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"],
+                           capture_output=True, env=cluster, timeout=60)
+        time.sleep(0.5)
     assert (Path(run_dir) / "finished.json").is_file(), (Path(run_dir) / "log.txt").read_text()
     launches = json.loads((Path(run_dir) / "config.json").read_text())["launches"]
     assert len(launches) == 2                         # the first task and its requeued one
