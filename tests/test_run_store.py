@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -450,3 +451,38 @@ def test_the_thread_count_matters_only_for_runs_on_the_cpu():
         check_same_arithmetic(gpu, cpu)
     with pytest.raises(ConfigError, match="implementation"):
         check_same_arithmetic(cpu, cpu | {"implementation": "fast"})
+
+
+def test_a_second_resume_of_a_running_folder_is_refused_and_the_first_finishes_whole(
+        uninterrupted, tmp_path):
+    """Case 1 as a user meets it: while main.py trains in a folder, a second `main.py --resume`
+    of that folder is refused at once, naming the first; the first ends with the CSV of an
+    uninterrupted run."""
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    script = str(REPO / "continual_learning" / "main.py")
+    # the second is started first and waits, imports done, for the word to go: it then
+    # reaches the lock within the first run's first epoch
+    waiting = ("import sys; from continual_learning.main import main; sys.stdin.readline(); "
+               "sys.exit(main(sys.argv[1:]))")
+    second = subprocess.Popen([sys.executable, "-c", waiting, *FLAGS, "--out-dir", str(run),
+                               "--resume"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    first = subprocess.Popen([sys.executable, script, *FLAGS, "--out-dir", str(run)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env=env, cwd=REPO)
+    try:
+        deadline = time.time() + 300
+        while not (run / "config.json").is_file():
+            assert first.poll() is None and time.time() < deadline, "the first run ended early"
+            time.sleep(0.05)
+        _, second_err = second.communicate("go\n", timeout=300)
+        assert first.poll() is None, "the first run ended before the second was tried"
+        assert second.returncode == 2 and "one writer per run folder" in second_err
+        assert f"process {first.pid}" in second_err and "Traceback" not in second_err
+    finally:
+        if second.poll() is None:
+            second.kill()
+        _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert (run / "metrics.csv").read_text() == uninterrupted
