@@ -511,3 +511,14 @@ def test_a_run_of_one_epoch_is_drawn_with_markers(tmp_path):
     lines = draw_task_curves(ax, group, task_names(group.first), shade_phases=False)
     assert lines and all(line.get_marker() == "o" for line in lines)
     plt.close(fig)
+
+
+def test_runs_from_before_the_beaker_flags_group_with_later_ones():
+    """An older config.json lacks the beaker's parameters; without --beaker they are not
+    settings, so seeds written before and after they existed share one panel."""
+    from metaplastic.plots.runs import run_settings
+
+    older = {"net": "bnn", "meta": [1.5], "result_neutral": []}
+    newer = older | {"beaker": False, "fb": 0.005, "n_bk": 4, "ratios": [0.01], "areas": [1.0]}
+    assert run_settings(older) == run_settings(newer)
+    assert run_settings(newer | {"beaker": True})["n_bk"] == 4

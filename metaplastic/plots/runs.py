@@ -40,6 +40,8 @@ from metaplastic.records import (
 #: per-seed (metaplastic.cli.neutral / per_seed) are listed in config.json itself.
 IGNORED_CONFIG_KEYS = frozenset({"seed", "run_dir", "hostname", "environment", "launches",
                                  "result_neutral", "per_seed"})
+#: the flags of the Benna-Fusi optimizer (metaplastic/beaker.py), used only with --beaker
+BEAKER_PARAMETERS = frozenset({"fb", "n_bk", "ratios", "areas"})
 #: the marks of config.json files written before they were recorded there
 LEGACY_MARKED_KEYS = frozenset({"out_dir", "device", "data_root", "optimizer_impl",
                                 "train_impl", "keep_denormals", "checkpoint_every",
@@ -226,6 +228,9 @@ def run_settings(config: dict) -> dict:
     else:
         marked = LEGACY_MARKED_KEYS
     config = published.older_run_defaults(config) | config
+    if not config.get("beaker"):   # the beaker's parameters mean nothing without --beaker (and
+        # configs written before they existed lack them)
+        config = {k: v for k, v in config.items() if k not in BEAKER_PARAMETERS}
     return {k: v for k, v in config.items()
             if k not in IGNORED_CONFIG_KEYS and k not in marked and not TIME_KEY.search(k)
             and v not in ({}, None, []) and v is not False}
