@@ -70,12 +70,7 @@ def _inherited(run_dir: Path) -> int | None:
     if not value.isdigit():
         return None
     fd = int(value)
-    try:
-        held = os.fstat(fd)
-        here = os.stat(Path(run_dir) / LOCK_FILE, follow_symlinks=False)
-    except OSError:
-        return None
-    return fd if (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino) else None
+    return fd if _still_the_lock_file(fd, run_dir) else None
 
 
 def _still_the_lock_file(fd: int, run_dir: Path) -> bool:
@@ -83,9 +78,9 @@ def _still_the_lock_file(fd: int, run_dir: Path) -> bool:
     was meanwhile unlinked or replaced would protect nothing)."""
     try:
         here = os.stat(Path(run_dir) / LOCK_FILE, follow_symlinks=False)
-    except OSError:
+        held = os.fstat(fd)
+    except OSError:          # no .lock, or fd not open (a stale inherited number)
         return False
-    held = os.fstat(fd)
     return (held.st_dev, held.st_ino) == (here.st_dev, here.st_ino)
 
 

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from metaplastic import records
-from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+from metaplastic.checkpoint import (CHECKPOINT_FILE, check_run_state, load_checkpoint,
+                                    save_checkpoint)
 from metaplastic.engine import progress_bar, train_epoch
 from metaplastic.flips import FlipStatistics
 from metaplastic.progress import RunClock
@@ -201,10 +202,7 @@ def _save(path, model, optimizer, generator, pos, hooks, row_prefix, config=None
 def _restore(path, model, hooks, generator):
     from metaplastic.errors import MetaplasticError
 
-    state = load_checkpoint(path)
-    if "phase" not in state.get("position", {}):
-        raise MetaplasticError(f"--resume: {path} was written by another version of this code "
-                               "or another experiment; start a new --out-dir")
+    state = check_run_state(load_checkpoint(path), path)   # the run folder's own check
     try:
         return _load_state(state, model, hooks, generator)
     except torch.cuda.OutOfMemoryError:
