@@ -122,8 +122,7 @@ def submit(jobs: Sequence[Job], folder: Path, options: SlurmOptions, cluster: st
     todo = [j for j in todo if str(j.run_dir) not in queued]
     if not todo:
         return []
-    folder = Path(folder)
-    existed = _files_under(folder)
+    existed = _submission_files(folder)
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
     executor.update_parameters(**options.parameters(cluster))
     try:
@@ -132,7 +131,7 @@ def submit(jobs: Sequence[Job], folder: Path, options: SlurmOptions, cluster: st
     except (submitit.core.utils.FailedJobError, OSError) as exc:
         _remove_new_files(folder, existed)
         raise MetaplasticError(f"--executor {cluster}: the submission was refused "
-                               f"({_last_line(exc)}); nothing was submitted and its job files "
+                               f"({_decisive_line(str(exc))}); nothing was submitted and its job files "
                                "were removed") from None
     for job, sub in zip(todo, submitted):
         log(f"submitted {job.name} as {cluster} job {sub.job_id} -> {job.run_dir}")
@@ -163,6 +162,8 @@ def still_queued(folder: Path) -> dict[str, str]:
     if not isinstance(recorded, dict) or not recorded:
         return {}
     arrays = sorted({str(job_id).split("_")[0] for job_id in recorded.values()})
+    unknown = MetaplasticError("squeue failed: cannot tell which runs are still queued, so "
+                               "nothing was submitted; try again")
     alive: set[str] = set()
     for array in arrays:   # one by one: squeue refuses a whole list with one ended job in it
         try:
@@ -170,14 +171,11 @@ def still_queued(folder: Path) -> dict[str, str]:
                                      f"--jobs={array}"], capture_output=True, text=True,
                                     timeout=60)
         except (OSError, subprocess.SubprocessError) as exc:
-            raise MetaplasticError(f"squeue failed ({exc}): cannot tell which runs are still "
-                                   "queued, so nothing was submitted; try again") from None
+            raise MetaplasticError(f"{unknown} ({exc})") from None
         if listed.returncode == 0:
             alive |= set(listed.stdout.split())
         elif "invalid job id" not in listed.stderr.lower():   # else: the array has ended
-            raise MetaplasticError(
-                f"squeue failed ({_last_line(RuntimeError(listed.stderr))}): cannot tell which "
-                "runs are still queued, so nothing was submitted; try again")
+            raise MetaplasticError(f"{unknown} ({_decisive_line(listed.stderr)})")
     return {run: job_id for run, job_id in recorded.items() if str(job_id) in alive}
 
 
@@ -189,7 +187,7 @@ def _record_queued(folder: Path, queued: dict[str, str]) -> None:
     write_atomic(folder / QUEUED_FILE, json.dumps(queued, indent=1, sort_keys=True) + "\n")
 
 
-def _files_under(folder: Path) -> set[Path]:
+def _submission_files(folder: Path) -> set[Path]:
     """The files a submission writes in ``folder`` itself: submitit's pickled jobs
     (``<uuid>.pkl``) and its sbatch file (``.submission_file_<uuid>.sh``); never the task
     folders below, where running tasks of earlier arrays write their logs and results."""
@@ -200,24 +198,22 @@ def _files_under(folder: Path) -> set[Path]:
 
 
 def _remove_new_files(folder: Path, existed: set[Path]) -> None:
-    """Remove what a failed submission wrote in ``folder`` (see :func:`_files_under`)."""
-    for path in _files_under(folder) - existed:
+    """Remove what a failed submission wrote in ``folder`` (see :func:`_submission_files`),
+    and the folder itself if that leaves it empty."""
+    for path in _submission_files(folder) - existed:
         path.unlink(missing_ok=True)
-    for leftover in (folder / "%j",) if folder.is_dir() else ():
-        if leftover.is_dir() and not any(leftover.iterdir()):
-            leftover.rmdir()
     if folder.is_dir() and not any(folder.iterdir()):
         folder.rmdir()
 
 
-def _last_line(exc: BaseException) -> str:
-    """The most telling line of a failed sbatch: its 'fatal' or last 'error' line."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+def _decisive_line(text: str) -> str:
+    """The most telling line of a failed sbatch or squeue: its 'fatal' or last 'error' line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for marker in ("fatal", "error"):
         picked = [ln for ln in lines if marker in ln.lower()]
         if picked:
             return picked[-1][:300]
-    return lines[-1][:300] if lines else type(exc).__name__
+    return lines[-1][:300] if lines else "no message"
 
 
 def job_script(n_jobs: int, folder: Path, options: SlurmOptions) -> str:
