@@ -69,7 +69,7 @@ from cifar_features.transforms import (CROP, RESIZE, centre_crop, resized_size,
 from metaplastic import runtime
 from metaplastic.checkpoint import save_atomic
 from metaplastic.cli import ArgumentParser, main_guard, positive_int
-from metaplastic.errors import ConfigError, DataError
+from metaplastic.errors import ConfigError, DataError, import_torchvision
 from metaplastic.records import write_atomic_text
 
 DEFAULT_TRAIN_PASSES = 10
@@ -162,9 +162,8 @@ def weight_candidates(data_root: Path) -> list[Path]:
 
 def download_weights() -> Path:
     """torchvision's ResNet18_Weights.IMAGENET1K_V1 file, downloaded (needs internet) or cached."""
-    from torchvision.models import ResNet18_Weights
-
-    url = ResNet18_Weights.IMAGENET1K_V1.url
+    weights = import_torchvision("--download-weights").models.ResNet18_Weights
+    url = weights.IMAGENET1K_V1.url
     try:
         torch.hub.load_state_dict_from_url(url, progress=True, check_hash=True)
     except Exception as exc:  # noqa: BLE001 - URLError, hash mismatch, ...
@@ -276,9 +275,7 @@ def generate(dataset: str, data_root: Path, weights: Path, out_dir: Path, train_
 
 
 def _torchvision_version() -> str:
-    import torchvision
-
-    return str(torchvision.__version__)
+    return str(import_torchvision("cifar_features/generate_features.py").__version__)
 
 
 def build_parser() -> ArgumentParser:
@@ -329,6 +326,7 @@ def main(argv=None) -> int:
     from metaplastic.data_prep import default_data_root
 
     args = build_parser().parse_args(argv)
+    import_torchvision("cifar_features/generate_features.py (ResNet-18)")   # before any work
     resolve_batch_size(args.resnet_mode, args.batch_size)   # refuse a bad pair before any work
     data_root = Path(args.data_root) if args.data_root else default_data_root()
     out_dir = Path(args.out) if args.out else default_features_dir(data_root)

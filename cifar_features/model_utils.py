@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from metaplastic.errors import DataError
+from metaplastic.errors import DataError, import_torchvision
 
 FEATURE_SIZE = 512
 
@@ -48,8 +48,7 @@ HOW_TO_GET_WEIGHTS = (
 
 def resnet18_trunk() -> nn.Module:
     """ResNet-18 (random weights) whose ``fc`` is the identity: images -> 512-d features."""
-    from torchvision.models import resnet18
-
+    resnet18 = import_torchvision("the CIFAR features' ResNet-18").models.resnet18
     model = resnet18(weights=None)
     model.fc = nn.Identity()
     return model

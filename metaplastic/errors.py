@@ -16,3 +16,20 @@ class DataError(MetaplasticError):
 
 class ConfigError(MetaplasticError):
     """An invalid option, argument or configuration value."""
+
+
+class MissingDependency(MetaplasticError):
+    """An optional package that this command needs is not installed."""
+
+
+def import_torchvision(purpose: str):
+    """torchvision, imported for ``purpose``; it is optional (pip extra ``vision``): only the
+    ``--download`` options and the CIFAR feature extraction need it (docs/INSTALL.md)."""
+    try:
+        import torchvision
+    except ImportError as error:
+        raise MissingDependency(
+            f"{purpose} needs torchvision ({error}); install the torchvision release built for your "
+            f"torch (requirements.txt, or pip install 'metaplastic-bnn[vision]'; for a CPU-only "
+            f"torch, from the same index as torch: docs/INSTALL.md)") from None
+    return torchvision

@@ -10,6 +10,7 @@ batch size patched down to 3.
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -423,6 +424,19 @@ def test_generate_dry_run_checks_and_writes_nothing(synthetic, tmp_path, capsys)
                                    "--dry-run", "--device", "cpu"])
     assert code == 0
     assert "dry run" in capsys.readouterr().out
+    assert not (tmp_path / "f").exists()
+
+
+def test_without_torchvision_generation_exits_2_in_one_line(synthetic, tmp_path, capsys,
+                                                           monkeypatch) -> None:
+    """torchvision is an optional extra (docs/INSTALL.md): the feature script names it."""
+    monkeypatch.setitem(sys.modules, "torchvision", None)
+    code = generate_features.main(["--data-root", str(synthetic["root"]), "--weights",
+                                   str(synthetic["weights"]), "--out", str(tmp_path / "f"),
+                                   "--dry-run", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "needs torchvision" in err and "metaplastic-bnn[vision]" in err
     assert not (tmp_path / "f").exists()
 
 

@@ -44,6 +44,14 @@ def test_the_wheel_holds_every_subpackage_and_the_scripts(built):
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(built["wheel"]).read(entry_points).decode()
     assert "metaplastic-reproduce = reproduce:main" in text
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    requires = [line for line in zipfile.ZipFile(built["wheel"]).read(metadata).decode().splitlines()
+                if line.startswith("Requires-Dist:")]
+    # torchvision only as an extra: as a plain dependency it would pull PyPI's CUDA torch over a
+    # CPU-only one (docs/INSTALL.md, "A CPU-only install")
+    assert "Requires-Dist: torch" in requires
+    assert [line for line in requires if "torchvision" in line] == [
+        'Requires-Dist: torchvision; extra == "vision"']
 
 
 @needs_data("MNIST", "FashionMNIST")
@@ -55,6 +63,8 @@ def test_a_fresh_environment_with_the_wheel_runs_from_outside_the_clone(built, t
                                 "print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     (site / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # as in a CPU-only install without torchvision (its extra not chosen): importing it fails
+    (site / "no_torchvision.pth").write_text("import sys; sys.modules['torchvision'] = None\n")
     installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
                                 "--quiet", "--no-deps", "--no-index", str(built["wheel"])],
                                capture_output=True, text=True, timeout=600)
@@ -89,3 +99,9 @@ def test_a_fresh_environment_with_the_wheel_runs_from_outside_the_clone(built, t
     assert len(finished) == 1
     command = json.loads(finished[0].read_text())["command"]
     assert str(site / "continual_learning" / "main.py") in command     # the wheel's main.py
+    # what needs torchvision says so in one line
+    download = run(str(bin_dir / "metaplastic-data"), "--data-root", str(outside / "data"),
+                   "--datasets", "MNIST", "--download")
+    assert download.returncode == 2 and "Traceback" not in download.stderr, download.stderr
+    assert "--download needs torchvision" in download.stderr
+    assert "metaplastic-bnn[vision]" in download.stderr

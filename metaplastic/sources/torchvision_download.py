@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Mapping
 
 from metaplastic.data_files import DATASET_FILES, USPS_BZ2_FILES, how_to_obtain
-from metaplastic.errors import DataError
+from metaplastic.errors import DataError, MetaplasticError, import_torchvision
 from metaplastic.sources.common import Log, copy_verified, files_to_produce
 from metaplastic.sources.usps import usps_form_present
 
@@ -39,10 +39,7 @@ DOWNLOADABLE: dict[str, tuple[str, ...]] = {
 
 def _fetch(name: str, folder: Path) -> None:
     """Run torchvision's downloader for ``name`` into ``folder`` (its own layout)."""
-    try:
-        import torchvision.datasets as tv
-    except ImportError as error:
-        raise DataError(f"--download needs torchvision ({error}); install requirements.txt") from None
+    tv = import_torchvision("--download").datasets
     if name == "USPS":
         for train in (True, False):  # torchvision keeps USPS's files directly in its root
             tv.USPS(str(folder / "USPS"), train=train, download=True)
@@ -85,7 +82,7 @@ def download_dataset(
         log("  downloading with torchvision (needs internet)")
         try:
             _fetch(name, folder)
-        except DataError:
+        except MetaplasticError:   # its own message (missing torchvision, ...)
             raise
         except Exception as error:  # URLError, RuntimeError (MD5 mismatch), OSError, ...
             raise DataError(f"downloading {name} with torchvision failed ({type(error).__name__}: "
