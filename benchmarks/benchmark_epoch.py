@@ -27,7 +27,7 @@ from metaplastic import fast, runtime
 from metaplastic.datasets import IMAGE_LEVELS
 from metaplastic.engine import EVAL_CHUNK_SAMPLES, evaluate, train_epoch
 from metaplastic.models import BNN
-from metaplastic.optim import make_optimizer
+from metaplastic.fast import make_optimizer
 
 TRAIN_SAMPLES, TEST_SAMPLES, BATCH, TEST_BATCH = 60_000, 10_000, 100, 1000
 

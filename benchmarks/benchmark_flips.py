@@ -21,7 +21,7 @@ from metaplastic import fast, runtime
 from metaplastic.engine import train_epoch
 from metaplastic.flips import FlipStatistics
 from metaplastic.models import BNN
-from metaplastic.optim import make_optimizer
+from metaplastic.fast import make_optimizer
 
 STEPS_PER_EPOCH, BATCH = 600, 100
 

@@ -7,7 +7,8 @@ from metaplastic.continual import ContinualConfig, image_levels
 from metaplastic.continual import build_model as build_mlp
 from metaplastic.layers import BinarizedLinear, SignActivation
 from metaplastic.models import BNN, DNN, MLP
-from metaplastic.optim import MetaplasticAdam, make_optimizer
+from metaplastic.fast import make_optimizer
+from metaplastic.optim import MetaplasticAdam
 
 __all__ = ["build_model", "image_levels", "BNN", "DNN", "MLP", "BinarizedLinear",
            "SignActivation", "MetaplasticAdam", "make_optimizer", "EWC", "SynapticIntelligence"]

@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 # (docs/API.md documents each)
 _EXPORTS = {
     # the method
-    "MetaplasticAdam": "metaplastic.optim", "make_optimizer": "metaplastic.optim",
+    "MetaplasticAdam": "metaplastic.optim", "make_optimizer": "metaplastic.fast",
     "BinarizedLinear": "metaplastic.layers", "BinarizedConv2d": "metaplastic.layers",
     "SignActivation": "metaplastic.layers", "BNN": "metaplastic.models", "DNN": "metaplastic.models",
     "EWC": "metaplastic.consolidation", "SynapticIntelligence": "metaplastic.consolidation",

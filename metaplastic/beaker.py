@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 import torch
 
 from metaplastic.errors import ConfigError
+from metaplastic.rule import attenuation
 
 
 def check_chain(n_bk: int, ratios: Sequence[float], areas: Sequence[float]) -> None:
@@ -99,7 +100,7 @@ class BeakerAdam(torch.optim.Optimizer):
                 for k in range(1, n):
                     inflow = u[k - 1] - u[k]
                     if k == n - 1:
-                        factor = 1 - torch.tanh(float(group["meta"]) * u[k]) ** 2
+                        factor = attenuation(float(group["meta"]) * u[k].abs())
                         inflow = torch.where(inflow * u[k] < 0, factor * inflow, inflow)
                     new.append(u[k] + (g[k - 1] / c[k]) * inflow
                                + (g[k] / c[k]) * (u[k + 1] - u[k]))

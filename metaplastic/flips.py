@@ -16,6 +16,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from metaplastic.rule import consolidated_magnitude
+
 THRESHOLDS = (0.5, 0.1)
 
 
@@ -23,13 +25,6 @@ def flip_columns(n_layers: int) -> tuple[str, ...]:
     """The extra columns for a network of ``n_layers`` weight layers, in their order."""
     return tuple(f"flips_l{k}" for k in range(1, n_layers + 1)) + tuple(
         f"meta_below_{t}_l{k}" for t in THRESHOLDS for k in range(1, n_layers + 1))
-
-
-def consolidation_magnitude(meta: float, threshold: float) -> float:
-    """|W_h| above which f_meta = 1 - tanh²(meta |W_h|) < threshold (inf for meta = 0)."""
-    if meta <= 0:
-        return math.inf
-    return math.atanh(math.sqrt(1.0 - threshold)) / meta
 
 
 class FlipStatistics:
@@ -60,7 +55,7 @@ class FlipStatistics:
             row[f"flips_l{k}"] = changed / w.numel()
         for t in THRESHOLDS:
             for k, (w, m) in enumerate(zip(self.weights, self.meta), start=1):
-                bound = consolidation_magnitude(m, t)
+                bound = consolidated_magnitude(m, t)
                 count = 0 if math.isinf(bound) else torch.gt(w.abs(), bound).sum().item()
                 row[f"meta_below_{t}_l{k}"] = count / w.numel()
         self._start = []

@@ -4,15 +4,16 @@ Per parameter, with g = grad + wd * W (coupled L2 decay):
     m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,   u = m / (sqrt(v) + eps),
     W <- W - lr * sqrt(1 - b2^t) / (1 - b1^t) * f * u,
 where, for weights (2 or more dimensions), f = 1 - tanh^2(m_l |W|) wherever sign(W) * m > 0
-(the update would shrink |W| toward a sign change) and f = 1 elsewhere; 1-d parameters get
-f = 1 (plain Adam). m_l = 0 is exactly Adam with coupled weight decay.
+(the update would shrink |W| toward a sign change) and f = 1 elsewhere
+(:func:`metaplastic.rule.metaplastic_factor`); 1-d parameters get f = 1 (plain Adam).
+m_l = 0 is exactly Adam with coupled weight decay.
 
 This module is the reference implementation: in-place torch operations over chunks of at most
 2**18 elements, so temporaries stay small even for 16M-element weights. The fast path
 (:class:`metaplastic.fast.optim.FusedMetaplasticAdam`: one compiled kernel for all tensors,
 equal to float32 rounding) is a subclass that replaces :meth:`MetaplasticAdam._update`;
-:func:`make_optimizer` picks it when the model's fast paths were enabled at start
-(:func:`metaplastic.fast.enable`).
+:func:`metaplastic.fast.make_optimizer` picks it when the model's fast paths were enabled at
+start (:func:`metaplastic.fast.enable`). This module imports nothing from :mod:`metaplastic.fast`.
 """
 from __future__ import annotations
 
@@ -22,13 +23,9 @@ from typing import Iterable, Sequence
 import torch
 from torch import nn
 
+from metaplastic.rule import metaplastic_factor
+
 CHUNK = 1 << 18
-
-
-def metaplastic_factor(w: torch.Tensor, m: torch.Tensor, meta: float) -> torch.Tensor:
-    """f = 1 - tanh^2(meta * |W|) where sign(W) * m > 0, else 1 (reference form, any shape)."""
-    f = 1.0 - torch.tanh(meta * w.abs()) ** 2
-    return torch.where(torch.sign(w) * m > 0, f, torch.ones_like(w))
 
 
 def _eager_update(w, grad, m, v, step_size: float, weight_decay: float, meta: float,
@@ -44,10 +41,7 @@ def _eager_update(w, grad, m, v, step_size: float, weight_decay: float, meta: fl
         update = torch.sqrt(vc).add_(eps)
         torch.div(mc, update, out=update)
         if metaplastic and meta != 0.0:
-            shrinking = torch.sign(wc).mul_(mc) > 0
-            tanh = torch.mul(wc.abs(), meta).tanh_()
-            factor = torch.mul(tanh, tanh).neg_().add_(1.0).masked_fill_(~shrinking, 1.0)
-            update.mul_(factor)
+            update.mul_(metaplastic_factor(wc, mc, meta))
         wc.add_(update, alpha=-step_size)
 
 
@@ -137,29 +131,3 @@ def metaplastic_param_groups(model: nn.Module, meta: float | Sequence[float]) ->
     if others:
         groups.append({"params": others, "meta": 0.0})
     return groups
-
-
-IMPLEMENTATIONS = ("auto", "reference", "fast")
-
-
-def make_optimizer(model: nn.Module, lr: float, meta: float | Sequence[float],
-                   weight_decay: float = 0.0, implementation: str = "auto") -> MetaplasticAdam:
-    """Metaplastic Adam over the whole model with per-layer m_l.
-
-    ``implementation``: 'auto' follows the choice made for ``model`` at start
-    (:func:`metaplastic.fast.enable`: the fused optimizer where the fast paths are on, else the
-    reference); 'reference' ('eager') or 'fast' ('compiled') force one.
-    """
-    aliases = {"eager": "reference", "compiled": "fast"}
-    implementation = aliases.get(implementation, implementation)
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}")
-    groups = metaplastic_param_groups(model, meta)
-    fast_paths = getattr(model, "fast_paths", None)
-    if implementation == "fast" or (implementation == "auto" and fast_paths is not None
-                                    and fast_paths.fused_optimizer):
-        from metaplastic.fast.optim import FusedMetaplasticAdam
-
-        layers = fast_paths.layers if fast_paths is not None else []
-        return FusedMetaplasticAdam(groups, lr=lr, weight_decay=weight_decay, binary_layers=layers)
-    return MetaplasticAdam(groups, lr=lr, weight_decay=weight_decay)

@@ -20,7 +20,8 @@ from metaplastic.consolidation import EWC, SynapticIntelligence
 from metaplastic.engine import evaluate
 from metaplastic.models import layer_weight, weight_layers
 from metaplastic.norms import norm_state, using_norm_state
-from metaplastic.optim import make_optimizer, metaplastic_param_groups
+from metaplastic.fast import make_optimizer
+from metaplastic.optim import metaplastic_param_groups
 from metaplastic.runner import Hooks, Phase, RunSettings, run_phases
 from metaplastic.tasks import TaskData, concatenated
 

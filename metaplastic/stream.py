@@ -36,7 +36,7 @@ from metaplastic import records, runner
 from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
 from metaplastic.engine import evaluate
 from metaplastic.errors import ConfigError
-from metaplastic.optim import make_optimizer
+from metaplastic.fast import make_optimizer
 from metaplastic.runner import Hooks, Phase, RunSettings, run_phases
 
 BATCH_SEED_OFFSET = 1     # batch order: generator seeded with seed + 1

@@ -10,7 +10,7 @@ from metaplastic import records
 from continual_learning.main import main
 from metaplastic.engine import NonFiniteLossError, train_epoch
 from metaplastic.models import DNN
-from metaplastic.optim import make_optimizer
+from metaplastic.fast import make_optimizer
 
 
 with_data = needs_data("MNIST", "FashionMNIST")

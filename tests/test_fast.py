@@ -12,7 +12,8 @@ from metaplastic.fast.layers import FastBinarizedLinear, install
 from metaplastic.fast.products import int8_product
 from metaplastic.layers import BinarizedLinear
 from metaplastic.models import BNN, DNN
-from metaplastic.optim import MetaplasticAdam, make_optimizer
+from metaplastic.fast import make_optimizer
+from metaplastic.optim import MetaplasticAdam
 
 needs_int8 = pytest.mark.skipif(not runtime.int8_products_work(),
                                 reason="no exact int8 products (torch._int_mm) on this CPU")

@@ -20,7 +20,7 @@ from metaplastic.engine import evaluate
 from metaplastic.errors import ConfigError, DataError
 from metaplastic.layers import BinarizedConv2d, BinarizedLinear
 from metaplastic.models import layer_weight, weight_layers
-from metaplastic.optim import make_optimizer
+from metaplastic.fast import make_optimizer
 from metaplastic.sequence import SimulatedCrash
 from metaplastic import usps
 from metaplastic.usps import load_usps, read_usps

@@ -5,7 +5,8 @@ import torch
 
 from metaplastic.fast.optim import FusedMetaplasticAdam
 from metaplastic.models import BNN
-from metaplastic.optim import MetaplasticAdam, expand_meta, make_optimizer, metaplastic_param_groups
+from metaplastic.fast import make_optimizer
+from metaplastic.optim import MetaplasticAdam, expand_meta, metaplastic_param_groups
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
 IMPLEMENTATIONS = ["reference", "fast"]  # MetaplasticAdam, FusedMetaplasticAdam (compiled)

@@ -174,7 +174,7 @@ def test_a_last_batch_of_one_sample_is_skipped_under_batchnorm():
     """21 samples in batches of 10: BatchNorm1d cannot train on the last batch of one sample;
     it is skipped (documented in the Faithfulness table) instead of stopping the run."""
     from metaplastic.engine import train_epoch
-    from metaplastic.optim import make_optimizer
+    from metaplastic.fast import make_optimizer
 
     torch.manual_seed(0)
     model = BNN([20, 16, 4])

@@ -9,7 +9,7 @@ from metaplastic import fast, runtime
 from metaplastic.continual import build_model
 from metaplastic.engine import train_epoch
 from metaplastic.models import BNN, DNN
-from metaplastic.optim import make_optimizer
+from metaplastic.fast import make_optimizer
 
 
 @pytest.fixture(params=["int8", "float32"])

@@ -19,6 +19,7 @@ or refuses with a ConfigError; 'reference' installs nothing. Nothing switches du
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -113,3 +114,29 @@ def integer_evaluator(model: nn.Module):
     if paths is None or not paths.int8 or not evaluator.supports(model):
         return None
     return evaluator.IntegerEvaluator(model)
+
+
+def make_optimizer(model: nn.Module, lr: float, meta: float | Sequence[float],
+                   weight_decay: float = 0.0, implementation: str = "auto"):
+    """Metaplastic Adam over the whole model with per-layer m_l
+    (:func:`metaplastic.optim.metaplastic_param_groups`).
+
+    ``implementation``: 'auto' follows the choice made for ``model`` at start (:func:`enable`:
+    :class:`metaplastic.fast.optim.FusedMetaplasticAdam` where the fast paths are on, else the
+    reference :class:`metaplastic.optim.MetaplasticAdam`); 'reference' ('eager') or 'fast'
+    ('compiled') force one.
+    """
+    from metaplastic.fast.optim import FusedMetaplasticAdam
+    from metaplastic.optim import MetaplasticAdam, metaplastic_param_groups
+
+    aliases = {"eager": "reference", "compiled": "fast"}
+    implementation = aliases.get(implementation, implementation)
+    if implementation not in CHOICES:
+        raise ValueError(f"implementation must be one of {CHOICES}")
+    groups = metaplastic_param_groups(model, meta)
+    fast_paths = getattr(model, "fast_paths", None)
+    if implementation == "fast" or (implementation == "auto" and fast_paths is not None
+                                    and fast_paths.fused_optimizer):
+        layers = fast_paths.layers if fast_paths is not None else []
+        return FusedMetaplasticAdam(groups, lr=lr, weight_decay=weight_decay, binary_layers=layers)
+    return MetaplasticAdam(groups, lr=lr, weight_decay=weight_decay)

@@ -4,8 +4,8 @@ Same step as :class:`metaplastic.optim.MetaplasticAdam` (equal to float32 roundi
 one torch.compile graph for all parameters, a fused loop per tensor reading W, grad, m, v once
 and writing W, m, v once, and sign(W) of the updated weight into the buffers of the binarized
 layers it was given (``binary_layers``: float32 sign buffer, plus the int8 copy where the layer
-multiplies in int8), so the next forward pass needs no separate sign computation. It writes
-1 - tanh^2(x) as 4a / (1 + a)^2 with a = exp(-2x) (the same function, cheaper to vectorize).
+multiplies in int8), so the next forward pass needs no separate sign computation. The factor is
+:func:`metaplastic.rule.metaplastic_factor`, traced into the graph.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 import torch
 
 from metaplastic.optim import MetaplasticAdam
+from metaplastic.rule import metaplastic_factor
 from metaplastic.runtime import compiled
 
 
@@ -30,8 +31,7 @@ def _fused_update(params, grads, exp_avgs, exp_avg_sqs, binaries, binaries_int8,
         g = grad + weight_decay * w
         m_new = beta1 * m + (1.0 - beta1) * g
         v_new = beta2 * v + (1.0 - beta2) * g * g
-        a = torch.exp(-2.0 * meta * w.abs())
-        factor = torch.where(torch.sign(w) * m_new > 0, 4.0 * a / ((1.0 + a) * (1.0 + a)), 1.0)
+        factor = metaplastic_factor(w, m_new, meta)
         w_new = w - step_size * factor * m_new / (torch.sqrt(v_new) + eps)
         m.copy_(m_new)
         v.copy_(v_new)
