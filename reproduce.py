@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Sequence
 
 from metaplastic import launch, paper, published, slurm, summary
-from metaplastic.cli import ArgumentParser, main_guard, non_negative_int, positive_int
+from metaplastic.cli import ArgumentParser, main_guard
+from metaplastic.flag_types import non_negative_int, positive_int
 from metaplastic.errors import ConfigError
 
 DEFAULT_OUT = Path("results") / "reproduce"

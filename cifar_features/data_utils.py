@@ -41,6 +41,7 @@ from pathlib import Path
 
 import torch
 
+from cifar_features.model_utils import FEATURE_SIZE
 from metaplastic.continual import ContinualConfig
 from metaplastic.cli import neutral
 from metaplastic.errors import ConfigError, DataError
@@ -53,7 +54,6 @@ CIFAR100_CLASSES = 100
 CIFAR100_PATTERN = re.compile(r"cifar100-(\d+)")
 CIFAR10_BATCH = 100    # training and evaluation batches of CIFAR-10 tasks
 CIFAR100_BATCH = 20
-FEATURE_SIZE = 512
 
 FEATURES_DIR_ENV = "METAPLASTIC_CIFAR_FEATURES"
 FEATURE_SCALES = ("variance", "std")
@@ -96,7 +96,7 @@ def default_features_dir(data_root: Path | None) -> Path:
     if from_env:
         return Path(from_env).expanduser()
     if data_root is None:
-        from metaplastic.data_prep import default_data_root
+        from metaplastic.data_files import default_data_root
 
         data_root = default_data_root()
     return Path(data_root) / "features"

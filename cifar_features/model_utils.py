@@ -18,7 +18,7 @@ from torch import nn
 
 from metaplastic.errors import DataError, import_torchvision
 
-FEATURE_SIZE = 512
+FEATURE_SIZE = 512   # ResNet-18's pooled output: the length of every feature vector
 
 
 def build_model(config):

@@ -1,5 +1,5 @@
-"""The models of continual_learning: BNN / DNN MLPs (SPEC section 2), trained by metaplastic Adam
-(SPEC section 3), with EWC / SI as consolidation baselines (SPEC section 5) - the core's pieces."""
+"""The models of continual_learning: BNN / DNN MLPs (docs/METHOD.md section 2), trained by metaplastic Adam
+(docs/METHOD.md section 3), with EWC / SI as consolidation baselines (docs/METHOD.md section 5) - the core's pieces."""
 from __future__ import annotations
 
 from metaplastic.consolidation import EWC, SynapticIntelligence

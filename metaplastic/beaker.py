@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 import torch
 
 from metaplastic.errors import ConfigError
+from metaplastic.optim import closure_loss
 from metaplastic.rule import attenuation
 
 
@@ -59,10 +60,7 @@ class BeakerAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             n, g, c = group["n_bk"], group["ratios"], group["areas"]

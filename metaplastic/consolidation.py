@@ -1,4 +1,10 @@
-"""Consolidation baselines: EWC, random consolidation and Synaptic Intelligence (SPEC section 5).
+"""Consolidation baselines: EWC, random consolidation and Synaptic Intelligence (docs/METHOD.md section 5).
+
+Each method is a :class:`ConsolidationMethod` in the registry :data:`METHODS`: it owns its flags
+and their checks, its state in the checkpoint, and what it does when a task begins, after each
+optimizer step, when a task ends, and in the loss (its penalty). The continual-learning command
+line and the sequence loop (:mod:`metaplastic.continual`, :mod:`metaplastic.sequence`) only
+iterate over the registry: a new method is one class and one :func:`register` call.
 
 Fisher estimator. The diagonal empirical Fisher with respect to the binary weights,
 F = (1/d) sum_n (dl_n/dW_b)^2 over the first n = min(``samples``, set size) training samples with
@@ -16,6 +22,7 @@ matrix product per layer instead of ``samples`` backward passes.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Iterator
 
 import torch
@@ -26,6 +33,101 @@ from metaplastic.errors import ConfigError
 from metaplastic.layers import BINARIZED_TYPES, BinarizedLinear
 from metaplastic.models import effective_weight, layer_weight, weight_layers
 from metaplastic.norms import frozen_norm_forward
+
+class ConsolidationMethod:
+    """A consolidation method of the continual-learning sequence (EWC and SI are two).
+
+    Class attributes: ``name`` (its key in the checkpoint's state and in config.json's
+    ``consolidation_options``), ``switch`` (the flag destination that turns it on),
+    ``options`` (every flag destination it adds, ``switch`` included), ``one_plain_adam``
+    (True: the whole sequence learns with one plain Adam, as SI does in the published script).
+    Flags that are not fields of the run's config class are recorded in config.json under
+    ``consolidation_options[name]``.
+    """
+
+    name: str = ""
+    switch: str = ""
+    options: tuple[str, ...] = ()
+    one_plain_adam: bool = False
+
+    @classmethod
+    def add_arguments(cls, group) -> None:
+        """Add the method's flags to an argparse group."""
+        raise NotImplementedError
+
+    @classmethod
+    def check(cls, args) -> None:
+        """Refuse (ConfigError) flags that do not fit together; called for every method."""
+
+    @classmethod
+    def create(cls, values: dict, seed: int) -> "ConsolidationMethod":
+        """The method for a run whose option values (``options`` -> value) turn it on."""
+        raise NotImplementedError
+
+    @classmethod
+    def is_on(cls, values) -> bool:
+        """Whether parsed flags or option values (``values``: a namespace or a dict) turn it on."""
+        return bool(values[cls.switch] if isinstance(values, dict) else getattr(values, cls.switch))
+
+    @classmethod
+    def option_values(cls, config) -> dict:
+        """The method's option values in a run's config (fields, or consolidation_options)."""
+        own = (getattr(config, "consolidation_options", None) or {}).get(cls.name, {})
+        return {o: getattr(config, o) if hasattr(config, o) else own[o] for o in cls.options}
+
+    @classmethod
+    def from_config(cls, config) -> "ConsolidationMethod | None":
+        values = cls.option_values(config)
+        return cls.create(values, int(getattr(config, "seed", 0))) if cls.is_on(values) else None
+
+    def begin_task(self, model: nn.Module) -> None:
+        """Before the first step of a task."""
+
+    def after_step(self, model: nn.Module) -> None:
+        """After every optimizer step."""
+
+    def end_task(self, model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor) -> None:
+        """After the last epoch of a task, with that task's training data."""
+
+    def penalty(self, model: nn.Module) -> torch.Tensor:
+        """Added to every batch's loss."""
+        return torch.zeros(())
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        raise NotImplementedError
+
+
+#: every consolidation method, by name, in the order their flags appear in -h
+METHODS: dict[str, type[ConsolidationMethod]] = {}
+
+
+def register(method: type[ConsolidationMethod]) -> type[ConsolidationMethod]:
+    """Add ``method`` to :data:`METHODS` (usable as a class decorator)."""
+    if not method.name or method.switch not in method.options:
+        raise ValueError(f"{method.__name__}: a ConsolidationMethod needs a name and its switch "
+                         "among its options")
+    METHODS[method.name] = method
+    return method
+
+
+def check_consolidation_flags(args) -> None:
+    """Every method's own checks, then: at most one method at a time."""
+    for method in METHODS.values():
+        method.check(args)
+    active = [m for m in METHODS.values() if m.is_on(args)]
+    if len(active) > 1:
+        flags = " and ".join("--" + m.switch.replace("_", "-") for m in active)
+        raise ConfigError(f"choose one of {flags}")
+
+
+def methods_of(config) -> list[ConsolidationMethod]:
+    """The consolidation methods a run's config turns on, in registry order."""
+    made = (method.from_config(config) for method in METHODS.values())
+    return [m for m in made if m is not None]
+
 
 def _batch_stat_norms(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
@@ -129,13 +231,48 @@ def shuffled_like(tensors: list[torch.Tensor], generator: torch.Generator) -> li
     return out
 
 
-class EWC:
+@register
+class EWC(ConsolidationMethod):
     """Elastic weight consolidation on the binary weights.
 
     Penalty (lambda / 2) sum_s sum F_s (W_b - W_b,s*)^2, kept as the equivalent
     (lambda / 2) sum (A W_b^2 - 2 B W_b) + const with A = sum_s F_s, B = sum_s F_s W_b,s*,
     so its cost does not grow with the number of tasks.
     """
+
+    name, switch = "ewc", "ewc"
+    options = ("ewc", "ewc_lambda", "ewc_samples", "ewc_fisher_mean", "rnd_consolidation")
+
+    @classmethod
+    def add_arguments(cls, group) -> None:
+        from metaplastic.flag_types import non_negative_float, positive_int
+
+        group.add_argument("--ewc", action="store_true", help="elastic weight consolidation")
+        group.add_argument("--ewc-lambda", type=non_negative_float, default=0.0,
+                           help="EWC penalty strength")
+        group.add_argument("--ewc-samples", type=positive_int, default=5000,
+                           help="training samples of a task used for its Fisher")
+        group.add_argument("--ewc-fisher-mean", action="store_true",
+                           help="divide the Fisher by the samples used even for a task with fewer "
+                                "than --ewc-samples (published: by their number - 1 then; same "
+                                "otherwise)")
+        group.add_argument("--rnd-consolidation", action="store_true",
+                           help="EWC with each Fisher's values shuffled (Table 1 control)")
+
+    @classmethod
+    def check(cls, args) -> None:
+        if args.rnd_consolidation and not args.ewc:
+            raise ConfigError("--rnd-consolidation is a variant of EWC: add --ewc")
+        if args.ewc_fisher_mean and not args.ewc:
+            raise ConfigError("--ewc-fisher-mean is an option of EWC: add --ewc")
+        if args.ewc_lambda > 0 and not args.ewc and not getattr(args, "dry_run", False):
+            print("note: --ewc-lambda is set but EWC is off (add --ewc); the 'ewc' column "
+                  "records the lambda, as the published scripts do", file=sys.stderr)
+
+    @classmethod
+    def create(cls, values: dict, seed: int) -> "EWC":
+        return cls(values["ewc_lambda"], values["ewc_samples"], values["rnd_consolidation"],
+                   seed=seed, fisher_mean=values["ewc_fisher_mean"])
 
     def __init__(self, lam: float, samples: int = 5000, random_consolidation: bool = False,
                  seed: int = 0, fisher_mean: bool = False):
@@ -163,6 +300,9 @@ class EWC:
             self.constant += float((f * w * w).sum())
         return fishers
 
+    def end_task(self, model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor) -> None:
+        self.consolidate(model, train_x, train_y)
+
     def penalty(self, model: nn.Module) -> torch.Tensor:
         if self.fisher_sum is None:
             return torch.zeros(())
@@ -182,8 +322,9 @@ class EWC:
         self.generator.set_state(state["generator"])
 
 
-class SynapticIntelligence:
-    """Synaptic Intelligence as published (SPEC section 5), with its own plain Adam.
+@register
+class SynapticIntelligence(ConsolidationMethod):
+    """Synaptic Intelligence as published (docs/METHOD.md section 5), with its own plain Adam.
 
     After every optimizer step: w += -g * (W_now - W_before), with W the hidden weights (or,
     ``binary_path``, sign(W_h)) and g the gradient w.r.t. the binary weights (= that of W_h,
@@ -193,6 +334,40 @@ class SynapticIntelligence:
     lambda * sum omega * (W - W_prev)^2 for full-precision ones. Normalization parameters are
     not consolidated.
     """
+
+    name, switch = "si", "si"
+    options = ("si", "si_lambda", "bin_path")
+    one_plain_adam = True
+
+    @classmethod
+    def add_arguments(cls, group) -> None:
+        from metaplastic.flag_types import non_negative_float
+
+        group.add_argument("--si", action="store_true",
+                           help="synaptic intelligence, as published: one plain Adam (constant "
+                                "--lr, coupled --decay) for the whole sequence; needs --meta 0")
+        group.add_argument("--si-lambda", type=non_negative_float, default=0.0,
+                           help="SI penalty strength")
+        group.add_argument("--bin-path", action="store_true",
+                           help="SI path integral on binary weights")
+
+    @classmethod
+    def check(cls, args) -> None:
+        if not args.si:
+            return
+        if getattr(args, "beaker", False):
+            raise ConfigError("choose one of --beaker and --si (the published script lets --si "
+                              "replace the beaker optimizer silently)")
+        if any(m != 0 for m in args.meta):
+            raise ConfigError("--si trains with plain Adam as published (no metaplasticity): "
+                              "use --meta 0")
+        if args.gamma != 1.0:
+            raise ConfigError("--si uses one optimizer with a constant --lr for the whole "
+                              "sequence, as published: --gamma does not apply")
+
+    @classmethod
+    def create(cls, values: dict, seed: int) -> "SynapticIntelligence":
+        return cls(values["si_lambda"], binary_path=values["bin_path"])
 
     def __init__(self, lam: float, damping: float = 0.1, binary_path: bool = False):
         self.lam, self.damping, self.binary_path = lam, damping, binary_path
@@ -221,7 +396,9 @@ class SynapticIntelligence:
             w.sub_(g * (new - old))
         self.before = now
 
-    def end_task(self, model: nn.Module) -> None:
+    def end_task(self, model: nn.Module, train_x: torch.Tensor | None = None,
+                 train_y: torch.Tensor | None = None) -> None:
+        """omega += w / ((W_h,end - W_h,prev)^2 + damping); the data is not used."""
         end = [layer_weight(l).detach().clone() for l in weight_layers(model)]
         for omega, w, w_end, w_prev in zip(self.omega, self.path_integral, end, self.previous):
             omega.add_(w / ((w_end - w_prev) ** 2 + self.damping))

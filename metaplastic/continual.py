@@ -5,16 +5,17 @@ bottom: its parser, then set-up, data, model, optimizer settings, run.
 """
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass, field, fields
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from metaplastic import published, records
 from metaplastic.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_save_argument,
-                             config_from, non_negative_float, positive_float, positive_int)
-from metaplastic.consolidation import EWC, SynapticIntelligence
+                             config_from)
+from metaplastic.flag_types import non_negative_float, positive_float, positive_int
+from metaplastic.consolidation import METHODS, check_consolidation_flags, methods_of
 from metaplastic.datasets import IMAGE_LEVELS
 from metaplastic.errors import ConfigError
 from metaplastic.models import BNN, DNN, MLP
@@ -24,7 +25,6 @@ from metaplastic.sequence import SequenceSettings
 from metaplastic.tasks import TaskData
 
 IMAGE_TASKS = ("MNIST", "FMNIST", "USPS", "pMNIST")   # tasks with 784 8-bit pixels
-RUN_OPTION_NAMES = frozenset(f.name for f in fields(RunOptions))
 
 
 def build_model(net: str, in_size: int, hidden_layers: list[int], out_size: int, norm: str,
@@ -82,6 +82,9 @@ class ContinualConfig(RunOptions):
     published_version: str = published.DEFAULT_VERSION
     bn_gamma_init: str = "ones"
     bn_stats: str = "batch"           # the BNN's; a DNN's is always "running"
+    # the flags of registered consolidation methods that are not fields above, by method name
+    # (metaplastic.consolidation.ConsolidationMethod); EWC's and SI's are the fields above
+    consolidation_options: dict = field(default_factory=dict)
     experiment: str = "continual_learning"
 
 
@@ -116,22 +119,8 @@ def add_continual_arguments(p: ArgumentParser, default_tasks: list[str], task_he
     g.add_argument("--scenario", choices=("task", "domain"), default="task",
                    help="task: earlier tasks evaluated with their own stored norm state")
     g = p.add_argument_group("consolidation baselines")
-    g.add_argument("--ewc", action="store_true", help="elastic weight consolidation")
-    g.add_argument("--ewc-lambda", type=non_negative_float, default=0.0,
-                   help="EWC penalty strength")
-    g.add_argument("--ewc-samples", type=positive_int, default=5000,
-                   help="training samples of a task used for its Fisher")
-    g.add_argument("--ewc-fisher-mean", action="store_true",
-                   help="divide the Fisher by the samples used even for a task with fewer than "
-                        "--ewc-samples (published: by their number - 1 then; same otherwise)")
-    g.add_argument("--rnd-consolidation", action="store_true",
-                   help="EWC with each Fisher's values shuffled (Table 1 control)")
-    g.add_argument("--si", action="store_true",
-                   help="synaptic intelligence, as published: one plain Adam (constant --lr, "
-                        "coupled --decay) for the whole sequence; needs --meta 0")
-    g.add_argument("--si-lambda", type=non_negative_float, default=0.0,
-                   help="SI penalty strength")
-    g.add_argument("--bin-path", action="store_true", help="SI path integral on binary weights")
+    for method in METHODS.values():
+        method.add_arguments(g)
     g = p.add_argument_group("outputs")
     add_save_argument(g, "save hidden weights after each task (Fig. 2g,h) and the final model "
                          "(the published lines that do so sit behind the same --save)")
@@ -149,32 +138,19 @@ def config_from_args(args, config_class=ContinualConfig, image_tasks=IMAGE_TASKS
                      **own) -> ContinualConfig:
     """Validate the published flags together and build the run's config (``own``: the
     experiment's own fields of ``config_class``)."""
+    check_consolidation_flags(args)
     if args.beaker:
         from metaplastic.beaker import check_chain
 
-        if args.si:
-            raise ConfigError("choose one of --beaker and --si (the published script lets --si "
-                              "replace the beaker optimizer silently)")
         check_chain(args.n_bk, args.ratios, args.areas)
-    if args.rnd_consolidation and not args.ewc:
-        raise ConfigError("--rnd-consolidation is a variant of EWC: add --ewc")
-    if args.ewc_fisher_mean and not args.ewc:
-        raise ConfigError("--ewc-fisher-mean is an option of EWC: add --ewc")
-    if args.ewc and args.si:
-        raise ConfigError("choose one of --ewc and --si")
-    if args.si and any(m != 0 for m in args.meta):
-        raise ConfigError("--si trains with plain Adam as published (no metaplasticity): "
-                          "use --meta 0")
-    if args.si and args.gamma != 1.0:
-        raise ConfigError("--si uses one optimizer with a constant --lr for the whole "
-                          "sequence, as published: --gamma does not apply")
-    if args.ewc_lambda > 0 and not args.ewc and not args.dry_run:
-        print("note: --ewc-lambda is set but EWC is off (add --ewc); the 'ewc' column records "
-              "the lambda, as the published scripts do", file=sys.stderr)
     if args.in_size != 784 and any(t in image_tasks for t in args.task_sequence):
         raise ConfigError(f"--in-size {args.in_size}: MNIST-type tasks have 784 inputs")
     check_meta(args.meta, len(args.hidden_layers) + 1)
-    return config_from(args, config_class, **published.resolve(args, args.net), **own)
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    options = {m.name: {o: getattr(args, o) for o in m.options}
+               for m in METHODS.values() if not set(m.options) <= fields}
+    return config_from(args, config_class, **published.resolve(args, args.net),
+                       consolidation_options=options, **own)
 
 
 def row_prefix(config: ContinualConfig) -> dict:
@@ -190,21 +166,21 @@ def sequence_settings(config: ContinualConfig, progress: bool = True,
                       train_batch_size: int = 100) -> SequenceSettings:
     """The runner's settings: metaplastic Adam per task with lr * gamma^-k, or (SI as
     published) one plain Adam, or (--beaker, as published) one beaker optimizer at the constant
-    lr; EWC / SI objects; every run option."""
+    lr; the consolidation methods the config turns on; every run option."""
     n_layers = len(config.hidden_layers) + 1
-    ewc = (EWC(config.ewc_lambda, config.ewc_samples, config.rnd_consolidation,
-               seed=config.seed, fisher_mean=config.ewc_fisher_mean) if config.ewc else None)
-    si = SynapticIntelligence(config.si_lambda, binary_path=config.bin_path) if config.si else None
+    methods = methods_of(config)
+    plain_adam = any(m.one_plain_adam for m in methods)
     return SequenceSettings(
         epochs_per_task=config.epochs_per_task, lr=config.lr,
         meta=expand_meta(config.meta, n_layers), weight_decay=config.decay, gamma=config.gamma,
-        scenario=config.scenario, optimizer_per_task=not (config.si or config.beaker),
-        plain_adam=config.si,
+        scenario=config.scenario, optimizer_per_task=not (plain_adam or config.beaker),
+        plain_adam=plain_adam,
         beaker=dict(n_bk=config.n_bk, ratios=config.ratios, areas=config.areas,
                     feedback=config.fb) if config.beaker else None,
         interleaved=config.interleaved, train_batch_size=train_batch_size,
         save_hidden_weights=config.save, checkpoint_every=config.checkpoint_every,
-        flip_statistics=config.flip_stats, seed=config.seed, ewc=ewc, si=si, progress=progress)
+        flip_statistics=config.flip_stats, seed=config.seed, consolidation=methods,
+        progress=progress)
 
 
 def check_inputs(config: ContinualConfig, tasks: list[TaskData]) -> None:

@@ -30,33 +30,21 @@ import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-# Re-exported: the names other modules and tests have always imported from here.
-from metaplastic.data_files import (  # noqa: F401
+from metaplastic.data_files import (
     ALL_DATASETS,
     DATA_ROOT_ENV,
     DATASET_FILES,
-    IDX_FILE_NAMES,
     OFFLINE_DATASETS,
-    SHA256,
     canonical_dataset_name,
     checksum_problem,
     default_data_root,
     download_command,
     how_to_obtain,
-    prepare_command,
 )
-from metaplastic.errors import DataError, MetaplasticError
-from metaplastic.fileio import sha256_file  # noqa: F401
-from metaplastic.restricted_pickle import restricted_loads  # noqa: F401
-from metaplastic.sources.common import (  # noqa: F401
-    Log,
-    encode_idx_images,
-    encode_idx_labels,
-    files_to_produce,
-    write_verified,
-)
-from metaplastic.sources.fashion_deb import iter_ar_members, prepare_fashion_mnist, read_files_from_deb  # noqa: F401
-from metaplastic.sources.mnist_wheel import pixels_to_uint8, prepare_mnist  # noqa: F401
+from metaplastic.errors import DataError
+from metaplastic.sources.common import Log
+from metaplastic.sources.fashion_deb import prepare_fashion_mnist
+from metaplastic.sources.mnist_wheel import prepare_mnist
 from metaplastic.sources.usps import prepare_usps
 
 

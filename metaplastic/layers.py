@@ -1,4 +1,4 @@
-"""Binarized layers whose trainable parameter is the hidden weight W_h (SPEC section 1).
+"""Binarized layers whose trainable parameter is the hidden weight W_h (docs/METHOD.md section 1).
 
 Forward: W_b = sign(W_h) (torch.sign, so sign(0) = 0). Backward: dL/dW_h = dL/dW_b (identity
 straight-through estimator). Optional input binarization sign(x), with the same identity
@@ -10,7 +10,6 @@ on, or not, once at start (``--impl``).
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -35,14 +34,8 @@ class _IdentitySign(torch.autograd.Function):
         return grad_output
 
 
-class _ClippedSign(torch.autograd.Function):
+class _ClippedSign(_IdentitySign):
     """y = sign(x); dy/dx := 1 where |x| <= 1, else 0 (hardtanh straight-through estimator)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x):
-        return torch.sign(x)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -148,10 +141,3 @@ class BinarizedConv2d(_Binarized):
 
 
 BINARIZED_TYPES = (BinarizedLinear, BinarizedConv2d)
-
-
-def xavier_std(weight: torch.Tensor) -> float:
-    """Standard deviation of Xavier-normal initialisation for ``weight``."""
-    fan_in = weight.shape[1] * math.prod(weight.shape[2:])
-    fan_out = weight.shape[0] * math.prod(weight.shape[2:])
-    return math.sqrt(2.0 / (fan_in + fan_out))

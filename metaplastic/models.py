@@ -14,8 +14,6 @@ from torch import nn
 from metaplastic.layers import BINARIZED_TYPES, BinarizedLinear, SignActivation, init_weight
 from metaplastic.norms import make_norm
 
-CIFAR_FEATURE_SIZE = 512
-
 
 def default_binarize_first_input(in_size: int) -> bool:
     """Published default: raw 28x28 pixels (784) enter unbinarized; other inputs are binarized."""

@@ -1,4 +1,4 @@
-"""Metaplastic Adam (SPEC section 3).
+"""Metaplastic Adam (docs/METHOD.md section 3).
 
 Per parameter, with g = grad + wd * W (coupled L2 decay):
     m <- b1 m + (1 - b1) g,   v <- b2 v + (1 - b2) g^2,   u = m / (sqrt(v) + eps),
@@ -45,6 +45,15 @@ def _eager_update(w, grad, m, v, step_size: float, weight_decay: float, meta: fl
         wc.add_(update, alpha=-step_size)
 
 
+def closure_loss(closure):
+    """torch.optim's closure protocol: the loss the closure re-evaluates (with gradients), or
+    None without a closure."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class MetaplasticAdam(torch.optim.Optimizer):
     """Adam whose steps toward a sign change of a weight shrink as 1 - tanh^2(meta * |W|).
 
@@ -69,10 +78,7 @@ class MetaplasticAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = closure_loss(closure)
         batch = []
         for group in self.param_groups:
             beta1, beta2 = group["betas"]

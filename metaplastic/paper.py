@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from metaplastic import published
@@ -30,8 +30,6 @@ SMOKE_WIDTH = 16
 #: start-up of a run (imports, data onto the device, checks)
 STARTUP_SECONDS = 10.0
 CPU_EPOCH_SECONDS = {16: 2.0, 512: 6.0, 1024: 17.0, 2048: 52.0, 4096: 180.0}
-#: the same on one GPU, where measured (benchmarks/gpu_check.sh); empty: not measured yet
-GPU_EPOCH_SECONDS: dict[int, float] = {}
 
 
 @dataclass(frozen=True)
@@ -61,10 +59,6 @@ class Figure:
                 return r
         raise KeyError(f"{self.id} has no run {name!r} (runs: "
                        + ", ".join(r.name for r in self.runs) + ")")
-
-
-def _pmnist(n: int) -> list[str]:
-    return ["--task-sequence", *(["pMNIST"] * n)]
 
 
 def _continual(name: str, label: str, *, net="bnn", hidden=(4096, 4096), decay="1e-7",
@@ -473,16 +467,10 @@ def readme_table() -> str:
         note = f" (needs {needs[0]})" if needs else ""
         lines.append(f"| {fig.title.split(':')[0]}{note} | `.venv/bin/python reproduce.py run "
                      f"{fig.id}` | {len(runs)} x {fig.seeds} | {times[0]} / {times[1]} | "
-                     f"{_gpu_text(fig)} |")
+                     "not measured |")
     lines.append("| Fig. 5(a, b) | `" + NOTEBOOK_COMMAND.replace("jupyter", ".venv/bin/jupyter")
                  + "` | notebook | 10 s | – |")
     return "\n".join(lines)
-
-
-def _gpu_text(fig: Figure) -> str:
-    if not GPU_EPOCH_SECONDS:
-        return "not measured"
-    return "not measured"
 
 
 def readme_blocks() -> dict[str, str]:

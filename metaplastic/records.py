@@ -25,7 +25,7 @@ CONTINUAL_BASE_COLUMNS = (
     "net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order",
     "tsk", "epoch", "acc_tr", "loss_tr",
 )
-# Published meanings (SPEC section 4): task_order = 1-based index of the task being learned,
+# Published meanings (docs/METHOD.md section 4): task_order = 1-based index of the task being learned,
 # tsk = its name (pMNIST1, MNIST, animals, cifar100-1, ...), lr = that task's learning rate,
 # meta = {'l1': m1, 'l2': m2, ...}; then acc_test_tsk_i, loss_test_tsk_i task by task.
 STREAM_FMNIST_COLUMNS = (

@@ -7,16 +7,16 @@ A run resumed from its checkpoint writes exactly the rows an uninterrupted run w
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 from torch import nn
 
-from metaplastic import records, runner
+from metaplastic import records
 from metaplastic.checkpoint import save_atomic
-from metaplastic.consolidation import EWC, SynapticIntelligence
+from metaplastic.consolidation import ConsolidationMethod
 from metaplastic.engine import evaluate
 from metaplastic.models import layer_weight, weight_layers
 from metaplastic.norms import norm_state, using_norm_state
@@ -47,15 +47,10 @@ class SequenceSettings:
     save_hidden_weights: bool = False
     checkpoint_every: int = 1
     seed: int = 0
-    optimizer_implementation: str = "auto"
     stop_after_epochs: Optional[int] = None  # testing aid: simulate a crash after N epochs
-    ewc: Optional[EWC] = None
-    si: Optional[SynapticIntelligence] = None
+    consolidation: list = field(default_factory=list)   # ConsolidationMethod objects
     progress: bool = True
     flip_statistics: bool = True       # extra columns after the published ones (metaplastic.flips)
-
-
-SimulatedCrash = runner.SimulatedCrash   # raised by stop_after_epochs (tests of --resume)
 
 
 def task_lr(settings: SequenceSettings, task_index: int) -> float:
@@ -77,8 +72,7 @@ def new_optimizer(model: nn.Module, settings: SequenceSettings, task_index: int)
 
         return BeakerAdam(metaplastic_param_groups(model, settings.meta), lr=lr,
                           weight_decay=settings.weight_decay, **settings.beaker)
-    return make_optimizer(model, lr, settings.meta, settings.weight_decay,
-                          settings.optimizer_implementation)
+    return make_optimizer(model, lr, settings.meta, settings.weight_decay)
 
 
 def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSettings,
@@ -112,27 +106,27 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
             row[f"acc_test_tsk_{k}"], row[f"loss_test_tsk_{k}"] = ev.accuracy, ev.loss
         return row
 
+    methods = settings.consolidation
+    stepping = [m for m in methods if type(m).after_step is not ConsolidationMethod.after_step]
+
     def end_task(t: int, train_x: torch.Tensor, train_y: torch.Tensor) -> None:
         norm_states.states.append(norm_state(model))
-        if settings.ewc is not None:
-            settings.ewc.consolidate(model, train_x, train_y)
-        if settings.si is not None:
-            settings.si.end_task(model)
+        for method in methods:
+            method.end_task(model, train_x, train_y)
         if settings.save_hidden_weights:
             _save_hidden_weights(model, t, run_dir, hist)
 
-    consolidation = {k: v for k, v in (("ewc", settings.ewc), ("si", settings.si)) if v is not None}
     hooks = Hooks(
         new_optimizer=lambda t: new_optimizer(model, settings, t),
         evaluate=evaluate_epoch,
         summary=lambda row, loss: _summary(row, len(tasks)),
         optimizer_per_phase=settings.optimizer_per_task,
-        on_phase_start=(lambda t: settings.si.begin_task(model)) if settings.si is not None else None,
+        on_phase_start=(lambda t: [m.begin_task(model) for m in methods]) if methods else None,
         on_phase_end=end_task,
         on_resume=(lambda done: _truncate_hist(hist, done)) if hist is not None else None,
-        penalty=_penalty(model, settings),
-        after_step=(lambda: settings.si.after_step(model)) if settings.si is not None else None,
-        state={"norm_states": norm_states, **consolidation})
+        penalty=(lambda: sum(m.penalty(model) for m in methods)) if methods else None,
+        after_step=(lambda: [m.after_step(model) for m in stepping]) if stepping else None,
+        state={"norm_states": norm_states, **{m.name: m for m in methods}})
     run_settings = RunSettings(
         epochs_per_phase=settings.epochs_per_task, batch_size=settings.train_batch_size,
         meta=settings.meta, checkpoint_every=settings.checkpoint_every,
@@ -157,13 +151,6 @@ class NormStates:
 
     def load_state_dict(self, state: dict) -> None:
         self.states = list(state["states"])
-
-
-def _penalty(model, settings):
-    terms = [c for c in (settings.ewc, settings.si) if c is not None]
-    if not terms:
-        return None
-    return lambda: sum(c.penalty(model) for c in terms)
 
 
 def _save_hidden_weights(model, t, run_dir, hist) -> None:

@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from metaplastic import records, runner
+from metaplastic import records
 from metaplastic.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_atomic
 from metaplastic.engine import evaluate
 from metaplastic.errors import ConfigError
@@ -42,7 +42,6 @@ from metaplastic.runner import Hooks, Phase, RunSettings, run_phases
 BATCH_SEED_OFFSET = 1     # batch order: generator seeded with seed + 1
 AUGMENT_SEED_OFFSET = 2   # augmentation draws: generator on the device, seeded with seed + 2
 FINAL_MODEL_FILE = "model_final.pt"
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,7 +94,6 @@ class StreamSettings:
     batch_size: int = 100
     eval_batch_size: int = 10_000       # samples per forward pass at evaluation
     seed: int = 0
-    optimizer_implementation: str = "auto"
     checkpoint_every: int = 1
     stop_after_epochs: Optional[int] = None   # testing aid: simulate a crash after N epochs
     progress: bool = True                      # per-batch progress bar (stderr)
@@ -112,9 +110,6 @@ class StreamSettings:
     extra_state: dict[str, Any] = field(default_factory=dict)
     save_final: bool = False            # write model_final.pt (model + optimizer) at the end
     flip_statistics: bool = True        # extra columns after the published ones (metaplastic.flips)
-
-
-SimulatedCrash = runner.SimulatedCrash   # raised by stop_after_epochs (tests of --resume)
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,8 +217,7 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
 
     hooks = Hooks(
         new_optimizer=lambda s: make_optimizer(model, settings.lr, settings.meta,
-                                               settings.weight_decay,
-                                               settings.optimizer_implementation),
+                                               settings.weight_decay),
         evaluate=evaluate_epoch, summary=summary, optimizer_per_phase=False,
         transform=settings.train_transform, state=dict(settings.extra_state))
     run_settings = RunSettings(
@@ -282,7 +276,7 @@ def describe(data: StreamData, parts: Sequence[torch.Tensor], model: nn.Module, 
 def add_stream_arguments(parser, lr: float, mbs: int, epochs_per_task: int,
                          eval_batch: int) -> None:
     """The learning flags both stream experiments share."""
-    from metaplastic.cli import non_negative_float, positive_float, positive_int
+    from metaplastic.flag_types import non_negative_float, positive_float, positive_int
 
     g = parser.add_argument_group("stream")
     g.add_argument("--nb-subset", type=positive_int, default=1,

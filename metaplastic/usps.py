@@ -1,4 +1,4 @@
-"""USPS, read offline (SPEC section 6): 16x16 digits padded to 28x28, pixels byte / 255.
+"""USPS, read offline (docs/METHOD.md section 6): 16x16 digits padded to 28x28, pixels byte / 255.
 
 USPS sources, looked for under ``<data-root>/USPS/``:
 
@@ -42,11 +42,6 @@ N_PIXELS = USPS_SIDE * USPS_SIDE
 
 # Loaded USPS datasets, keyed by (resolved root, device).
 _usps_cache: dict[tuple[str, str], ImageDataset] = {}
-
-
-def clear_cache() -> None:
-    """Forget the loaded USPS datasets (tests)."""
-    _usps_cache.clear()
 
 
 # --------------------------------------------------------------------------------------------

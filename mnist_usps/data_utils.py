@@ -1,4 +1,4 @@
-"""Data of the MNIST/USPS experiment: the training windows and the tasks (SPEC section 6).
+"""Data of the MNIST/USPS experiment: the training windows and the tasks (docs/METHOD.md section 6).
 
 USPS itself (sources, checks, 28x28 padding) is read by :mod:`metaplastic.usps`.
 

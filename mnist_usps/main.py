@@ -22,9 +22,8 @@ from pathlib import Path
 
 from metaplastic import fast, faithfulness
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
-                             config_from,
-                             main_guard, neutral, non_negative_float, per_seed, positive_float,
-                             positive_int, print_config)
+                             config_from, main_guard, neutral, per_seed, print_config)
+from metaplastic.flag_types import non_negative_float, positive_float, positive_int
 from metaplastic.errors import ConfigError
 from metaplastic.rundir import set_up_run, start_run_directory
 from metaplastic.sequence import run_sequence

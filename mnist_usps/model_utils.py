@@ -1,4 +1,4 @@
-"""The binarized convolutional network of the MNIST/USPS experiment (Fig. 4c,d; SPEC section 2).
+"""The binarized convolutional network of the MNIST/USPS experiment (Fig. 4c,d; docs/METHOD.md section 2).
 
 Channels c = --ch (c_0 = 1, the grey-level image), kernels k = --kr. Block i:
 
@@ -6,8 +6,8 @@ Channels c = --ch (c_0 = 1, the grey-level image), kernels k = --kr. Block i:
     -> BatchNorm2d(affine=False, track_running_stats=False) -> sign
 
 then BinarizedLinear(s*s*c_last -> 10) -> BatchNorm1d(10, affine=False, track_running_stats=False),
-whose output is the logit vector. Every binarized layer applies sign() to its input (SPEC section
-1): the first conv turns a pixel in [0, 1] into 0 (black) or 1, later layers receive sign outputs
+whose output is the logit vector. Every binarized layer applies sign() to its input (docs/METHOD.md
+section 1): the first conv turns a pixel in [0, 1] into 0 (black) or 1, later layers receive sign outputs
 already (binarizing them again changes neither the values nor the straight-through gradient).
 
 The normalization layers are the core's (metaplastic.norms), whose evaluation can normalize each

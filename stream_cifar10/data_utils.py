@@ -16,6 +16,7 @@ from typing import Callable, Optional
 import torch
 
 from metaplastic import cifar
+from metaplastic.sources.torchvision_download import download_cifar
 from metaplastic.stream import StreamData
 
 SOURCES = ("keras", "torchvision")
@@ -31,7 +32,7 @@ def load_data(config, device: torch.device) -> StreamData:
     """CIFAR-10 on ``device`` (fetched first with ``config.download``, which needs internet)."""
     root = Path(config.data_root) if config.data_root else None
     if getattr(config, "download", False) and cifar.missing_files(root, "cifar10"):
-        cifar.download(root, "cifar10")
+        download_cifar(root, "cifar10")
     splits = cifar.load_cifar10(root, device)
     return StreamData("CIFAR10", splits.train_x, splits.train_y, splits.test_x, splits.test_y,
                       part_prefix="")   # published tsk: CIFAR10_k/N

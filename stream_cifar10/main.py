@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 from metaplastic import fast, faithfulness, published, records
 from metaplastic.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
-                             config_from,
-                             fraction, main_guard, neutral, non_negative_float, positive_int)
+                             config_from, fraction, main_guard, neutral)
+from metaplastic.flag_types import non_negative_float, positive_int
 from metaplastic.optim import check_meta, expand_meta
 from metaplastic.rundir import set_up_run, start_run_directory
 from metaplastic.stream import (add_stream_arguments, describe, meta_column, run_stream,

@@ -1,4 +1,4 @@
-"""Binary VGG of stream CIFAR-10 (SPEC section 2).
+"""Binary VGG of stream CIFAR-10 (docs/METHOD.md section 2).
 
 channels c = [c0, ..., c5] (default 128 128 256 256 512 512), BN = batch norm with affine
 parameters and running statistics, HT = Hardtanh:

@@ -30,8 +30,8 @@ from pathlib import Path
 from metaplastic import faithfulness, fast
 from metaplastic import records
 from metaplastic.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_run_arguments,
-                             add_save_argument, config_from, refuse_beaker,
-                             main_guard, neutral, non_negative_float, positive_int)
+                             add_save_argument, config_from, refuse_beaker, main_guard, neutral)
+from metaplastic.flag_types import non_negative_float, positive_int
 from metaplastic.optim import check_meta, expand_meta
 from metaplastic.rundir import set_up_run, start_run_directory
 from metaplastic.stream import (add_stream_arguments, describe, meta_column, run_stream,

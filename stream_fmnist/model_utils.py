@@ -1,6 +1,6 @@
 """Model of stream FMNIST.
 
-BNN 784-h1-...-10 (SPEC section 2, 'Stream FMNIST BNN'): BinarizedLinear -> BatchNorm1d
+BNN 784-h1-...-10 (docs/METHOD.md section 2, 'Stream FMNIST BNN'): BinarizedLinear -> BatchNorm1d
 (affine=False, running statistics) -> sign, raw pixels in [0, 1] into the first layer.
 Its exact integer evaluation (with --impl fast, or auto where int8 products pay off) is
 :class:`metaplastic.fast.evaluator.IntegerEvaluator`.

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,17 +88,18 @@ def run_script(script: str, *args, cwd=REPO, timeout: float = 900, **env) -> sub
 
 def write_idx_dataset(root: Path, name: str, arrays: dict, monkeypatch) -> Path:
     """Write ``arrays`` (IDX file name -> uint8 images (n, 28, 28) or labels (n,)) as
-    ``root/name/raw/<file>`` and register their SHA-256 for this test, as data_prep records
+    ``root/name/raw/<file>`` and register their SHA-256 for this test, as metaplastic.data_files records
     the real files'. Returns the folder."""
-    from metaplastic import data_prep
+    from metaplastic.data_files import SHA256
+    from metaplastic.sources.common import encode_idx_images, encode_idx_labels
 
     folder = root / name / "raw"
     folder.mkdir(parents=True, exist_ok=True)
     for file_name, array in arrays.items():
-        encode = data_prep.encode_idx_images if array.ndim == 3 else data_prep.encode_idx_labels
+        encode = encode_idx_images if array.ndim == 3 else encode_idx_labels
         data = encode(array)
         (folder / file_name).write_bytes(data)
-        monkeypatch.setitem(data_prep.SHA256, f"{name}/raw/{file_name}",
+        monkeypatch.setitem(SHA256, f"{name}/raw/{file_name}",
                             hashlib.sha256(data).hexdigest())
     return folder
 
@@ -132,3 +135,48 @@ def gaussian_tasks(names=("A", "B"), n: int = 200, dim: int = 20, classes: int =
                               train_eval_batch_size=batch))
     return tasks
 
+
+def write_cifar_folder(root, which: str, train_x: np.ndarray, train_y: np.ndarray,
+                       test_x: np.ndarray, test_y: np.ndarray,
+                       label_names=None) -> Path:
+    """Write images (uint8 N x 3 x 32 x 32 or N x 3072) and labels in torchvision's layout:
+    pickles (protocol 2) of dicts with bytes keys, as the official files load in Python 3.
+
+    CIFAR-10's training set is split into five batch files in order (sizes differ by at most
+    one); CIFAR-100 stores fine labels (and coarse labels = fine // 5, for completeness).
+    """
+    from metaplastic import cifar
+
+    folder, _ = cifar._layout(which)
+    base = Path(root) / folder
+    base.mkdir(parents=True, exist_ok=True)
+    flat = lambda a: np.ascontiguousarray(np.asarray(a, dtype=np.uint8).reshape(len(a), cifar.PIXELS))  # noqa: E731
+
+    def dump(name: str, obj: dict) -> None:
+        with open(base / name, "wb") as f:
+            pickle.dump(obj, f, protocol=2)
+
+    if which == "cifar10":
+        names = list(label_names or [f"class{i}" for i in range(10)])
+        chunks = np.array_split(np.arange(len(train_x)), 5)
+        for i, idx in enumerate(chunks, start=1):
+            dump(f"data_batch_{i}", {b"batch_label": f"training batch {i} of 5".encode(),
+                                     b"labels": [int(v) for v in np.asarray(train_y)[idx]],
+                                     b"data": flat(np.asarray(train_x)[idx]),
+                                     b"filenames": [f"img{j}.png".encode() for j in idx]})
+        dump(cifar.CIFAR10_TEST_FILE, {b"batch_label": b"testing batch 1 of 1",
+                                 b"labels": [int(v) for v in np.asarray(test_y)],
+                                 b"data": flat(test_x),
+                                 b"filenames": [f"t{j}.png".encode() for j in range(len(test_x))]})
+        dump(cifar.CIFAR10_META_FILE, {b"num_cases_per_batch": max(len(c) for c in chunks),
+                                 b"label_names": [n.encode() for n in names], b"num_vis": cifar.PIXELS})
+    else:
+        names = list(label_names or [f"fine{i}" for i in range(100)])
+        for name, x, y in ((cifar.CIFAR100_TRAIN_FILE, train_x, train_y), (cifar.CIFAR100_TEST_FILE, test_x, test_y)):
+            fine = [int(v) for v in np.asarray(y)]
+            dump(name, {b"batch_label": name.encode(), b"fine_labels": fine,
+                        b"coarse_labels": [v // 5 for v in fine], b"data": flat(x),
+                        b"filenames": [f"{name}{j}.png".encode() for j in range(len(x))]})
+        dump(cifar.CIFAR100_META_FILE, {b"fine_label_names": [n.encode() for n in names],
+                                  b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]})
+    return base

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import pickle_dump, run_script
+from conftest import pickle_dump, run_script, write_cifar_folder
 
 from metaplastic import cifar
 from metaplastic.errors import DataError
@@ -91,10 +91,10 @@ def test_writer_round_trip(tmp_path):
     rng = np.random.default_rng(3)
     x = rng.integers(0, 256, (11, 3, 32, 32), dtype=np.uint8)
     y = rng.integers(0, 10, 11)
-    cifar.write_cifar_folder(tmp_path, "cifar10", x, y, x[:3], y[:3])
+    write_cifar_folder(tmp_path, "cifar10", x, y, x[:3], y[:3])
     s = cifar.load_cifar10(tmp_path)
     assert np.array_equal(s.train_x.numpy(), x) and np.array_equal(s.train_y.numpy(), y)
-    cifar.write_cifar_folder(tmp_path, "cifar100", x, y * 9, x[:2], y[:2])
+    write_cifar_folder(tmp_path, "cifar100", x, y * 9, x[:2], y[:2])
     assert np.array_equal(cifar.load_cifar100(tmp_path).train_y.numpy(), y * 9)
 
 

@@ -13,16 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metaplastic import data_files, data_prep
-from metaplastic.sources import fashion_deb
-from metaplastic.data_prep import (
-    encode_idx_images,
-    encode_idx_labels,
-    iter_ar_members,
-    read_files_from_deb,
-    restricted_loads,
-    write_verified,
-)
+from metaplastic import data_files, data_prep, fileio
+from metaplastic.restricted_pickle import restricted_loads
+from metaplastic.sources import common, fashion_deb, mnist_wheel
+from metaplastic.sources.common import encode_idx_images, encode_idx_labels, write_verified
+from metaplastic.sources.fashion_deb import iter_ar_members, read_files_from_deb
 from metaplastic.datasets import read_idx
 from metaplastic.errors import ConfigError, DataError, MetaplasticError
 
@@ -64,11 +59,11 @@ def test_encode_idx_rejects_wrong_dtype() -> None:
 
 def test_pixels_to_uint8_requires_exact_multiples_of_1_over_256() -> None:
     exact = np.array([0, 1, 128, 255], dtype=np.float32) / 256
-    assert data_prep.pixels_to_uint8(exact, "x").tolist() == [0, 1, 128, 255]
+    assert mnist_wheel.pixels_to_uint8(exact, "x").tolist() == [0, 1, 128, 255]
     with pytest.raises(DataError, match="not exact"):
-        data_prep.pixels_to_uint8(np.array([0.5 / 256], dtype=np.float32), "x")
+        mnist_wheel.pixels_to_uint8(np.array([0.5 / 256], dtype=np.float32), "x")
     with pytest.raises(DataError):
-        data_prep.pixels_to_uint8(np.array([1.0], dtype=np.float32), "x")
+        mnist_wheel.pixels_to_uint8(np.array([1.0], dtype=np.float32), "x")
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,14 +172,14 @@ def test_write_verified_needs_a_recorded_hash(tmp_path: Path) -> None:
 
 def test_files_to_produce_skips_valid_and_redoes_corrupt(tmp_path: Path, monkeypatch) -> None:
     good, bad = b"good file", b"bad file"
-    monkeypatch.setitem(data_prep.SHA256, "S/good", sha256_bytes(good))
-    monkeypatch.setitem(data_prep.SHA256, "S/bad", sha256_bytes(good))
+    monkeypatch.setitem(data_files.SHA256, "S/good", sha256_bytes(good))
+    monkeypatch.setitem(data_files.SHA256, "S/bad", sha256_bytes(good))
     (tmp_path / "S").mkdir()
     (tmp_path / "S/good").write_bytes(good)
     (tmp_path / "S/bad").write_bytes(bad)
     messages: list[str] = []
 
-    needed = data_prep.files_to_produce(tmp_path, ["S/good", "S/bad", "S/absent"], messages.append)
+    needed = common.files_to_produce(tmp_path, ["S/good", "S/bad", "S/absent"], messages.append)
 
     assert needed == ["S/bad", "S/absent"]
     assert any("S/good: ok" in m for m in messages)
@@ -260,11 +255,11 @@ def test_prepare_fashion_mnist_from_installed_gz_files(tmp_path: Path, monkeypat
     system_dir = tmp_path / "system"
     system_dir.mkdir()
     raw_contents = {}
-    for index, name in enumerate(data_prep.IDX_FILE_NAMES):
+    for index, name in enumerate(data_files.IDX_FILE_NAMES):
         raw = encode_idx_labels(np.full(3 + index, index, dtype=np.uint8))
         raw_contents[name] = raw
         (system_dir / f"{name}.gz").write_bytes(gzip.compress(raw))
-        monkeypatch.setitem(data_prep.SHA256, f"FashionMNIST/raw/{name}", sha256_bytes(raw))
+        monkeypatch.setitem(data_files.SHA256, f"FashionMNIST/raw/{name}", sha256_bytes(raw))
     monkeypatch.setattr(fashion_deb, "FASHION_SYSTEM_DIR", system_dir)
     root = tmp_path / "root"
 
@@ -291,7 +286,7 @@ def write_synthetic_usps_h5(path: Path, monkeypatch) -> Path:
             group = f.create_group(split)
             group["data"] = (rng.integers(-1000, 1001, size=(n, 256)) / 1000 + 1).astype(np.float32) / 2
             group["target"] = rng.integers(0, 10, size=n).astype(np.int32)
-    monkeypatch.setitem(data_files.SHA256, "USPS/usps.h5", data_prep.sha256_file(path))
+    monkeypatch.setitem(data_files.SHA256, "USPS/usps.h5", fileio.sha256_file(path))
     return path
 
 
@@ -352,7 +347,7 @@ def test_prepare_usps_from_a_folder_of_torchvision_files(tmp_path: Path, monkeyp
         data_prep.prepare(tmp_path / "other", datasets=["USPS"], usps_dir=tmp_path / "tv", log=lambda m: None)
 
 
-REAL_USPS_H5 = data_prep.default_data_root() / "USPS/usps.h5"
+REAL_USPS_H5 = data_files.default_data_root() / "USPS/usps.h5"
 
 
 @pytest.mark.skipif(not REAL_USPS_H5.is_file(),
@@ -364,7 +359,7 @@ def test_prepare_usps_copies_a_real_usps_h5_and_checks_hash(tmp_path: Path) -> N
 
     target = tmp_path / "USPS/usps.h5"
     assert written == {"USPS": [target]}
-    assert data_prep.sha256_file(target) == data_prep.SHA256["USPS/usps.h5"]
+    assert fileio.sha256_file(target) == data_files.SHA256["USPS/usps.h5"]
     assert leftover_temp_files(tmp_path) == []
 
 
@@ -409,28 +404,26 @@ def test_error_hierarchy() -> None:
 
 def test_default_data_root_reads_environment(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("METAPLASTIC_DATA", str(tmp_path))
-    assert data_prep.default_data_root() == tmp_path
+    assert data_files.default_data_root() == tmp_path
     monkeypatch.delenv("METAPLASTIC_DATA")
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(tmp_path)                      # never the working directory
-    assert data_prep.default_data_root() == repo / "data"
+    assert data_files.default_data_root() == repo / "data"
     # an installed package (no clone around it): the per-user folder
-    from metaplastic import data_files
-
     monkeypatch.setattr(data_files, "clone_root", lambda: None)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
-    assert data_prep.default_data_root() == tmp_path / "share" / "metaplastic-bnn" / "data"
+    assert data_files.default_data_root() == tmp_path / "share" / "metaplastic-bnn" / "data"
     monkeypatch.delenv("XDG_DATA_HOME")
-    assert data_prep.default_data_root() == Path.home() / ".local/share/metaplastic-bnn/data"
+    assert data_files.default_data_root() == Path.home() / ".local/share/metaplastic-bnn/data"
 
 
 def test_registry_has_a_checksum_for_every_file() -> None:
-    for files in data_prep.DATASET_FILES.values():
+    for files in data_files.DATASET_FILES.values():
         for rel_path in files:
             assert len(data_files.SHA256.get(rel_path, "")) == 64 or len(data_files.MD5[rel_path]) == 32
     for dataset in ("MNIST", "FashionMNIST", "USPS"):  # what the offline preparation writes
-        for rel_path in data_prep.DATASET_FILES[dataset]:
-            assert len(data_prep.SHA256[rel_path]) == 64
+        for rel_path in data_files.DATASET_FILES[dataset]:
+            assert len(data_files.SHA256[rel_path]) == 64
     paths = [f.path for f in data_files.FILES]
     assert len(paths) == len(set(paths))
     assert all(f.what for f in data_files.FILES)
@@ -441,7 +434,7 @@ def test_every_missing_data_hint_names_both_ways(tmp_path: Path) -> None:
         hint = data_files.how_to_obtain(dataset, tmp_path)
         assert "--download" in hint and "shared" not in hint
         if dataset in ("MNIST", "FashionMNIST"):
-            assert data_prep.prepare_command(tmp_path) in hint
+            assert data_files.prepare_command(tmp_path) in hint
         if dataset == "USPS":
             assert "--usps-h5" in hint and "--usps-dir" in hint
         if dataset.startswith("CIFAR"):

@@ -12,7 +12,7 @@ import time
 import pytest
 from conftest import DATA_ROOT, REPO, needs_data
 
-from metaplastic import cli, launch, paper
+from metaplastic import cli, launch
 
 
 def _run(script, *args, cwd=REPO):
@@ -82,7 +82,7 @@ def test_sigterm_ends_a_run_with_the_command_that_continues_it(tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == cli.EXIT_INTERRUPTED
-    assert f"continue with:\n  python " in err and f"--out-dir {out} --resume" in err
+    assert "continue with:\n  python " in err and f"--out-dir {out} --resume" in err
 
 
 @pytest.mark.parametrize("cell, message", [

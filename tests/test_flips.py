@@ -1,5 +1,4 @@
 """Flip statistics on a toy layer: sign changes over an epoch and consolidated fractions."""
-import math
 
 import pytest
 import torch
@@ -61,8 +60,7 @@ def _tiny_run(run_dir, meta, flips=True):
         tasks.append(TaskData(name, x, y, x[:40], y[:40], 40, 40))
     torch.manual_seed(0)
     settings = SequenceSettings(epochs_per_task=2, lr=0.05, meta=[meta, meta], weight_decay=0.0,
-                                train_batch_size=20, progress=False, flip_statistics=flips,
-                                optimizer_implementation="eager")
+                                train_batch_size=20, progress=False, flip_statistics=flips)
     return run_sequence(BNN([10, 12, 3]), tasks, settings, run_dir,
                         continual_row_prefix("bnn", "task", "12", "bn", [meta, meta]),
                         log=lambda s: None)

@@ -15,13 +15,13 @@ import torch
 from conftest import DATA_ROOT, idx_arrays, needs_data, write_idx_dataset
 
 from metaplastic.flips import flip_columns
-from metaplastic import data_prep, datasets, records
+from metaplastic import data_files, datasets, fileio, records
 from metaplastic.engine import evaluate
 from metaplastic.errors import ConfigError, DataError
 from metaplastic.layers import BinarizedConv2d, BinarizedLinear
 from metaplastic.models import layer_weight, weight_layers
 from metaplastic.fast import make_optimizer
-from metaplastic.sequence import SimulatedCrash
+from metaplastic.runner import SimulatedCrash
 from metaplastic import usps
 from metaplastic.usps import load_usps, read_usps
 from mnist_usps.data_utils import build_tasks, draw_windows, window_start
@@ -48,9 +48,9 @@ needs_real_data = needs_data("MNIST", "USPS")
 @pytest.fixture(autouse=True)
 def fresh_usps_cache(fresh_caches):
     """The dataset caches (conftest) and the USPS cache empty around each test."""
-    usps.clear_cache()
+    usps._usps_cache.clear()
     yield
-    usps.clear_cache()
+    usps._usps_cache.clear()
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def write_usps_h5(root: Path, monkeypatch, n_train: int = 12, n_test: int = 5, s
             g = f.create_group(split)
             g.create_dataset("data", data=((k / 1000 + 1) / 2).astype(np.float32))
             g.create_dataset("target", data=labels.astype(np.int32))
-    monkeypatch.setitem(data_prep.SHA256, "USPS/usps.h5", data_prep.sha256_file(path))
+    monkeypatch.setitem(data_files.SHA256, "USPS/usps.h5", fileio.sha256_file(path))
     return splits
 
 
@@ -284,7 +284,7 @@ def test_modified_h5_is_refused(tmp_path: Path, monkeypatch) -> None:
 
 def test_real_usps_hash_is_the_published_one() -> None:
     # The real file's name keeps its recorded hash: only tests register synthetic ones.
-    assert data_prep.SHA256["USPS/usps.h5"] == REAL_USPS_SHA256
+    assert data_files.SHA256["USPS/usps.h5"] == REAL_USPS_SHA256
 
 
 def test_modified_bz2_is_refused(tmp_path: Path, monkeypatch) -> None:
@@ -299,7 +299,7 @@ def test_missing_usps_names_the_files_and_the_prepare_command(tmp_path: Path) ->
     with pytest.raises(DataError) as info:
         read_usps(tmp_path)
     message = str(info.value)
-    for text in ("usps.h5", "usps.bz2", "usps.t.bz2", data_prep.prepare_command(tmp_path),
+    for text in ("usps.h5", "usps.bz2", "usps.t.bz2", data_files.prepare_command(tmp_path),
                  "--usps-h5", "--usps-dir", "--download"):
         assert text in message
     assert "shared" not in message
@@ -461,7 +461,7 @@ def test_existing_run_is_not_overwritten(tmp_path: Path, monkeypatch, capsys) ->
 
 
 # --------------------------------------------------------------------------------------------
-# USPS as a continual_learning task (SPEC 4's task names)
+# USPS as a continual_learning task (docs/METHOD.md section 4's task names)
 # --------------------------------------------------------------------------------------------
 
 

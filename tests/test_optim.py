@@ -1,4 +1,4 @@
-"""Metaplastic Adam against an independent NumPy re-computation (SPEC section 3)."""
+"""Metaplastic Adam against an independent NumPy re-computation (docs/METHOD.md section 3)."""
 import numpy as np
 import pytest
 import torch
@@ -14,7 +14,7 @@ OPTIMIZER = {"reference": MetaplasticAdam, "fast": FusedMetaplasticAdam}
 
 
 def numpy_step(w, grad, m, v, t, lr, wd, meta, metaplastic):
-    """One step in float64 NumPy, written from the SPEC, independent of the torch code."""
+    """One step in float64 NumPy, written from docs/METHOD.md section 3, independent of the torch code."""
     g = grad + wd * w
     m = B1 * m + (1 - B1) * g
     v = B2 * v + (1 - B2) * g * g

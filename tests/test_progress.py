@@ -78,8 +78,7 @@ SYNTHETIC_RUNS = textwrap.dedent("""
     tasks = [TaskData(name, *data(200), *data(100), test_batch_size=50, train_eval_batch_size=50)
              for name in ("A", "B")]
     settings = SequenceSettings(epochs_per_task=3, lr=0.01, meta=[1.0, 1.0], weight_decay=0.0,
-                                train_batch_size=20, progress=True,
-                                optimizer_implementation="eager")
+                                train_batch_size=20, progress=True)
     prefix = {"net": "bnn", "scenario": "task", "arch": "16", "norm": "bn", "lr": 0.01,
               "meta": 1.0, "ewc": 0.0, "SI": 0.0, "task_order": "A-B"}
     run_sequence(BNN([20, 16, 4]), tasks, settings, OUT + "/continual", prefix)
@@ -87,7 +86,7 @@ SYNTHETIC_RUNS = textwrap.dedent("""
     x, y = data(300)
     stream = StreamData("S", x, y, *data(100))
     settings = StreamSettings(epochs_per_task=2, lr=0.01, meta=[0.0, 0.0], weight_decay=0.0,
-                              batch_size=30, progress=True, optimizer_implementation="eager")
+                              batch_size=30, progress=True)
     columns = ["tsk", "epoch", "acc_tr_sub", "acc_1st_sub", "acc_tr", "acc_test"]
     run_stream(BNN([20, 16, 4]), stream, subset_indices(300, 3, True, 0), settings,
                OUT + "/stream", {}, columns)

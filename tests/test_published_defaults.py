@@ -1,4 +1,4 @@
-"""The published defaults (SPEC sections 4-6) as each script parses them, without any data."""
+"""The published defaults (docs/METHOD.md sections 4-6) as each script parses them, without any data."""
 import inspect
 
 import pytest
@@ -14,7 +14,7 @@ def _continual_config(*argv):
 
 
 def test_continual_learning_defaults_are_the_published_scripts():
-    """SPEC 4: the defaults that apply whenever a published command omits a flag."""
+    """docs/METHOD.md section 4: the defaults that apply whenever a published command omits a flag."""
     c = _continual_config()
     assert (c.decay, c.epochs_per_task, c.hidden_layers, c.meta, c.task_sequence) == (
         0.0, 5, [], [0.0], ["MNIST"])
@@ -28,7 +28,7 @@ def test_continual_learning_defaults_are_the_published_scripts():
 def test_metaplastic_run_gets_a_fresh_optimizer_per_task_with_lr_gamma_power():
     s = continual.sequence_settings(_continual_config("--gamma", "2"), progress=False)
     assert s.optimizer_per_task and not s.plain_adam
-    assert (s.lr, s.gamma, s.ewc, s.si) == (0.005, 2.0, None, None)
+    assert (s.lr, s.gamma, s.consolidation) == (0.005, 2.0, [])
 
 
 @pytest.mark.parametrize("random", [False, True])
@@ -36,22 +36,26 @@ def test_ewc_flags_reach_the_consolidation(random):
     argv = ["--ewc", "--ewc-lambda", "5000", "--ewc-fisher-mean"]
     s = continual.sequence_settings(
         _continual_config(*argv, *(["--rnd-consolidation"] if random else [])), progress=False)
-    assert (s.ewc.lam, s.ewc.samples, s.ewc.fisher_mean) == (5000.0, 5000, True)
-    assert s.ewc.random_consolidation is random
-    assert s.optimizer_per_task and s.si is None
+    (ewc,) = s.consolidation
+    assert type(ewc).__name__ == "EWC"
+    assert (ewc.lam, ewc.samples, ewc.fisher_mean) == (5000.0, 5000, True)
+    assert ewc.random_consolidation is random
+    assert s.optimizer_per_task
 
 
 def test_si_trains_with_one_plain_adam_for_the_sequence():
-    """SPEC 5: one plain Adam (constant lr, coupled decay), created once, no per-task reset."""
+    """docs/METHOD.md section 5: one plain Adam (constant lr, coupled decay), created once, no per-task reset."""
     s = continual.sequence_settings(
         _continual_config("--si", "--si-lambda", "2", "--bin-path", "--decay", "1e-7"),
         progress=False)
     assert s.plain_adam and not s.optimizer_per_task
-    assert (s.si.lam, s.si.binary_path, s.weight_decay, s.ewc) == (2.0, True, 1e-7, None)
+    (si,) = s.consolidation
+    assert type(si).__name__ == "SynapticIntelligence"
+    assert (si.lam, si.binary_path, s.weight_decay) == (2.0, True, 1e-7)
 
 
 def test_stream_cifar10_defaults():
-    """SPEC 6: batch --mbs 64, lr 1e-4, a random permutation first with --source keras."""
+    """docs/METHOD.md section 6: batch --mbs 64, lr 1e-4, a random permutation first with --source keras."""
     args = stream_cifar10_parser().parse_args([])
     assert (args.mbs, args.lr, args.source) == (64, 1e-4, "keras")
 
@@ -61,7 +65,7 @@ def test_feature_generation_makes_ten_training_passes():
 
 
 def test_sign_switch_published_samples():
-    """SPEC 6: 1000, 2000, 100 flipped weights for layers 1, 2, 3; 100 runs by default."""
+    """docs/METHOD.md section 6: 1000, 2000, 100 flipped weights for layers 1, 2, 3; 100 runs by default."""
     assert sign_switch.PUBLISHED_SAMPLES == (1000, 2000, 100)
     params = inspect.signature(sign_switch.sign_switch_analysis).parameters
     assert params["samples"].default == sign_switch.PUBLISHED_SAMPLES

@@ -170,7 +170,7 @@ def test_a_v1_run_records_its_choices(tmp_path):
 
 
 def test_published_bool_and_integer_device(capsys):
-    from metaplastic.cli import published_bool
+    from metaplastic.flag_types import published_bool
     from metaplastic.runtime import resolve_device
 
     assert published_bool("False") is True and published_bool("0") is True

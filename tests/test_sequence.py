@@ -11,7 +11,8 @@ from metaplastic.engine import evaluate
 from metaplastic.flips import flip_columns
 from metaplastic.models import BNN
 from metaplastic.norms import load_norm_state
-from metaplastic.sequence import SequenceSettings, SimulatedCrash, run_sequence
+from metaplastic.runner import SimulatedCrash
+from metaplastic.sequence import SequenceSettings, run_sequence
 from metaplastic.tasks import (PMNIST_TEST_BATCH, TaskData, draw_permutations, permuted_task,
                                positional_names)
 
@@ -26,7 +27,7 @@ def _model(seed=0):
 
 def _settings(**kw):
     base = dict(epochs_per_task=2, lr=0.01, meta=[1.0, 1.0], weight_decay=1e-7,
-                train_batch_size=20, seed=0, progress=False, optimizer_implementation="eager")
+                train_batch_size=20, seed=0, progress=False)
     base.update(kw)
     return SequenceSettings(**base)
 
@@ -122,7 +123,7 @@ def test_resume_with_ewc_and_hidden_weights(tmp_path):
     from metaplastic.consolidation import EWC
 
     def settings(**kw):
-        return _settings(ewc=EWC(100.0, samples=50), save_hidden_weights=True, **kw)
+        return _settings(consolidation=[EWC(100.0, samples=50)], save_hidden_weights=True, **kw)
 
     run_sequence(_model(), gaussian_tasks(), settings(), tmp_path / "full", PREFIX,
                  log=lambda s: None)

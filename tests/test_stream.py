@@ -11,16 +11,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import DATA_ROOT, idx_arrays, needs_data, write_idx_dataset
+from conftest import DATA_ROOT, idx_arrays, needs_data, write_cifar_folder, write_idx_dataset
 from torch import nn
 
 from metaplastic.flips import flip_columns
-from metaplastic import cifar, records
+from metaplastic import records
 from metaplastic.checkpoint import CHECKPOINT_FILE
 from metaplastic.errors import ConfigError, MetaplasticError
-from metaplastic.layers import BinarizedConv2d, BinarizedLinear, xavier_std
+from metaplastic.layers import BinarizedConv2d, BinarizedLinear
 from metaplastic.models import weight_layers
-from metaplastic.stream import (SimulatedCrash, StreamData, StreamSettings, run_stream,
+from metaplastic.runner import SimulatedCrash
+from metaplastic.stream import (StreamData, StreamSettings, run_stream,
                                 stream_accuracies, subset_indices)
 from stream_cifar10 import main as cifar_main
 from stream_cifar10.model_utils import BinaryVGG, build_model as build_vgg
@@ -56,6 +57,13 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def xavier_std(weight: torch.Tensor) -> float:
+    """Standard deviation of Xavier-normal initialisation for ``weight`` (its definition)."""
+    fan_in = weight.shape[1] * math.prod(weight.shape[2:])
+    fan_out = weight.shape[0] * math.prod(weight.shape[2:])
+    return math.sqrt(2.0 / (fan_in + fan_out))
+
+
 def write_fmnist(root: Path, monkeypatch, n_train=90, n_test=30, seed=0) -> Path:
     """A tiny Fashion-MNIST in the prepared IDX layout (hashes registered for this test)."""
     rng = np.random.default_rng(seed)
@@ -72,7 +80,7 @@ def write_fmnist(root: Path, monkeypatch, n_train=90, n_test=30, seed=0) -> Path
 
 def write_cifar(root: Path, n_train=40, n_test=12, seed=0) -> Path:
     rng = np.random.default_rng(seed)
-    cifar.write_cifar_folder(root, "cifar10", rng.integers(0, 256, (n_train, 3, 32, 32), dtype=np.uint8),
+    write_cifar_folder(root, "cifar10", rng.integers(0, 256, (n_train, 3, 32, 32), dtype=np.uint8),
                              rng.integers(0, 10, n_train),
                              rng.integers(0, 256, (n_test, 3, 32, 32), dtype=np.uint8),
                              rng.integers(0, 10, n_test))
@@ -164,7 +172,7 @@ def test_run_stream_rows_and_one_optimizer(tmp_path):
     model = build_bnn([16])
     parts = subset_indices(60, 3, True, 0)
     settings = StreamSettings(epochs_per_task=2, lr=0.005, meta=[1.0, 1.0], weight_decay=0.0,
-                              batch_size=10, optimizer_implementation="eager", progress=False)
+                              batch_size=10, progress=False)
     prefix = {"net": "bnn", "arch": "16", "init": 0.1, "meta": 1.0, "lr": 0.005}
     rows = run_stream(model, data, parts, settings, tmp_path, prefix,
                       records.STREAM_FMNIST_COLUMNS, log=lambda s: None)
@@ -362,7 +370,7 @@ def test_short_fmnist_run_rows(tmp_path, monkeypatch, capsys):
     rows = read_csv(out / records.METRICS_FILE)
     with open(out / records.METRICS_FILE) as f:
         header = tuple(next(csv.reader(f)))
-    # the published columns first (SPEC 6), then ours: net, arch and the flip statistics
+    # the published columns first (docs/METHOD.md section 6), then ours: net, arch and the flip statistics
     assert header == ("lr", "meta", "init", "task_order", "tsk", "epoch", "acc_tr_sub", "acc_tr",
                       "acc_test", "acc_1st_sub", "net", "arch") + flip_columns(3)
     # the published columns and values: init = the init width, meta = the coefficient,

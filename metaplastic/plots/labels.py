@@ -6,7 +6,7 @@ import math
 from typing import Sequence
 
 from metaplastic.errors import ConfigError
-from metaplastic.plots.runs import IDENTITY_COLUMNS, KIND_TITLES, Run, RunGroup, run_settings
+from metaplastic.plots.runs import GROUPING_COLUMNS, KIND_TITLES, Run, RunGroup, run_settings
 from metaplastic.records import parse_meta_mapping
 
 
@@ -92,7 +92,7 @@ def differences(groups: Sequence[RunGroup]) -> list[list[str]]:
         if run.config:
             return {k: v for k, v in run_settings(run.config).items() if k not in _SHOWN_KEYS}
         first = run.frame.iloc[0]
-        return {c: first[c] for c in IDENTITY_COLUMNS[run.kind]
+        return {c: first[c] for c in GROUPING_COLUMNS[run.kind]
                 if c not in ("net", "meta", "arch", "ewc", "SI")}
 
     all_settings = [settings(g.first) for g in groups]

@@ -42,16 +42,11 @@ IGNORED_CONFIG_KEYS = frozenset({"seed", "run_dir", "hostname", "environment", "
                                  "result_neutral", "per_seed"})
 #: the flags of the Benna-Fusi optimizer (metaplastic/beaker.py), used only with --beaker
 BEAKER_PARAMETERS = frozenset({"fb", "n_bk", "ratios", "areas"})
-#: the marks of config.json files written before they were recorded there
-LEGACY_MARKED_KEYS = frozenset({"out_dir", "device", "data_root", "optimizer_impl",
-                                "train_impl", "keep_denormals", "checkpoint_every",
-                                "train_windows", "allow_tf32", "eval_impl", "eval_batch",
-                                "download", "impl"})
 TIME_KEY = re.compile(r"(^|_)(time|timestamp|date|started|finished|created|elapsed|"
                       r"duration|wall_s|wall_time)(_|$)")
 
-#: identity columns of each metrics schema, used for grouping when no config.json is present
-IDENTITY_COLUMNS = {
+#: the hyperparameter columns of each metrics schema that group runs when no config.json is present
+GROUPING_COLUMNS = {
     "continual": ("net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI"),
     "stream_fmnist": ("net", "arch", "init", "meta", "lr"),
     "stream_cifar10": ("lr", "mbs", "meta"),
@@ -223,10 +218,7 @@ def run_settings(config: dict) -> dict:
     but :data:`IGNORED_CONFIG_KEYS`, time stamps, empty values and switches that are off
     (False: how an option added later reads in the config.json of an older run, which lacks it);
     an older run's missing published-version fields read as the 2023 head's choices."""
-    if "result_neutral" in config:
-        marked = set(config["result_neutral"]) | set(config.get("per_seed", []))
-    else:
-        marked = LEGACY_MARKED_KEYS
+    marked = set(config.get("result_neutral", [])) | set(config.get("per_seed", []))
     config = published.older_run_defaults(config) | config
     if not config.get("beaker"):   # the beaker's parameters mean nothing without --beaker (and
         # configs written before they existed lack them)
@@ -243,7 +235,7 @@ def config_key(run: Run) -> tuple:
         body = json.dumps(run_settings(run.config), sort_keys=True, default=str)
     else:
         first = run.frame.iloc[0]
-        body = json.dumps({c: str(first[c]) for c in IDENTITY_COLUMNS[run.kind]},
+        body = json.dumps({c: str(first[c]) for c in GROUPING_COLUMNS[run.kind]},
                           sort_keys=True)
     return (run.kind, run.n_tasks, body)
 

@@ -18,11 +18,12 @@ The tarballs and ``.gz`` files are not kept. Checksums come from the registry ta
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from metaplastic.data_files import DATASET_FILES, USPS_BZ2_FILES, how_to_obtain
+from metaplastic.data_files import DATASET_FILES, USPS_BZ2_FILES, default_data_root, how_to_obtain
 from metaplastic.errors import DataError, MetaplasticError, import_torchvision
 from metaplastic.sources.common import Log, copy_verified, files_to_produce
 from metaplastic.sources.usps import usps_form_present
@@ -94,3 +95,15 @@ def download_dataset(
             written.append(copy_verified(root, rel, folder / rel, sha_table, md5_table))
             log(f"  {rel}: written, checksum verified")
     return written
+
+
+def download_cifar(root: str | os.PathLike | None, which: str = "cifar10") -> Path:
+    """Only behind an explicit ``--download``: CIFAR-10 or CIFAR-100 (``which``) through
+    :func:`download_dataset` (a temporary folder, every file checked against the registry) into
+    ``root`` (None: the default data root); returns the dataset's folder."""
+    from metaplastic import cifar
+
+    root_path = Path(root) if root else default_data_root()
+    cifar.missing_files(root_path, which)   # refuses an unknown name before any download
+    download_dataset(root_path, "CIFAR10" if which == "cifar10" else "CIFAR100")
+    return cifar.check_present(root_path, which)
