@@ -19,36 +19,28 @@ from metaplastic import plots
 from metaplastic.cli import EXIT_USAGE, ArgumentParser, debugging, main_guard
 from metaplastic.errors import ConfigError, MetaplasticError
 
-#: figures drawn from a single run directory or CSV file
-SINGLE_RUN_FIGURES = ("histograms", "sign-switch")
-
-
-#: figures drawn from several runs, which take --labels
-LABELLED_FIGURES = ("accuracy", "hidden-size", "two-task", "stream", "flips")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """One sub-command per figure, each with its own options (``plot_figures.py FIGURE -h``)."""
     parser = ArgumentParser(
         prog="plot_figures.py",
         description="Draw the paper's figures from run directories or result CSV files.",
         epilog="figures (plot_figures.py FIGURE -h shows a figure's options):\n"
-        + "\n".join(f"  {k:<12} {v}" for k, v in plots.FIGURES.items())
+        + "\n".join(f"  {k:<12} {v.description}" for k, v in plots.FIGURE_KINDS.items())
         + "\n\nexample: python plot_figures.py accuracy results/m0 results/m1.35 "
         "--out figs/fig2.png --pdf")
     figures = parser.add_subparsers(dest="figure", metavar="FIGURE", required=True,
-                                    help="one of: " + ", ".join(plots.FIGURES))
-    for name, description in plots.FIGURES.items():
-        sub = figures.add_parser(name, help=description, description=description,
+                                    help="one of: " + ", ".join(plots.FIGURE_KINDS))
+    for name, kind in plots.FIGURE_KINDS.items():
+        sub = figures.add_parser(name, help=kind.description, description=kind.description,
                                  formatter_class=parser.formatter_class)
-        one = name in SINGLE_RUN_FIGURES
+        one = kind.one_run
         sub.add_argument("paths", nargs="+", metavar="PATH",
                          help="a run directory or CSV file" if one
                          else "run directories or CSV files")
         sub.add_argument("--out", required=True, help="output PNG path")
         sub.add_argument("--pdf", action="store_true", help="also write a PDF beside the PNG")
         sub.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-        if name in LABELLED_FIGURES:
+        if not one:
             sub.add_argument("--labels", nargs="+", default=None,
                              help="panel titles / line names, one per configuration (per line "
                                   "for hidden-size) (default: taken from each run's "
@@ -62,19 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def draw(args) -> list[Path]:
     """Draw the figure the parsed flags ask for; returns the written paths."""
-    if args.figure in SINGLE_RUN_FIGURES and len(args.paths) != 1:
+    kind = plots.FIGURE_KINDS[args.figure]
+    if kind.one_run and len(args.paths) != 1:
         raise ConfigError(f"the {args.figure} figure takes one run directory or CSV file, got "
                           f"{len(args.paths)}")
-    common = dict(pdf=args.pdf)
     if args.figure == "histograms":
-        return plots.plot_hidden_weight_histograms(args.paths[0], args.out, log_y=args.log_y,
-                                                   density=args.density, **common)
-    if args.figure == "sign-switch":
-        return plots.plot_sign_switch(args.paths[0], args.out, **common)
-    several = {"accuracy": plots.plot_task_accuracies, "hidden-size": plots.plot_hidden_size,
-               "two-task": plots.plot_two_task, "stream": plots.plot_stream,
-               "flips": plots.plot_flips}
-    return several[args.figure](args.paths, args.out, labels=args.labels, **common)
+        return kind.draw(args.paths[0], args.out, log_y=args.log_y, density=args.density,
+                         pdf=args.pdf)
+    if kind.one_run:
+        return kind.draw(args.paths[0], args.out, pdf=args.pdf)
+    return kind.draw(args.paths, args.out, labels=args.labels, pdf=args.pdf)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -228,17 +228,14 @@ def draw(figure: paper.Figure, run_dirs: Sequence[Path], target: Path) -> list[P
 
     if not figure.plot or not run_dirs:
         return []
-    if figure.plot in ("histograms", "sign-switch"):   # one run each: the first seed
-        draw_one = (plots.plot_hidden_weight_histograms if figure.plot == "histograms"
-                    else plots.plot_sign_switch)
+    kind = plots.FIGURE_KINDS[figure.plot]
+    if kind.one_run:   # one figure per run: its first seed
         written = []
         for d in run_dirs:
             if d.name == "seed-0":
-                written += draw_one(d, target.with_name(f"{target.stem}_{d.parent.name}.png"))
+                written += kind.draw(d, target.with_name(f"{target.stem}_{d.parent.name}.png"))
         return written
-    several = {"accuracy": plots.plot_task_accuracies, "hidden-size": plots.plot_hidden_size,
-               "two-task": plots.plot_two_task, "stream": plots.plot_stream}
-    written = several[figure.plot](list(run_dirs), target)
+    written = kind.draw(list(run_dirs), target)
     if figure.plot == "hidden-size":   # and each method's tasks through training (one width:
         # the hidden-size plot alone is a point per method)
         written += plots.plot_task_accuracies(list(run_dirs),

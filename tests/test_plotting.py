@@ -459,7 +459,7 @@ def test_each_figure_has_its_own_help(capsys):
         assert done.value.code == 0
         out = capsys.readouterr().out
         assert out.startswith(f"usage: plot_figures.py {figure} ")
-        assert plots.FIGURES[figure].split(":")[0] in out
+        assert plots.FIGURE_KINDS[figure].description.split(":")[0] in out
         assert ("--labels" in out) == has_labels and ("--log-y" in out) == has_log
     with pytest.raises(SystemExit) as done:                 # an option of another figure
         plot_figures.main(["accuracy", "run", "--out", "o.png", "--log-y"])
@@ -516,3 +516,15 @@ def test_runs_from_before_the_beaker_flags_group_with_later_ones():
     newer = older | {"beaker": False, "fb": 0.005, "n_bk": 4, "ratios": [0.01], "areas": [1.0]}
     assert run_settings(older) == run_settings(newer)
     assert run_settings(newer | {"beaker": True})["n_bk"] == 4
+
+
+def test_every_figure_kind_is_registered_once_and_used_by_the_paper():
+    """plots.FIGURE_KINDS is the one registry: the command line offers exactly its kinds, and
+    every figure of metaplastic.paper names one of them (or none)."""
+    from metaplastic import paper
+    from plot_figures import build_parser
+
+    choices = next(a for a in build_parser()._actions if a.dest == "figure").choices
+    assert list(choices) == list(plots.FIGURE_KINDS)
+    assert {f.plot for f in paper.FIGURES} - {""} <= set(plots.FIGURE_KINDS)
+    assert all(kind.name == name for name, kind in plots.FIGURE_KINDS.items())

@@ -26,6 +26,9 @@ drawn as their mean with a +/- one standard deviation band), ``labels`` makes ti
 legends from their configurations, ``draw`` holds the shared drawing helpers. Command line:
 ``python plot_figures.py FIGURE PATHS... --out OUT.png [--pdf] [--labels ...]``.
 """
+from dataclasses import dataclass
+from typing import Callable
+
 from metaplastic.plots.accuracy import plot_task_accuracies
 from metaplastic.plots.flips import plot_flips
 from metaplastic.plots.hidden_size import plot_hidden_size
@@ -39,18 +42,37 @@ from metaplastic.plots.two_task import plot_two_task
 __all__ = [
     "Run", "RunGroup", "load_run", "load_runs", "group_runs", "config_key", "task_names",
     "plot_task_accuracies", "plot_hidden_weight_histograms", "plot_hidden_size",
-    "plot_two_task", "plot_stream", "plot_sign_switch", "plot_flips", "FIGURES",
+    "plot_two_task", "plot_stream", "plot_sign_switch", "plot_flips", "FigureKind",
+    "FIGURE_KINDS",
 ]
 
-#: figure name on the command line: what it draws (and from what)
-FIGURES = {
-    "accuracy": "Fig. 2(a-f): test accuracy of every task vs. epoch (runs or metrics.csv)",
-    "histograms": "Fig. 2(g,h): hidden-weight histograms after each task (one run or "
-                  "hidden_weight_hist.csv)",
-    "hidden-size": "Fig. 3: final mean test accuracy vs. hidden layer width (runs)",
-    "two-task": "Fig. 4: two-task sequences, accuracy of each task vs. epoch (runs)",
-    "stream": "Fig. 4: stream FMNIST / CIFAR-10 (runs)",
-    "sign-switch": "Fig. 5(c-e): loss increase of a sign switch vs. magnitude (one run or "
-                   "sign_switch.csv)",
-    "flips": "flip statistics per layer: signs flipped per epoch, weights consolidated (runs)",
-}
+@dataclass(frozen=True)
+class FigureKind:
+    """One kind of figure: its name on the command line (``plot_figures.py NAME``), the
+    function that draws it, whether it is drawn from one run (else from several, with
+    ``--labels``), and what it shows. :data:`FIGURE_KINDS` is the one registry, read by
+    plot_figures.py, ``reproduce.py summarize`` and the figures of :mod:`metaplastic.paper`."""
+
+    name: str
+    draw: Callable[..., list]
+    one_run: bool
+    description: str
+
+
+FIGURE_KINDS = {kind.name: kind for kind in (
+    FigureKind("accuracy", plot_task_accuracies, False,
+               "Fig. 2(a-f): test accuracy of every task vs. epoch (runs or metrics.csv)"),
+    FigureKind("histograms", plot_hidden_weight_histograms, True,
+               "Fig. 2(g,h): hidden-weight histograms after each task (one run or "
+               "hidden_weight_hist.csv)"),
+    FigureKind("hidden-size", plot_hidden_size, False,
+               "Fig. 3: final mean test accuracy vs. hidden layer width (runs)"),
+    FigureKind("two-task", plot_two_task, False,
+               "Fig. 4: two-task sequences, accuracy of each task vs. epoch (runs)"),
+    FigureKind("stream", plot_stream, False, "Fig. 4: stream FMNIST / CIFAR-10 (runs)"),
+    FigureKind("sign-switch", plot_sign_switch, True,
+               "Fig. 5(c-e): loss increase of a sign switch vs. magnitude (one run or "
+               "sign_switch.csv)"),
+    FigureKind("flips", plot_flips, False,
+               "flip statistics per layer: signs flipped per epoch, weights consolidated (runs)"),
+)}
