@@ -14,10 +14,10 @@ import torch
 from metaplastic import published, records
 from metaplastic.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_save_argument,
                              config_from)
-from metaplastic.flag_types import non_negative_float, positive_float, positive_int
 from metaplastic.consolidation import METHODS, check_consolidation_flags, methods_of
 from metaplastic.datasets import IMAGE_LEVELS
 from metaplastic.errors import ConfigError
+from metaplastic.flag_types import non_negative_float, positive_float, positive_int
 from metaplastic.models import BNN, DNN, MLP
 from metaplastic.norms import init_batchnorm_gamma
 from metaplastic.optim import check_meta, expand_meta
