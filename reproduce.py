@@ -19,10 +19,12 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from metaplastic import launch, paper, published, slurm, summary
-from metaplastic.cli import ArgumentParser, main_guard
-from metaplastic.flag_types import non_negative_int, positive_int
+from metaplastic import paper
 from metaplastic.errors import ConfigError
+from metaplastic.flag_types import non_negative_int, positive_int
+from metaplastic.launch import local as launch, slurm, summary
+from metaplastic.method import published
+from metaplastic.runs.cli import ArgumentParser, main_guard
 
 DEFAULT_OUT = Path("results") / "reproduce"
 
@@ -97,7 +99,7 @@ def build_parser() -> ArgumentParser:
 def _add_version_argument(parser) -> None:
     parser.add_argument("--published-version", choices=tuple(published.VERSIONS),
                         default=published.DEFAULT_VERSION,
-                        help="the authors' code to reproduce (metaplastic/published.py): v1.0.0 "
+                        help="the authors' code to reproduce (metaplastic/method/published.py): v1.0.0 "
                              "drew the paper's figures; its runs get folders of their own and "
                              "summaries named <figure>_v1.0.0")
 

@@ -23,11 +23,12 @@ import time
 
 import torch
 
-from metaplastic import fast, runtime
-from metaplastic.datasets import IMAGE_LEVELS
-from metaplastic.engine import EVAL_CHUNK_SAMPLES, evaluate, train_epoch
-from metaplastic.models import BNN
+from metaplastic import fast
+from metaplastic.data.datasets import IMAGE_LEVELS
 from metaplastic.fast import make_optimizer
+from metaplastic.method import runtime
+from metaplastic.method.engine import EVAL_CHUNK_SAMPLES, evaluate, train_epoch
+from metaplastic.method.models import BNN
 
 TRAIN_SAMPLES, TEST_SAMPLES, BATCH, TEST_BATCH = 60_000, 10_000, 100, 1000
 

@@ -1,4 +1,4 @@
-"""Cost of the flip statistics (metaplastic.flips) against the training epoch they describe.
+"""Cost of the flip statistics (metaplastic.method.flips) against the training epoch they describe.
 
 Times, in one process and alternating, one pMNIST training epoch (600 steps of batch 100 on
 random 8-bit pixels, metaplastic Adam) of a 784-H-H-10 BNN with and without the per-epoch flip
@@ -17,11 +17,12 @@ import time
 
 import torch
 
-from metaplastic import fast, runtime
-from metaplastic.engine import train_epoch
-from metaplastic.flips import FlipStatistics
-from metaplastic.models import BNN
+from metaplastic import fast
 from metaplastic.fast import make_optimizer
+from metaplastic.method import runtime
+from metaplastic.method.engine import train_epoch
+from metaplastic.method.flips import FlipStatistics
+from metaplastic.method.models import BNN
 
 STEPS_PER_EPOCH, BATCH = 600, 100
 

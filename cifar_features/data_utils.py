@@ -42,10 +42,10 @@ from pathlib import Path
 import torch
 
 from cifar_features.model_utils import FEATURE_SIZE
-from metaplastic.continual import ContinualConfig
-from metaplastic.cli import neutral
+from metaplastic.data.tasks import TaskData
 from metaplastic.errors import ConfigError, DataError
-from metaplastic.tasks import TaskData
+from metaplastic.experiments.continual import ContinualConfig
+from metaplastic.runs.cli import neutral
 
 DATASETS = ("cifar10", "cifar100")
 CIFAR10_RELABEL = (5, 6, 0, 1, 2, 3, 4, 7, 8, 9)
@@ -74,9 +74,9 @@ ELSEWHERE = {"MNIST": "continual_learning/main.py", "FMNIST": "continual_learnin
 
 def load_cifar_images(dataset: str, data_root: Path | None, device="cpu"):
     """(train_x, train_y, test_x, test_y): uint8 images N x 3 x 32 x 32 and int64 labels (fine
-    labels for CIFAR-100), read by metaplastic.cifar from torchvision's layout under
+    labels for CIFAR-100), read by metaplastic.data.cifar from torchvision's layout under
     ``data_root``; a DataError names missing files and how to get them."""
-    from metaplastic import cifar
+    from metaplastic.data import cifar
 
     if dataset == "cifar10":
         return tuple(cifar.load_cifar10(data_root, device))
@@ -96,7 +96,7 @@ def default_features_dir(data_root: Path | None) -> Path:
     if from_env:
         return Path(from_env).expanduser()
     if data_root is None:
-        from metaplastic.data_files import default_data_root
+        from metaplastic.data.files import default_data_root
 
         data_root = default_data_root()
     return Path(data_root) / "features"

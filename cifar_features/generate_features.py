@@ -66,12 +66,12 @@ from cifar_features.model_utils import (DEFAULT_WEIGHTS_FILE, FEATURE_SIZE, HOW_
                                         load_state_dict_file, sha256_of)
 from cifar_features.transforms import (CROP, RESIZE, centre_crop, resized_size,
                                        train_augmentation, transform_batch)
-from metaplastic import runtime
-from metaplastic.checkpoint import save_atomic
-from metaplastic.cli import ArgumentParser, main_guard
-from metaplastic.flag_types import positive_int
 from metaplastic.errors import ConfigError, DataError, import_torchvision
-from metaplastic.records import write_atomic_text
+from metaplastic.flag_types import positive_int
+from metaplastic.method import runtime
+from metaplastic.runs.checkpoint import save_atomic
+from metaplastic.runs.cli import ArgumentParser, main_guard
+from metaplastic.runs.records import write_atomic_text
 
 DEFAULT_TRAIN_PASSES = 10
 DEFAULT_BATCH_SIZE = 128            # eval mode: images per forward pass (a speed setting)
@@ -280,7 +280,7 @@ def _torchvision_version() -> str:
 
 
 def build_parser() -> ArgumentParser:
-    from metaplastic.data_files import default_data_root
+    from metaplastic.data.files import default_data_root
 
     p = ArgumentParser(prog="cifar_features/generate_features.py",
                        description="ResNet-18 (ImageNet) features of CIFAR-10/100 for Fig. 4(e-h).")
@@ -324,7 +324,7 @@ def build_parser() -> ArgumentParser:
 
 @main_guard
 def main(argv=None) -> int:
-    from metaplastic.data_files import default_data_root
+    from metaplastic.data.files import default_data_root
 
     args = build_parser().parse_args(argv)
     import_torchvision("cifar_features/generate_features.py (ResNet-18)")   # before any work
@@ -333,7 +333,7 @@ def main(argv=None) -> int:
     out_dir = Path(args.out) if args.out else default_features_dir(data_root)
     device = runtime.setup(args.device, args.seed, args.allow_tf32)
     if args.download:
-        from metaplastic.sources.torchvision_download import download_cifar
+        from metaplastic.data.sources.torchvision_download import download_cifar
 
         download_cifar(data_root, args.dataset)
     weights = resolve_weights(args.weights, args.download_weights, data_root)

@@ -20,7 +20,7 @@ Fig. 4(g, h), CIFAR-100 in two subsets of 50 classes, domain scenario:
         --task-sequence 'cifar100-2'
     (same with --meta 1.3)
 
-Every other flag is the published continual-learning script's (metaplastic/continual.py). Feature
+Every other flag is the published continual-learning script's (metaplastic/experiments/continual.py). Feature
 processing per example: (x - mean) / var as published (the variance's divisor is n, NumPy's
 default); --feature-scale std divides by the standard deviation instead. Training and
 evaluation batches: 100 (CIFAR-10 tasks) or 20 (CIFAR-100 tasks).
@@ -33,10 +33,12 @@ from pathlib import Path
 from cifar_features.data_utils import (TASK_HELP, CifarFeaturesConfig, add_arguments,
                                        build_tasks, check_task_names, train_batch_size)
 from cifar_features.model_utils import build_model
-from metaplastic import continual, fast, faithfulness
-from metaplastic.cli import ArgumentParser, add_run_arguments, main_guard
-from metaplastic.rundir import set_up_run, start_run_directory
-from metaplastic.sequence import run_sequence
+from metaplastic import fast
+from metaplastic.experiments import continual
+from metaplastic.experiments.sequence import run_sequence
+from metaplastic.method import faithfulness
+from metaplastic.runs.cli import ArgumentParser, add_run_arguments, main_guard
+from metaplastic.runs.rundir import set_up_run, start_run_directory
 
 EXPERIMENT = "cifar_features"
 

@@ -4,9 +4,9 @@
   the identity, so that its output is the 512-d global-average-pool vector. Its ImageNet weights
   come from a state-dict file (torchvision's ``resnet18-f37072fd.pth``; the paper's 2019 runs used
   the older ``resnet18-5c106cde.pth``), never from the network unless asked for explicitly.
-- The learner: the core's BNN / DNN MLP, built by metaplastic.continual.build_model from --net,
+- The learner: the core's BNN / DNN MLP, built by metaplastic.experiments.continual.build_model from --net,
   --in-size (512), --hidden-layers, --out-size, --norm. With 512 inputs the BNN's first layer
-  binarizes its input (metaplastic.models.default_binarize_first_input), as published.
+  binarizes its input (metaplastic.method.models.default_binarize_first_input), as published.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ FEATURE_SIZE = 512   # ResNet-18's pooled output: the length of every feature ve
 
 def build_model(config):
     """The learner: the core's BNN / DNN MLP [in_size (512), *hidden_layers, out_size]."""
-    from metaplastic.continual import build_model as build_mlp
+    from metaplastic.experiments.continual import build_model as build_mlp
 
     return build_mlp(config.net, config.in_size, config.hidden_layers, config.out_size,
                      config.norm, config.init, config.init_width, config.bn_stats,

@@ -1,6 +1,6 @@
 """Tasks of the continual_learning experiment: MNIST, FMNIST, USPS and permuted MNIST.
 
-USPS is the full data set, its 16x16 digits padded to 28x28 (:mod:`metaplastic.usps`; the
+USPS is the full data set, its 16x16 digits padded to 28x28 (:mod:`metaplastic.data.usps`; the
 mnist_usps experiment trains conv nets on windows of it). The CIFAR task names of the paper
 (animals, vehicles, cifar100-K) belong to the cifar_features experiment; here they are refused
 with a message saying where to run them.
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from metaplastic.datasets import load_image_dataset
+from metaplastic.data.datasets import load_image_dataset
+from metaplastic.data.tasks import TaskData, draw_permutations, permuted_task, positional_names
+from metaplastic.data.usps import load_usps
 from metaplastic.errors import ConfigError
-from metaplastic.tasks import TaskData, draw_permutations, permuted_task, positional_names
-from metaplastic.usps import load_usps
 
 TASKS = ("MNIST", "FMNIST", "USPS", "pMNIST")
 ELSEWHERE = {

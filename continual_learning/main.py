@@ -17,10 +17,12 @@ from pathlib import Path
 
 from continual_learning.data_utils import TASK_HELP, build_tasks, check_task_names
 from continual_learning.model_utils import build_model, image_levels
-from metaplastic import continual, fast, faithfulness
-from metaplastic.cli import ArgumentParser, add_run_arguments, main_guard
-from metaplastic.rundir import set_up_run, start_run_directory
-from metaplastic.sequence import run_sequence
+from metaplastic import fast
+from metaplastic.experiments import continual
+from metaplastic.experiments.sequence import run_sequence
+from metaplastic.method import faithfulness
+from metaplastic.runs.cli import ArgumentParser, add_run_arguments, main_guard
+from metaplastic.runs.rundir import set_up_run, start_run_directory
 
 EXPERIMENT = "continual_learning"
 

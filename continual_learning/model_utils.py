@@ -2,13 +2,13 @@
 (docs/METHOD.md section 3), with EWC / SI as consolidation baselines (docs/METHOD.md section 5) - the core's pieces."""
 from __future__ import annotations
 
-from metaplastic.consolidation import EWC, SynapticIntelligence
-from metaplastic.continual import ContinualConfig, image_levels
-from metaplastic.continual import build_model as build_mlp
-from metaplastic.layers import BinarizedLinear, SignActivation
-from metaplastic.models import BNN, DNN, MLP
+from metaplastic.experiments.continual import ContinualConfig, image_levels
+from metaplastic.experiments.continual import build_model as build_mlp
 from metaplastic.fast import make_optimizer
-from metaplastic.optim import MetaplasticAdam
+from metaplastic.method.consolidation import EWC, SynapticIntelligence
+from metaplastic.method.layers import BinarizedLinear, SignActivation
+from metaplastic.method.models import BNN, DNN, MLP
+from metaplastic.method.optim import MetaplasticAdam
 
 __all__ = ["build_model", "image_levels", "BNN", "DNN", "MLP", "BinarizedLinear",
            "SignActivation", "MetaplasticAdam", "make_optimizer", "EWC", "SynapticIntelligence"]

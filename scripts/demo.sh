@@ -20,9 +20,9 @@ done
 "$PY" - "$OUT" <<'PYEOF'
 import sys
 from pathlib import Path
-from metaplastic.records import read_records
+from metaplastic.runs.records import read_records
 out = Path(sys.argv[1])
-from metaplastic.records import load_config
+from metaplastic.runs.records import load_config
 for meta in ("0.0", "1.35"):
     last = read_records(out / f"meta-{meta}" / "metrics.csv").iloc[-1]
     implementation = (load_config(out / f"meta-{meta}").get("environment") or {}).get(

@@ -15,9 +15,9 @@ from typing import Callable, Optional
 
 import torch
 
-from metaplastic import cifar
-from metaplastic.sources.torchvision_download import download_cifar
-from metaplastic.stream import StreamData
+from metaplastic.data import cifar
+from metaplastic.data.sources.torchvision_download import download_cifar
+from metaplastic.experiments.stream import StreamData
 
 SOURCES = ("keras", "torchvision")
 NORMALIZATIONS = ("none", "channel")
@@ -67,8 +67,8 @@ def transforms(config, device: torch.device):
     goes into checkpoints). The training-set accuracies see augmented images too, as in the
     published script (its evaluation loaders of the training set use the training transform),
     unless --train-eval clean."""
-    from metaplastic.augment import AugmentSettings, BatchAugment, device_generator
-    from metaplastic.stream import AUGMENT_SEED_OFFSET
+    from metaplastic.data.augment import AugmentSettings, BatchAugment, device_generator
+    from metaplastic.experiments.stream import AUGMENT_SEED_OFFSET
 
     augment = BatchAugment(AugmentSettings(enabled=config.augment),
                            device_generator(device, config.seed + AUGMENT_SEED_OFFSET))

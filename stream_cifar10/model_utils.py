@@ -23,8 +23,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from metaplastic.layers import BinarizedConv2d, BinarizedLinear
-from metaplastic.norms import BatchNorm1d, BatchNorm2d, init_batchnorm_gamma
+from metaplastic.method.layers import BinarizedConv2d, BinarizedLinear
+from metaplastic.method.norms import BatchNorm1d, BatchNorm2d, init_batchnorm_gamma
 
 DEFAULT_CHANNELS = (128, 128, 256, 256, 512, 512)
 POOL_AFTER = (False, True, False, True, False, True)
@@ -87,7 +87,7 @@ def build_model(channels: Sequence[int] = DEFAULT_CHANNELS, weight_init: str = "
                 init: str = "uniform", init_width: float = 0.1, fc_width: int = 2048,
                 dropout: float = 0.5, bn_gamma_init: str = "ones") -> BinaryVGG:
     """The stream CIFAR-10 model; ``weight_init`` 'xavier' (published) ignores init/init_width;
-    every BatchNorm's gamma as ``bn_gamma_init`` says (metaplastic.published)."""
+    every BatchNorm's gamma as ``bn_gamma_init`` says (metaplastic.method.published)."""
     if weight_init not in WEIGHT_INITS:
         raise ValueError(f"weight_init must be one of {WEIGHT_INITS}")
     chosen = "xavier" if weight_init == "xavier" else init

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
-from metaplastic.datasets import load_image_dataset
+from metaplastic.data.datasets import load_image_dataset
 from metaplastic.errors import DataError
-from metaplastic.stream import StreamData
+from metaplastic.experiments.stream import StreamData
 
 TASKS = ("FMNIST", "MNIST")
 

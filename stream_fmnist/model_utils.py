@@ -7,7 +7,7 @@ Its exact integer evaluation (with --impl fast, or auto where int8 products pay 
 """
 from __future__ import annotations
 
-from metaplastic.models import BNN
+from metaplastic.method.models import BNN
 
 IN_SIZE = 784
 OUT_SIZE = 10

@@ -32,7 +32,7 @@ def _process_settings_restored():
     which config.json's environment reports; a test's choice must not leak into later tests.
     (Tests that fake runtime's measurements do it with monkeypatch, which undoes itself; real
     measurements stay cached for the process, as in a run.)"""
-    from metaplastic import runtime
+    from metaplastic.method import runtime
 
     settings = dict(runtime.SETTINGS)
     yield
@@ -42,9 +42,9 @@ def _process_settings_restored():
 
 @pytest.fixture
 def fresh_caches():
-    """Empty dataset and hash caches (metaplastic.datasets) before and after the test; a module
+    """Empty dataset and hash caches (metaplastic.data.datasets) before and after the test; a module
     asks for it with ``pytestmark = pytest.mark.usefixtures("fresh_caches")``."""
-    from metaplastic import datasets
+    from metaplastic.data import datasets
 
     datasets.clear_caches()
     yield
@@ -57,7 +57,7 @@ def fresh_caches():
 def have_data(*datasets: str) -> bool:
     """Whether every prepared file of ``datasets`` ('MNIST', 'FashionMNIST', 'USPS') is under
     :data:`DATA_ROOT`."""
-    from metaplastic.data_files import DATASET_FILES
+    from metaplastic.data.files import DATASET_FILES
 
     return all((DATA_ROOT / f).is_file() for name in datasets for f in DATASET_FILES[name])
 
@@ -88,10 +88,10 @@ def run_script(script: str, *args, cwd=REPO, timeout: float = 900, **env) -> sub
 
 def write_idx_dataset(root: Path, name: str, arrays: dict, monkeypatch) -> Path:
     """Write ``arrays`` (IDX file name -> uint8 images (n, 28, 28) or labels (n,)) as
-    ``root/name/raw/<file>`` and register their SHA-256 for this test, as metaplastic.data_files records
+    ``root/name/raw/<file>`` and register their SHA-256 for this test, as metaplastic.data.files records
     the real files'. Returns the folder."""
-    from metaplastic.data_files import SHA256
-    from metaplastic.sources.common import encode_idx_images, encode_idx_labels
+    from metaplastic.data.files import SHA256
+    from metaplastic.data.sources.common import encode_idx_images, encode_idx_labels
 
     folder = root / name / "raw"
     folder.mkdir(parents=True, exist_ok=True)
@@ -118,10 +118,10 @@ def pickle_dump(path: Path, obj) -> None:
 def gaussian_tasks(names=("A", "B"), n: int = 200, dim: int = 20, classes: int = 4,
                    seed: int = 0, batch: int = 50):
     """Tiny learnable tasks: ``classes`` Gaussian blobs in ``dim`` dimensions, ``n`` training
-    and ``n // 2`` test examples each (metaplastic.tasks.TaskData)."""
+    and ``n // 2`` test examples each (metaplastic.data.tasks.TaskData)."""
     import torch
 
-    from metaplastic.tasks import TaskData
+    from metaplastic.data.tasks import TaskData
 
     g = torch.Generator().manual_seed(seed)
     tasks = []
@@ -145,7 +145,7 @@ def write_cifar_folder(root, which: str, train_x: np.ndarray, train_y: np.ndarra
     CIFAR-10's training set is split into five batch files in order (sizes differ by at most
     one); CIFAR-100 stores fine labels (and coarse labels = fine // 5, for completeness).
     """
-    from metaplastic import cifar
+    from metaplastic.data import cifar
 
     folder, _ = cifar._layout(which)
     base = Path(root) / folder

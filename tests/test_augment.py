@@ -1,11 +1,11 @@
-"""Batch-wise augmentation (metaplastic.augment)."""
+"""Batch-wise augmentation (metaplastic.data.augment)."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from metaplastic.augment import (AugmentSettings, BatchAugment, device_generator, hflip, pad_crop,
+from metaplastic.data.augment import (AugmentSettings, BatchAugment, device_generator, hflip, pad_crop,
                                  rotate)
 
 

@@ -1,11 +1,11 @@
 """The Benna-Fusi beaker optimizer (--beaker) against a NumPy transcription of its equations
-(metaplastic/beaker.py's docstring), element by element; and its place in a run."""
+(metaplastic/method/beaker.py's docstring), element by element; and its place in a run."""
 import numpy as np
 import pytest
 import torch
 
-from metaplastic.beaker import BeakerAdam, check_chain
 from metaplastic.errors import ConfigError
+from metaplastic.method.beaker import BeakerAdam, check_chain
 
 
 def numpy_beaker(w0, grads, lr, n, g, c, fb, meta, wd, b1=0.9, b2=0.999, eps=1e-8):
@@ -84,9 +84,9 @@ def test_the_chain_needs_its_tubes_and_areas():
 
 def test_beaker_flags_reach_one_optimizer_for_the_whole_sequence():
     from continual_learning.main import build_parser
-    from metaplastic.continual import config_from_args, sequence_settings
-    from metaplastic.models import BNN
-    from metaplastic.sequence import new_optimizer
+    from metaplastic.experiments.continual import config_from_args, sequence_settings
+    from metaplastic.experiments.sequence import new_optimizer
+    from metaplastic.method.models import BNN
 
     args = build_parser().parse_args(["--hidden-layers", "8", "--beaker", "--meta", "1.3",
                                       "--n-bk", "3", "--ratios", "0.1", "0.01", "0.001",
@@ -112,8 +112,8 @@ def test_a_beaker_run_resumes_to_the_uninterrupted_csv(tmp_path):
     if not (DATA_ROOT / "MNIST").is_dir():
         pytest.skip("MNIST not prepared")
     from continual_learning.main import build_parser, run
-    from metaplastic.continual import config_from_args
-    from metaplastic.runner import SimulatedCrash
+    from metaplastic.experiments.continual import config_from_args
+    from metaplastic.experiments.runner import SimulatedCrash
 
     def config(out):
         return config_from_args(build_parser().parse_args([

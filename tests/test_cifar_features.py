@@ -28,8 +28,8 @@ from cifar_features.generate_features import generate
 from cifar_features.model_utils import identify_weights
 from cifar_features.transforms import (CROP, RESIZE, centre_crop, crop_flip, resize_like_pil,
                                        train_augmentation, transform_batch)
-from metaplastic import records
 from metaplastic.errors import ConfigError, DataError
+from metaplastic.runs import records
 
 PUBLISHED = [
     "--net bnn --norm bn --decay 1e-8 --in-size 512 --hidden-layers 2048 --out-size 10 --lr 0.005 "

@@ -1,4 +1,4 @@
-"""metaplastic.cifar on tiny synthetic folders written here in torchvision's exact pickle format."""
+"""metaplastic.data.cifar on tiny synthetic folders written here in torchvision's exact pickle format."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import pickle_dump, run_script, write_cifar_folder
 
-from metaplastic import cifar
+from metaplastic.data import cifar
 from metaplastic.errors import DataError
 
 

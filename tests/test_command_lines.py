@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO, run_script
 
 import metaplastic
-from metaplastic import cli
+from metaplastic.runs import cli
 
 
 def _parsers():
@@ -150,7 +150,7 @@ def test_environment_summary_records_code_and_library_versions():
 
 
 def test_readme_faithfulness_table_is_generated_from_the_module():
-    from metaplastic.faithfulness import DIFFERENCES, epilog, markdown_table
+    from metaplastic.method.faithfulness import DIFFERENCES, epilog, markdown_table
 
     readme = (REPO / "docs" / "FAITHFULNESS.md").read_text()
     start = readme.index("<!-- faithfulness-table:begin -->\n") + len(

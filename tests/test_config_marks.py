@@ -3,11 +3,11 @@ import dataclasses
 
 import pytest
 
-from metaplastic import records
-from metaplastic.cli import RunOptions, config_marks, neutral, per_seed
 from metaplastic.errors import ConfigError
 from metaplastic.plots.runs import run_settings
-from metaplastic.rundir import open_run_dir
+from metaplastic.runs import records
+from metaplastic.runs.cli import RunOptions, config_marks, neutral, per_seed
+from metaplastic.runs.rundir import open_run_dir
 
 
 @dataclasses.dataclass

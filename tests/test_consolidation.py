@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metaplastic.consolidation import (EWC, SynapticIntelligence, empirical_fisher, fisher_divisor,
+from metaplastic.method.consolidation import (EWC, SynapticIntelligence, empirical_fisher, fisher_divisor,
                                        shuffled_like)
 from metaplastic.errors import ConfigError
-from metaplastic.models import BNN, DNN
+from metaplastic.method.models import BNN, DNN
 
 
 def _toy_bnn(seed=0):

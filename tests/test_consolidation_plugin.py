@@ -1,7 +1,7 @@
 """A new consolidation method is one class in one file: this test defines one (an L2 pull of the
 hidden weights toward where the last task left them), registers it, and runs it through
 continual_learning/main.py's command line; no other file knows it (docs/METHOD.md section 5,
-metaplastic/consolidation.py)."""
+metaplastic/method/consolidation.py)."""
 import json
 
 import pytest
@@ -9,9 +9,9 @@ import torch
 from conftest import DATA_ROOT, needs_data
 
 from continual_learning import main as continual_main
-from metaplastic import consolidation
 from metaplastic.flag_types import non_negative_float
-from metaplastic.models import layer_weight, weight_layers
+from metaplastic.method import consolidation
+from metaplastic.method.models import layer_weight, weight_layers
 
 CALLS: list[str] = []
 

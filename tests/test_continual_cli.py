@@ -6,11 +6,11 @@ import pytest
 import torch
 from conftest import DATA_ROOT, needs_data, run_script
 
-from metaplastic import records
+from metaplastic.runs import records
 from continual_learning.main import main
-from metaplastic.engine import NonFiniteLossError, train_epoch
-from metaplastic.models import DNN
 from metaplastic.fast import make_optimizer
+from metaplastic.method.engine import NonFiniteLossError, train_epoch
+from metaplastic.method.models import DNN
 
 
 with_data = needs_data("MNIST", "FashionMNIST")
@@ -131,8 +131,8 @@ def test_short_real_run_and_resume_refusal(tmp_path):
 
 
 def test_image_tasks_declare_8bit_inputs_to_the_model():
-    from metaplastic.continual import image_levels
-    from metaplastic.tasks import TaskData
+    from metaplastic.data.tasks import TaskData
+    from metaplastic.experiments.continual import image_levels
 
     pixels = torch.randint(0, 256, (50, 784)).float() / 255
     labels = torch.zeros(50, dtype=torch.long)
@@ -149,7 +149,7 @@ def test_image_tasks_declare_8bit_inputs_to_the_model():
 def test_pmnist_run_with_impl_fast_gives_the_bnn_an_int8_first_layer(tmp_path, monkeypatch,
                                                                       capsys):
     from continual_learning import main as continual_main
-    from metaplastic import runtime
+    from metaplastic.method import runtime
 
     if not runtime.int8_products_work():
         pytest.skip("no exact int8 products on this CPU")
@@ -172,7 +172,7 @@ def test_pmnist_run_with_impl_fast_gives_the_bnn_an_int8_first_layer(tmp_path, m
 @with_data
 def test_impl_fast_is_refused_at_start_where_int8_products_do_not_run(tmp_path, monkeypatch,
                                                                       capsys):
-    from metaplastic import runtime
+    from metaplastic.method import runtime
 
     monkeypatch.setitem(runtime._MEASURED, "compile_cpu", None)
     monkeypatch.setitem(runtime._MEASURED, "int8_works", False)
@@ -188,7 +188,7 @@ def test_impl_fast_is_refused_at_start_where_int8_products_do_not_run(tmp_path, 
 def test_impl_choice_is_printed_and_recorded_in_config_json(tmp_path, monkeypatch, capsys):
     import json
 
-    from metaplastic import runtime
+    from metaplastic.method import runtime
 
     monkeypatch.setitem(runtime._MEASURED, "compile_cpu", "CppCompileError: no compiler")
     argv = ["--hidden-layers", "8", "--task-sequence", "MNIST", "--epochs-per-task", "1",
@@ -236,7 +236,7 @@ def test_two_task_pmnist_run_writes_the_published_records(tmp_path):
     published = ["net", "scenario", "arch", "norm", "lr", "meta", "ewc", "SI", "task_order",
                  "tsk", "epoch", "acc_tr", "loss_tr", "acc_test_tsk_1", "loss_test_tsk_1",
                  "acc_test_tsk_2", "loss_test_tsk_2"]
-    from metaplastic.flips import flip_columns
+    from metaplastic.method.flips import flip_columns
 
     ours = ["bn_gamma_init", "bn_stats"]                     # the published version's choices
     assert table[0] == published + ours + list(flip_columns(3))   # ours after the published

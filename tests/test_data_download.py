@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metaplastic import data_files, data_prep
-from metaplastic.sources import fashion_deb
-from metaplastic.sources.common import encode_idx_images, encode_idx_labels
+from metaplastic import data_prep
+from metaplastic.data import files as data_files
+from metaplastic.data.sources import fashion_deb
+from metaplastic.data.sources.common import encode_idx_images, encode_idx_labels
 
 tv = pytest.importorskip("torchvision.datasets")
 
@@ -195,8 +196,8 @@ def test_download_fetches_every_dataset_through_torchvision(tmp_path: Path, mirr
     assert data_prep.main(["--data-root", str(root), "--datasets", "all", "--download"]) == 0
     assert len(served) == count
     # The downloaded files are what the loaders read.
-    from metaplastic import cifar, datasets
-    from metaplastic.usps import read_usps
+    from metaplastic.data import cifar, datasets
+    from metaplastic.data.usps import read_usps
 
     datasets.clear_caches()
     assert datasets.load_image_dataset("MNIST", root).train_x.shape == (3, 784)
@@ -221,7 +222,7 @@ def test_download_checks_against_the_registry(tmp_path: Path, mirror, connection
     assert not [p for p in root.rglob("*") if p.is_file()]  # nothing put in place, nothing left
 
     # The substitutable tables: sums passed to the downloader directly.
-    from metaplastic.sources.torchvision_download import download_dataset
+    from metaplastic.data.sources.torchvision_download import download_dataset
 
     table = {rel: sha256(expected[rel]) for rel in real}
     written = download_dataset(root, "MNIST", log=lambda m: None, sha_table=table)

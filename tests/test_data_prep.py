@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from metaplastic import data_files, data_prep, fileio
-from metaplastic.restricted_pickle import restricted_loads
-from metaplastic.sources import common, fashion_deb, mnist_wheel
-from metaplastic.sources.common import encode_idx_images, encode_idx_labels, write_verified
-from metaplastic.sources.fashion_deb import iter_ar_members, read_files_from_deb
-from metaplastic.datasets import read_idx
+from metaplastic import data_prep, fileio
+from metaplastic.data import files as data_files
+from metaplastic.data.datasets import read_idx
+from metaplastic.data.sources import common, fashion_deb, mnist_wheel
+from metaplastic.data.sources.common import encode_idx_images, encode_idx_labels, write_verified
+from metaplastic.data.sources.fashion_deb import iter_ar_members, read_files_from_deb
 from metaplastic.errors import ConfigError, DataError, MetaplasticError
+from metaplastic.restricted_pickle import restricted_loads
 
 
 def sha256_bytes(data: bytes) -> str:

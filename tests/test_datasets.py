@@ -1,4 +1,4 @@
-"""Tests of metaplastic.datasets on tiny synthetic IDX files, plus one check on the real MNIST."""
+"""Tests of metaplastic.data.datasets on tiny synthetic IDX files, plus one check on the real MNIST."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 import torch
 from conftest import DATA_ROOT, needs_data, write_idx_dataset
 
-from metaplastic import data_files, datasets
-from metaplastic.sources.common import encode_idx_images, encode_idx_labels
-from metaplastic.datasets import ImageDataset, load_image_dataset, read_idx, verify_files
+from metaplastic.data import files as data_files, datasets
+from metaplastic.data.datasets import ImageDataset, load_image_dataset, read_idx, verify_files
+from metaplastic.data.sources.common import encode_idx_images, encode_idx_labels
 from metaplastic.errors import ConfigError, DataError
 
 

@@ -6,14 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metaplastic import fast, runtime
+from metaplastic import fast
 from metaplastic.errors import ConfigError
+from metaplastic.fast import make_optimizer
 from metaplastic.fast.layers import FastBinarizedLinear, install
 from metaplastic.fast.products import int8_product
-from metaplastic.layers import BinarizedLinear
-from metaplastic.models import BNN, DNN
-from metaplastic.fast import make_optimizer
-from metaplastic.optim import MetaplasticAdam
+from metaplastic.method import runtime
+from metaplastic.method.layers import BinarizedLinear
+from metaplastic.method.models import BNN, DNN
+from metaplastic.method.optim import MetaplasticAdam
 
 needs_int8 = pytest.mark.skipif(not runtime.int8_products_work(),
                                 reason="no exact int8 products (torch._int_mm) on this CPU")

@@ -12,7 +12,8 @@ import time
 import pytest
 from conftest import DATA_ROOT, REPO, needs_data
 
-from metaplastic import cli, launch
+from metaplastic.launch import local as launch
+from metaplastic.runs import cli
 
 
 def _run(script, *args, cwd=REPO):
@@ -92,7 +93,7 @@ def test_sigterm_ends_a_run_with_the_command_that_continues_it(tmp_path):
 ])
 def test_a_bad_accuracy_cell_is_named_not_plotted(tmp_path, cell, message):
     """A non-numeric, NaN or infinite accuracy: plot_figures.py names the cell, draws nothing."""
-    from metaplastic import records
+    from metaplastic.runs import records
 
     columns = records.continual_columns(1)
     run = tmp_path / "run"

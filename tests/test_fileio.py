@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from metaplastic.checkpoint import save_atomic
 from metaplastic.errors import DataError, MetaplasticError
 from metaplastic.fileio import FileWriteError, md5_file, sha256_file, write_atomic
-from metaplastic.records import write_atomic_text
+from metaplastic.runs.checkpoint import save_atomic
+from metaplastic.runs.records import write_atomic_text
 
 
 def temp_files(folder: Path) -> list[Path]:

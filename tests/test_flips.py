@@ -3,14 +3,14 @@
 import pytest
 import torch
 
-from metaplastic.flips import FlipStatistics, flip_columns
-from metaplastic.models import BNN, DNN
+from metaplastic.method.flips import FlipStatistics, flip_columns
+from metaplastic.method.models import BNN, DNN
 
 
 def test_columns_and_thresholds():
     assert flip_columns(2) == ("flips_l1", "flips_l2", "meta_below_0.5_l1", "meta_below_0.5_l2",
                                "meta_below_0.1_l1", "meta_below_0.1_l2")
-    # the thresholds' inverse is metaplastic.rule.consolidated_magnitude (tests/test_rule.py)
+    # the thresholds' inverse is metaplastic.method.rule.consolidated_magnitude (tests/test_rule.py)
 
 
 def test_fractions_on_a_toy_layer():
@@ -49,9 +49,9 @@ def test_a_dnn_counts_the_signs_of_its_real_weights():
 
 
 def _tiny_run(run_dir, meta, flips=True):
-    from metaplastic.sequence import SequenceSettings, run_sequence
-    from metaplastic.records import continual_row_prefix
-    from metaplastic.tasks import TaskData
+    from metaplastic.data.tasks import TaskData
+    from metaplastic.experiments.sequence import SequenceSettings, run_sequence
+    from metaplastic.runs.records import continual_row_prefix
 
     g = torch.Generator().manual_seed(0)
     tasks = []
@@ -70,7 +70,7 @@ def _tiny_run(run_dir, meta, flips=True):
 def test_runner_records_flips_and_the_plot_draws_them(tmp_path):
     import plot_figures
     from metaplastic.errors import ConfigError
-    from metaplastic.records import read_records
+    from metaplastic.runs.records import read_records
 
     rows = _tiny_run(tmp_path / "m", meta=1.35)
     assert all(0 < r["flips_l1"] <= 1 for r in rows)       # lr 0.05 on weights ~0.05: flips

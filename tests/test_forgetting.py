@@ -1,4 +1,4 @@
-"""Average accuracy, backward transfer and forgetting (metaplastic/forgetting.py) against a
+"""Average accuracy, backward transfer and forgetting (metaplastic/runs/forgetting.py) against a
 plain-Python transcription of their definitions (Lopez-Paz & Ranzato 2017; Chaudhry et al.
 2018), and the accuracy matrix read from a CSV."""
 from __future__ import annotations
@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from metaplastic import records
-from metaplastic.forgetting import accuracy_matrix, sequence_metrics
+from metaplastic.runs import records
+from metaplastic.runs.forgetting import accuracy_matrix, sequence_metrics
 
 
 def by_definition(r):
@@ -72,7 +72,7 @@ def test_no_matrix_without_one_phase_per_task(tmp_path):
 
 
 def test_summaries_report_them_after_the_mean(tmp_path):
-    from metaplastic.summary import final_accuracies
+    from metaplastic.launch.summary import final_accuracies
 
     final = _write(tmp_path / "m.csv", [1, 2, 3])
     names, values = final_accuracies(tmp_path / "m.csv")

@@ -2,10 +2,10 @@
 import torch
 import torch.nn.functional as F
 
-from metaplastic.engine import evaluate
-from metaplastic.layers import BinarizedConv2d, BinarizedLinear, binarize_ste, sign_activation
-from metaplastic.models import BNN, DNN
-from metaplastic.norms import (BatchNorm1d, FeatureNorm, batch_statistics_groups, norm_state,
+from metaplastic.method.engine import evaluate
+from metaplastic.method.layers import BinarizedConv2d, BinarizedLinear, binarize_ste, sign_activation
+from metaplastic.method.models import BNN, DNN
+from metaplastic.method.norms import (BatchNorm1d, FeatureNorm, batch_statistics_groups, norm_state,
                                using_norm_state)
 
 

@@ -14,16 +14,18 @@ import pytest
 import torch
 from conftest import DATA_ROOT, idx_arrays, needs_data, write_idx_dataset
 
-from metaplastic.flips import flip_columns
-from metaplastic import data_files, datasets, fileio, records
-from metaplastic.engine import evaluate
+from metaplastic import fileio
+from metaplastic.data import files as data_files, datasets
+from metaplastic.data import usps
+from metaplastic.data.usps import load_usps, read_usps
 from metaplastic.errors import ConfigError, DataError
-from metaplastic.layers import BinarizedConv2d, BinarizedLinear
-from metaplastic.models import layer_weight, weight_layers
+from metaplastic.experiments.runner import SimulatedCrash
 from metaplastic.fast import make_optimizer
-from metaplastic.runner import SimulatedCrash
-from metaplastic import usps
-from metaplastic.usps import load_usps, read_usps
+from metaplastic.method.engine import evaluate
+from metaplastic.method.flips import flip_columns
+from metaplastic.method.layers import BinarizedConv2d, BinarizedLinear
+from metaplastic.method.models import layer_weight, weight_layers
+from metaplastic.runs import records
 from mnist_usps.data_utils import build_tasks, draw_windows, window_start
 from mnist_usps.main import build_parser, config_from_args, main, run
 from mnist_usps.model_utils import ConvBNN, spatial_size, spatial_sizes

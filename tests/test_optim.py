@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from metaplastic.fast.optim import FusedMetaplasticAdam
-from metaplastic.models import BNN
 from metaplastic.fast import make_optimizer
-from metaplastic.optim import MetaplasticAdam, expand_meta, metaplastic_param_groups
+from metaplastic.fast.optim import FusedMetaplasticAdam
+from metaplastic.method.models import BNN
+from metaplastic.method.optim import MetaplasticAdam, expand_meta, metaplastic_param_groups
 
 B1, B2, EPS = 0.9, 0.999, 1e-8
 IMPLEMENTATIONS = ["reference", "fast"]  # MetaplasticAdam, FusedMetaplasticAdam (compiled)

@@ -12,7 +12,7 @@ import pytest
 import plot_figures
 from metaplastic import plots
 from metaplastic.errors import MetaplasticError
-from metaplastic.records import (
+from metaplastic.runs.records import (
     HIDDEN_HIST_COLUMNS,
     HIDDEN_HIST_FILE,
     METRICS_FILE,
@@ -27,7 +27,7 @@ from metaplastic.records import (
     save_config,
     write_rows,
 )
-from metaplastic.tasks import positional_names
+from metaplastic.data.tasks import positional_names
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 from conftest import DATA_ROOT, REPO, needs_data
 
-from metaplastic.engine import progress_bar
+from metaplastic.method.engine import progress_bar
 from metaplastic.progress import RunClock, duration, interactive
 
 
@@ -67,10 +67,10 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
 
 SYNTHETIC_RUNS = textwrap.dedent("""
     import torch
-    from metaplastic.models import BNN
-    from metaplastic.sequence import SequenceSettings, run_sequence
-    from metaplastic.stream import StreamData, StreamSettings, run_stream, subset_indices
-    from metaplastic.tasks import TaskData
+    from metaplastic.data.tasks import TaskData
+    from metaplastic.experiments.sequence import SequenceSettings, run_sequence
+    from metaplastic.experiments.stream import StreamData, StreamSettings, run_stream, subset_indices
+    from metaplastic.method.models import BNN
 
     g = torch.Generator().manual_seed(0)
     def data(n):

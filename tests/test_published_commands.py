@@ -80,7 +80,7 @@ def test_published_command_parses_with_the_published_meaning(command):
     args = main.build_parser().parse_args(argv[2:])
     if experiment == "continual_learning":
         from continual_learning.data_utils import check_task_names
-        from metaplastic.continual import config_from_args
+        from metaplastic.experiments.continual import config_from_args
 
         check_task_names(args.task_sequence)
         config = config_from_args(args)

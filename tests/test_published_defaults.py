@@ -5,7 +5,8 @@ import pytest
 
 from continual_learning.main import build_parser as continual_parser
 from cifar_features.generate_features import build_parser as features_parser
-from metaplastic import continual, sign_switch
+from metaplastic.experiments import continual
+from metaplastic.method import sign_switch
 from stream_cifar10.main import build_parser as stream_cifar10_parser
 
 

@@ -1,4 +1,4 @@
-"""The two published versions (metaplastic/published.py): v1.0.0's BatchNorm (gamma ~ U(0, 1),
+"""The two published versions (metaplastic/method/published.py): v1.0.0's BatchNorm (gamma ~ U(0, 1),
 running statistics in the continual-learning BNN) against the 2023 head's, selected by one
 switch, recorded in config.json and the CSV, kept apart by reproduce.py."""
 import argparse
@@ -10,12 +10,14 @@ import torch
 import torch.nn.functional as F
 from conftest import DATA_ROOT, needs_data
 
-from metaplastic import paper, published, records
-from metaplastic.consolidation import empirical_fisher
-from metaplastic.continual import build_model
+from metaplastic import paper
 from metaplastic.errors import ConfigError
-from metaplastic.launch import plan, run_folder
-from metaplastic.models import BNN
+from metaplastic.experiments.continual import build_model
+from metaplastic.launch.local import plan, run_folder
+from metaplastic.method import published
+from metaplastic.method.consolidation import empirical_fisher
+from metaplastic.method.models import BNN
+from metaplastic.runs import records
 
 
 def _args(**given):
@@ -171,7 +173,7 @@ def test_a_v1_run_records_its_choices(tmp_path):
 
 def test_published_bool_and_integer_device(capsys):
     from metaplastic.flag_types import published_bool
-    from metaplastic.runtime import resolve_device
+    from metaplastic.method.runtime import resolve_device
 
     assert published_bool("False") is True and published_bool("0") is True
     assert published_bool("") is False

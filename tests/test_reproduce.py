@@ -1,5 +1,5 @@
-"""The paper as data (metaplastic.paper), its launcher (reproduce.py, metaplastic.launch,
-metaplastic.slurm) and its summaries (metaplastic.summary)."""
+"""The paper as data (metaplastic.paper), its launcher (reproduce.py, metaplastic.launch.local,
+metaplastic.launch.slurm) and its summaries (metaplastic.launch.summary)."""
 from __future__ import annotations
 
 import csv
@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA_ROOT, REPO, needs_data
-from metaplastic import launch, paper, summary
+from metaplastic import paper
 from metaplastic.errors import ConfigError
+from metaplastic.launch import local as launch, summary
 
 
 def flag_values(flags, name):
@@ -203,7 +204,7 @@ def _write_run(run_dir: Path, run, scale: str, finals: list[float], finished: bo
                rows: int | None = None) -> None:
     """A seed folder of ``run`` as a finished run leaves it: the config.json its command line
     makes, the rows that configuration makes (the last one holding ``finals``), finished.json."""
-    from metaplastic import records
+    from metaplastic.runs import records
 
     seed = int(run_dir.name.split("-")[1])
     config, _, _ = summary.expected_config(run, scale, seed)
@@ -401,7 +402,7 @@ def test_every_listed_command_is_accepted_by_its_main_dry_run(tmp_path, capsys):
             assert code == 0, (fig.id, run.name, scale, capsys.readouterr().err)
             dry += 1
         else:
-            from metaplastic import continual
+            from metaplastic.experiments import continual
 
             build = getattr(module, "config_from_args", continual.config_from_args)
             build(args)                                               # the config is valid
@@ -510,7 +511,7 @@ def test_the_slurm_path_runs_through_submitits_local_executor(tmp_path):
 
 def test_a_preempted_slurm_job_is_requeued_with_the_same_run(tmp_path):
     pytest.importorskip("submitit")
-    from metaplastic import slurm
+    from metaplastic.launch import slurm
 
     job = launch.plan(["fig1a"], 1, "smoke", tmp_path)[0]
     task = slurm.SeedRun(threads=1)
@@ -520,7 +521,7 @@ def test_a_preempted_slurm_job_is_requeued_with_the_same_run(tmp_path):
 
 def test_the_slurm_job_script_is_an_array_with_the_requested_resources(tmp_path):
     pytest.importorskip("submitit")
-    from metaplastic import slurm
+    from metaplastic.launch import slurm
 
     options = slurm.SlurmOptions(partition="gpu", time_min=600, cpus_per_task=4,
                                  gpus_per_node=1, mem_gb=16, array_parallelism=8,
@@ -535,7 +536,7 @@ def test_the_slurm_job_script_is_an_array_with_the_requested_resources(tmp_path)
 def test_default_run_folders_of_two_runs_started_in_one_second_differ(monkeypatch):
     from datetime import datetime as real_datetime
 
-    from metaplastic import cli
+    from metaplastic.runs import cli
 
     class FrozenClock(real_datetime):
         @classmethod

@@ -121,9 +121,9 @@ class _RunsCode:
 def test_tampered_checkpoints_are_refused(kind, uninterrupted, tmp_path):
     import shutil
 
-    from metaplastic.checkpoint import load_checkpoint
     from metaplastic.errors import MetaplasticError
     from metaplastic.fileio import sha256_file
+    from metaplastic.runs.checkpoint import load_checkpoint
 
     out = tmp_path / "copy"
     shutil.copytree(uninterrupted[kind], out)

@@ -1,4 +1,4 @@
-"""The metaplastic rule is defined once (metaplastic/rule.py): its values against float64 NumPy,
+"""The metaplastic rule is defined once (metaplastic/method/rule.py): its values against float64 NumPy,
 its inverse, and every user of it (reference optimizer, fused optimizer, Benna-Fusi chain, flip
 statistics) checked against that one function."""
 import math
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from metaplastic import beaker, rule
-from metaplastic.beaker import BeakerAdam
 from metaplastic.fast.optim import FusedMetaplasticAdam
-from metaplastic.flips import FlipStatistics
-from metaplastic.models import BNN
-from metaplastic.optim import MetaplasticAdam
+from metaplastic.method import beaker, rule
+from metaplastic.method.beaker import BeakerAdam
+from metaplastic.method.flips import FlipStatistics
+from metaplastic.method.models import BNN
+from metaplastic.method.optim import MetaplasticAdam
 
 PACKAGE = Path(rule.__file__).parent
 
@@ -124,7 +124,7 @@ def test_flip_statistics_count_what_the_rule_says():
 
 
 def test_no_other_module_writes_the_rule():
-    """1 - tanh^2 (or its exp form) appears in metaplastic/rule.py only."""
+    """1 - tanh^2 (or its exp form) appears in metaplastic/method/rule.py only."""
     patterns = ("torch.tanh(", ".tanh_(", "exp(-2", "atanh(")
     for path in PACKAGE.rglob("*.py"):
         if path.name == "rule.py":

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import DATA_ROOT, REPO, needs_data
 
-from metaplastic import runlock
-from metaplastic.rundir import RUN_FILES
+from metaplastic.runs import runlock
+from metaplastic.runs.rundir import RUN_FILES
 
 pytestmark = [pytest.mark.slow, needs_data("MNIST")]
 
@@ -36,8 +36,8 @@ def main(argv):
 def stopped_run(tmp_path_factory) -> Path:
     """A run of two tasks stopped after its first epoch: config.json, a checkpoint, one row."""
     from continual_learning.main import build_parser, run
-    from metaplastic.continual import config_from_args
-    from metaplastic.runner import SimulatedCrash
+    from metaplastic.experiments.continual import config_from_args
+    from metaplastic.experiments.runner import SimulatedCrash
 
     out = tmp_path_factory.mktemp("store") / "stopped"
     config = config_from_args(build_parser().parse_args(FLAGS + ["--out-dir", str(out)]))
@@ -215,7 +215,7 @@ def _edit_checkpoint(run: Path, edit) -> None:
     checkpoint would (the digest alone then cannot tell)."""
     import torch
 
-    from metaplastic.checkpoint import save_checkpoint
+    from metaplastic.runs.checkpoint import save_checkpoint
 
     path = run / "checkpoint.pt"
     state = torch.load(path, weights_only=True)
@@ -310,7 +310,7 @@ def test_a_full_disk_ends_the_run_in_one_line_with_its_resume_command(
 def test_a_write_fault_offers_resume_only_where_something_was_kept(tmp_path, monkeypatch):
     import errno
 
-    from metaplastic import cli
+    from metaplastic.runs import cli
 
     monkeypatch.setattr(cli, "RUN_FOLDER", [tmp_path])
     monkeypatch.setattr(sys, "argv", ["continual_learning/main.py"])
@@ -326,7 +326,8 @@ def test_a_row_cut_by_a_full_disk_is_taken_back(tmp_path, monkeypatch):
     """The CSV never keeps half a row: a write that fails part-way is cut back."""
     import errno
 
-    from metaplastic import fileio, records
+    from metaplastic import fileio
+    from metaplastic.runs import records
 
     recorder = records.CsvRecorder(tmp_path / "metrics.csv", ["epoch", "acc"])
     recorder.write({"epoch": 1, "acc": 90.5})
@@ -356,7 +357,8 @@ KILL_POINTS = [
 
 KILLER = """
 import os, signal, sys
-from metaplastic import records, runner
+from metaplastic.experiments import runner
+from metaplastic.runs import records
 point, n = sys.argv[1], int(sys.argv[2])
 seen = [0]
 def count_and_maybe_die():
@@ -435,7 +437,7 @@ def test_a_lock_file_replaced_before_the_flock_is_not_trusted(tmp_path, monkeypa
 def test_the_thread_count_matters_only_for_runs_on_the_cpu():
     """The check of case 7 looks at the run's device, not at whether the machine has a GPU."""
     from metaplastic.errors import ConfigError
-    from metaplastic.rundir import check_same_arithmetic
+    from metaplastic.runs.rundir import check_same_arithmetic
 
     cpu = {"implementation": "reference", "threads": 2, "device": "cpu", "cuda": "H100"}
     check_same_arithmetic(cpu, dict(cpu))

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from metaplastic import runtime
 from metaplastic.errors import ConfigError
+from metaplastic.method import runtime
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def test_setup_records_its_process_settings(restore_denormals):
 
 
 def test_environment_records_the_process_settings(monkeypatch):
-    from metaplastic import cli
+    from metaplastic.runs import cli
 
     monkeypatch.setitem(runtime.SETTINGS, "cpu_int8_products", False)
     monkeypatch.setitem(runtime.SETTINGS, "implementation", "reference: ...")

@@ -5,15 +5,15 @@ import pytest
 import torch
 from conftest import gaussian_tasks
 
-from metaplastic import records
-from metaplastic.checkpoint import load_checkpoint
-from metaplastic.engine import evaluate
-from metaplastic.flips import flip_columns
-from metaplastic.models import BNN
-from metaplastic.norms import load_norm_state
-from metaplastic.runner import SimulatedCrash
-from metaplastic.sequence import SequenceSettings, run_sequence
-from metaplastic.tasks import (PMNIST_TEST_BATCH, TaskData, draw_permutations, permuted_task,
+from metaplastic.experiments.runner import SimulatedCrash
+from metaplastic.experiments.sequence import SequenceSettings, run_sequence
+from metaplastic.method.engine import evaluate
+from metaplastic.method.flips import flip_columns
+from metaplastic.method.models import BNN
+from metaplastic.method.norms import load_norm_state
+from metaplastic.runs import records
+from metaplastic.runs.checkpoint import load_checkpoint
+from metaplastic.data.tasks import (PMNIST_TEST_BATCH, TaskData, draw_permutations, permuted_task,
                                positional_names)
 
 PREFIX = records.continual_row_prefix("bnn", "task", "16", "bn", [1.0, 1.0], bn_gamma_init="ones",
@@ -120,7 +120,7 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, crash_after):
 
 
 def test_resume_with_ewc_and_hidden_weights(tmp_path):
-    from metaplastic.consolidation import EWC
+    from metaplastic.method.consolidation import EWC
 
     def settings(**kw):
         return _settings(consolidation=[EWC(100.0, samples=50)], save_hidden_weights=True, **kw)
@@ -174,8 +174,8 @@ def test_permuted_task_and_batch_sizes():
 def test_a_last_batch_of_one_sample_is_skipped_under_batchnorm():
     """21 samples in batches of 10: BatchNorm1d cannot train on the last batch of one sample;
     it is skipped (documented in the Faithfulness table) instead of stopping the run."""
-    from metaplastic.engine import train_epoch
     from metaplastic.fast import make_optimizer
+    from metaplastic.method.engine import train_epoch
 
     torch.manual_seed(0)
     model = BNN([20, 16, 4])

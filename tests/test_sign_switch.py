@@ -4,9 +4,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from metaplastic.models import BNN
-from metaplastic.norms import batch_statistics_groups
-from metaplastic.sign_switch import open_bin_members, sign_switch_analysis
+from metaplastic.method.models import BNN
+from metaplastic.method.norms import batch_statistics_groups
+from metaplastic.method.sign_switch import open_bin_members, sign_switch_analysis
 
 N_BINS = 15
 

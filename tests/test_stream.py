@@ -14,21 +14,21 @@ import torch.nn.functional as F
 from conftest import DATA_ROOT, idx_arrays, needs_data, write_cifar_folder, write_idx_dataset
 from torch import nn
 
-from metaplastic.flips import flip_columns
-from metaplastic import records
-from metaplastic.checkpoint import CHECKPOINT_FILE
 from metaplastic.errors import ConfigError, MetaplasticError
-from metaplastic.layers import BinarizedConv2d, BinarizedLinear
-from metaplastic.models import weight_layers
-from metaplastic.runner import SimulatedCrash
-from metaplastic.stream import (StreamData, StreamSettings, run_stream,
+from metaplastic.experiments.runner import SimulatedCrash
+from metaplastic.method.flips import flip_columns
+from metaplastic.method.layers import BinarizedConv2d, BinarizedLinear
+from metaplastic.method.models import weight_layers
+from metaplastic.runs import records
+from metaplastic.runs.checkpoint import CHECKPOINT_FILE
+from metaplastic.experiments.stream import (StreamData, StreamSettings, run_stream,
                                 stream_accuracies, subset_indices)
 from stream_cifar10 import main as cifar_main
 from stream_cifar10.model_utils import BinaryVGG, build_model as build_vgg
 from stream_fmnist import main as fmnist_main
 from stream_fmnist.data_utils import pixels
 from metaplastic.fast.evaluator import IntegerEvaluator
-from metaplastic.runtime import int8_products_work
+from metaplastic.method.runtime import int8_products_work
 from stream_fmnist.model_utils import build_model as build_bnn
 
 
@@ -230,7 +230,7 @@ def _trained_bnn(hidden, affine=False, seed=0):
     torch.manual_seed(seed)
     model = build_bnn(hidden)
     if affine:
-        from metaplastic.models import BNN
+        from metaplastic.method.models import BNN
         model = BNN([784, *hidden, 10], norm="bn", norm_affine=True, norm_running_stats=True)
     g = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -292,7 +292,8 @@ def test_integer_evaluation_with_affine_norms_uses_the_modules():
     ("fast", False, True)])
 def test_stream_fmnist_evaluates_in_integers_only_with_int8_products(monkeypatch, choice,
                                                                     pays_off, integer):
-    from metaplastic import fast, runtime
+    from metaplastic import fast
+    from metaplastic.method import runtime
 
     monkeypatch.setitem(runtime._MEASURED, "compile_cpu", None)
     monkeypatch.setitem(runtime._MEASURED, "int8_works", True)
@@ -476,7 +477,7 @@ def test_stream_fmnist_schema_takes_our_columns_only_after_the_published_ones():
 def test_training_accuracies_use_the_training_evaluation_transform():
     """Stream CIFAR-10 as published evaluates acc_tr and the parts' accuracies through the
     augmenting training transform; the test set always through the clean one."""
-    from metaplastic.stream import StreamData, StreamSettings, stream_accuracies
+    from metaplastic.experiments.stream import StreamData, StreamSettings, stream_accuracies
 
     torch.manual_seed(0)
     x = torch.rand(40, 5)

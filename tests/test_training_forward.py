@@ -5,11 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metaplastic import fast, runtime
-from metaplastic.continual import build_model
-from metaplastic.engine import train_epoch
-from metaplastic.models import BNN, DNN
+from metaplastic import fast
+from metaplastic.experiments.continual import build_model
 from metaplastic.fast import make_optimizer
+from metaplastic.method import runtime
+from metaplastic.method.engine import train_epoch
+from metaplastic.method.models import BNN, DNN
 
 
 @pytest.fixture(params=["int8", "float32"])

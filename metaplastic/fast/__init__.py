@@ -1,6 +1,6 @@
 """The speed paths, switched on (or not) once, at start: ``--impl {auto,reference,fast}``.
 
-The reference (:mod:`metaplastic.layers`, :class:`metaplastic.optim.MetaplasticAdam`, the
+The reference (:mod:`metaplastic.method.layers`, :class:`metaplastic.method.optim.MetaplasticAdam`, the
 models' own forward) is what runs unless :func:`enable` installs these, with the same maths:
 - sign buffers in the binarized layers (:mod:`metaplastic.fast.layers`), written by
 - a fused, compiled optimizer step (:mod:`metaplastic.fast.optim`, equal to float32 rounding);
@@ -12,7 +12,7 @@ models' own forward) is what runs unless :func:`enable` installs these, with the
   (:mod:`metaplastic.fast.evaluator`).
 
 'auto' installs them where they work and pay off on the device (int8 products only where
-:func:`metaplastic.runtime.int8_products_pay_off` measured them faster than float32), and
+:func:`metaplastic.method.runtime.int8_products_pay_off` measured them faster than float32), and
 declines (the reference runs) where torch.compile does not work; 'fast' installs all of them
 or refuses with a ConfigError; 'reference' installs nothing. Nothing switches during a run.
 """
@@ -24,8 +24,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from metaplastic import runtime
 from metaplastic.errors import ConfigError
+from metaplastic.method import runtime
 
 CHOICES = ("auto", "reference", "fast")
 
@@ -77,7 +77,7 @@ def enable(model: nn.Module, device, choice: str = "auto", input_levels: int | N
         raise ConfigError("--impl fast: exact int8 products (torch._int_mm) do not run on this "
                           "CPU; use --impl auto (float32 products) or reference")
     int8 = cpu and (choice == "fast" or runtime.int8_products_pay_off())
-    from metaplastic.models import MLP
+    from metaplastic.method.models import MLP
 
     paths = FastPaths(device=device.type, int8=int8,
                       compiled_training=cpu and isinstance(model, MLP),
@@ -119,15 +119,15 @@ def integer_evaluator(model: nn.Module):
 def make_optimizer(model: nn.Module, lr: float, meta: float | Sequence[float],
                    weight_decay: float = 0.0, implementation: str = "auto"):
     """Metaplastic Adam over the whole model with per-layer m_l
-    (:func:`metaplastic.optim.metaplastic_param_groups`).
+    (:func:`metaplastic.method.optim.metaplastic_param_groups`).
 
     ``implementation``: 'auto' follows the choice made for ``model`` at start (:func:`enable`:
     :class:`metaplastic.fast.optim.FusedMetaplasticAdam` where the fast paths are on, else the
-    reference :class:`metaplastic.optim.MetaplasticAdam`); 'reference' ('eager') or 'fast'
+    reference :class:`metaplastic.method.optim.MetaplasticAdam`); 'reference' ('eager') or 'fast'
     ('compiled') force one.
     """
     from metaplastic.fast.optim import FusedMetaplasticAdam
-    from metaplastic.optim import MetaplasticAdam, metaplastic_param_groups
+    from metaplastic.method.optim import MetaplasticAdam, metaplastic_param_groups
 
     aliases = {"eager": "reference", "compiled": "fast"}
     implementation = aliases.get(implementation, implementation)

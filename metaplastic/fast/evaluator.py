@@ -21,13 +21,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from metaplastic.models import MLP
+from metaplastic.method.models import MLP
 
 
 def supports(model: nn.Module) -> bool:
     """Whether :class:`IntegerEvaluator` can evaluate ``model`` (a BNN whose norms are batch
     norms with running statistics)."""
-    from metaplastic.models import BNN
+    from metaplastic.method.models import BNN
 
     return isinstance(model, BNN) and all(
         isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.track_running_stats
@@ -47,7 +47,7 @@ class IntegerEvaluator:
     """
 
     def __init__(self, model: MLP, input_scale: int = 255):
-        from metaplastic.models import BNN
+        from metaplastic.method.models import BNN
 
         if not isinstance(model, BNN):
             raise TypeError("IntegerEvaluator needs a BNN")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from metaplastic.fast.products import BufferedSign, Int8Linear, int8_product
-from metaplastic.layers import BinarizedConv2d, BinarizedLinear, SignActivation
+from metaplastic.method.layers import BinarizedConv2d, BinarizedLinear, SignActivation
 
 
 class _SignBuffer:
@@ -169,7 +169,7 @@ def install(model: nn.Module, int8: bool = False, input_levels: int | None = Non
             installed.append(module)
     if not int8:
         return installed
-    from metaplastic.models import MLP
+    from metaplastic.method.models import MLP
 
     signs_between = isinstance(model, MLP) and isinstance(model.activation, SignActivation)
     for module in installed:

@@ -1,11 +1,11 @@
 """Metaplastic Adam as one compiled kernel, which also writes the layers' sign buffers.
 
-Same step as :class:`metaplastic.optim.MetaplasticAdam` (equal to float32 rounding, tested):
+Same step as :class:`metaplastic.method.optim.MetaplasticAdam` (equal to float32 rounding, tested):
 one torch.compile graph for all parameters, a fused loop per tensor reading W, grad, m, v once
 and writing W, m, v once, and sign(W) of the updated weight into the buffers of the binarized
 layers it was given (``binary_layers``: float32 sign buffer, plus the int8 copy where the layer
 multiplies in int8), so the next forward pass needs no separate sign computation. The factor is
-:func:`metaplastic.rule.metaplastic_factor`, traced into the graph.
+:func:`metaplastic.method.rule.metaplastic_factor`, traced into the graph.
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from typing import Iterable, Sequence
 
 import torch
 
-from metaplastic.optim import MetaplasticAdam
-from metaplastic.rule import metaplastic_factor
-from metaplastic.runtime import compiled
+from metaplastic.method.optim import MetaplasticAdam
+from metaplastic.method.rule import metaplastic_factor
+from metaplastic.method.runtime import compiled
 
 
 def _fused_update(params, grads, exp_avgs, exp_avg_sqs, binaries, binaries_int8, scalars):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from metaplastic.runtime import compiled
+from metaplastic.method.runtime import compiled
 
 
 def _prepared_forward(model, x: torch.Tensor) -> torch.Tensor:
@@ -29,7 +29,7 @@ def _compiled_prepared_forward():
 
 class CompiledTrainingForward:
     """``model.training_forward(x)``: the compiled graph while training with gradients
-    recorded, the model's own forward otherwise (:func:`metaplastic.engine.train_epoch` calls
+    recorded, the model's own forward otherwise (:func:`metaplastic.method.engine.train_epoch` calls
     it when the model has one)."""
 
     def __init__(self, model):

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.plots.runs import KIND_TITLES, Run, RunGroup, aggregate, cumulative_x
-from metaplastic.records import RecordError
+from metaplastic.runs.records import RecordError
 
 SEQ_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
               "tab:pink", "tab:gray", "tab:olive", "tab:cyan")

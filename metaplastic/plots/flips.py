@@ -1,4 +1,4 @@
-"""`plot_figures.py flips`: the flip statistics of runs (metaplastic.flips), per task.
+"""`plot_figures.py flips`: the flip statistics of runs (metaplastic.method.flips), per task.
 
 One row per configuration (seeds drawn as mean +/- std): left, the fraction of binary weights
 of each layer that changed sign in each epoch (log scale); right, the fraction of weights whose
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from metaplastic.errors import ConfigError
-from metaplastic.flips import THRESHOLDS
+from metaplastic.method.flips import THRESHOLDS
 from metaplastic.plots.draw import band, save, task_colors
 from metaplastic.plots.labels import group_labels, title_with_seeds
 from metaplastic.plots.runs import aggregate, cumulative_x, group_runs, load_runs

@@ -11,7 +11,7 @@ from metaplastic.errors import ConfigError
 from metaplastic.plots.draw import SEQ_COLORS, band, continual_only, new_figure, save
 from metaplastic.plots.labels import fmt_value, meta_of, method_of, natural_key
 from metaplastic.plots.runs import Run, group_runs, load_runs
-from metaplastic.records import RecordError
+from metaplastic.runs.records import RecordError
 
 
 def plot_hidden_size(runs, out, labels: Sequence[str] | None = None,

@@ -8,7 +8,7 @@ import numpy as np
 from metaplastic.plots.draw import new_figure, save
 from metaplastic.plots.labels import describe_config, layer_title, natural_key
 from metaplastic.plots.runs import load_config_of, load_table
-from metaplastic.records import HIDDEN_HIST_COLUMNS, HIDDEN_HIST_FILE
+from metaplastic.runs.records import HIDDEN_HIST_COLUMNS, HIDDEN_HIST_FILE
 
 
 def plot_hidden_weight_histograms(run, out, log_y: bool = False, density: bool = False,

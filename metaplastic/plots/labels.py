@@ -7,7 +7,7 @@ from typing import Sequence
 
 from metaplastic.errors import ConfigError
 from metaplastic.plots.runs import GROUPING_COLUMNS, KIND_TITLES, Run, RunGroup, run_settings
-from metaplastic.records import parse_meta_mapping
+from metaplastic.runs.records import parse_meta_mapping
 
 
 def fmt_value(value) -> str:

@@ -19,9 +19,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from metaplastic import published
 from metaplastic.errors import ConfigError
-from metaplastic.records import (
+from metaplastic.method import published
+from metaplastic.runs.records import (
     CONFIG_FILE,
     METRICS_FILE,
     STREAM_CIFAR10_COLUMNS,
@@ -37,10 +37,10 @@ from metaplastic.records import (
 
 #: config.json keys that never distinguish one configuration from another: the seed, and the
 #: records written beside the config. The config's own fields marked result-neutral or
-#: per-seed (metaplastic.cli.neutral / per_seed) are listed in config.json itself.
+#: per-seed (metaplastic.runs.cli.neutral / per_seed) are listed in config.json itself.
 IGNORED_CONFIG_KEYS = frozenset({"seed", "run_dir", "hostname", "environment", "launches",
                                  "result_neutral", "per_seed"})
-#: the flags of the Benna-Fusi optimizer (metaplastic/beaker.py), used only with --beaker
+#: the flags of the Benna-Fusi optimizer (metaplastic/method/beaker.py), used only with --beaker
 BEAKER_PARAMETERS = frozenset({"fb", "n_bk", "ratios", "areas"})
 TIME_KEY = re.compile(r"(^|_)(time|timestamp|date|started|finished|created|elapsed|"
                       r"duration|wall_s|wall_time)(_|$)")

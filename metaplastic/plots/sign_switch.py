@@ -6,7 +6,7 @@ from pathlib import Path
 from metaplastic.plots.draw import SEQ_COLORS, new_figure, save
 from metaplastic.plots.labels import fmt_value, layer_title, natural_key
 from metaplastic.plots.runs import load_table
-from metaplastic.records import SIGN_SWITCH_COLUMNS, SIGN_SWITCH_FILE
+from metaplastic.runs.records import SIGN_SWITCH_COLUMNS, SIGN_SWITCH_FILE
 
 
 def plot_sign_switch(run_or_csv, out, pdf: bool = False) -> list[Path]:

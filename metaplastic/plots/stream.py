@@ -10,7 +10,7 @@ from metaplastic.plots.draw import band, save, task_colors
 from metaplastic.plots.labels import differences, fmt_value, group_labels, meta_of, natural_key
 from metaplastic.plots.runs import (KIND_TITLES, aggregate, cumulative_x, group_runs,
                                     load_runs)
-from metaplastic.records import STREAM_CIFAR10_COLUMNS, STREAM_FMNIST_COLUMNS, RecordError
+from metaplastic.runs.records import STREAM_CIFAR10_COLUMNS, STREAM_FMNIST_COLUMNS, RecordError
 
 
 def plot_stream(runs, out, labels: Sequence[str] | None = None,

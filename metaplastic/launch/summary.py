@@ -1,0 +1,363 @@
+"""Summaries of the paper's runs over seeds: final accuracies as mean ± std, and the figures.
+
+For each figure of :mod:`metaplastic.paper` and each scale, the finished seeds found under an
+output folder (:func:`metaplastic.launch.local.plan`'s layout) give one table row per configuration:
+the final test accuracy of every task (the last CSV row; stream runs: the test set), their
+mean over tasks, and backward transfer and forgetting (docs/METRICS.md), as mean ± sample
+standard deviation over seeds. Tables are written as
+Markdown and CSV; the figure is drawn by :mod:`metaplastic.plots` with its seed bands.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from metaplastic import paper
+from metaplastic.errors import ConfigError, MetaplasticError
+from metaplastic.launch.local import FINISHED_FILE, run_folder
+from metaplastic.method import published
+from metaplastic.runs import records
+from metaplastic.runs.forgetting import METRIC_NAMES, accuracy_matrix, sequence_metrics
+
+
+@dataclass
+class Row:
+    label: str
+    run_name: str
+    hidden: str                      # the hidden layers at the summarized scale
+    seeds: int                       # finished seeds in the row
+    unfinished: int                  # seeds started but not finished (not in the statistics)
+    columns: list[str]               # per-task column names ("task 1", ..., "mean")
+    values: list[list[float]]        # per seed, per column
+    excluded: int = 0                # finished seeds left out (summary.run_problem)
+
+
+def final_accuracies(csv_path: Path) -> tuple[list[str], list[float]]:
+    """(names, values) of the last row's test accuracies: every task's and their mean (the
+    average accuracy), then backward transfer and forgetting where tasks were learned one by one
+    (:mod:`metaplastic.runs.forgetting`); or the stream's test (and first-part) accuracy."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return [], []
+    last = rows[-1]
+    tasks = sorted((k for k in last if re.fullmatch(r"acc_test_tsk_\d+", k)),
+                   key=lambda k: int(k.rsplit("_", 1)[1]))
+    if tasks:
+        values = [float(last[k]) for k in tasks]
+        names = [f"task {k.rsplit('_', 1)[1]}" for k in tasks]
+        if len(values) > 1:
+            names.append("mean")
+            values.append(sum(values) / len(values))
+            matrix = accuracy_matrix(csv_path)   # tasks learned one by one: BWT, forgetting
+            if matrix is not None:
+                metrics = sequence_metrics(matrix)
+                names += list(METRIC_NAMES)
+                values += [metrics.backward_transfer, metrics.forgetting]
+        return names, values
+    names = [k for k in ("acc_test", "acc_1st_sub") if k in last]
+    return names, [float(last[k]) for k in names]
+
+
+def expected_config(run: paper.PaperRun, scale: str, seed: int) -> tuple[dict, set, dict]:
+    """What a seed folder of ``run`` must hold in config.json: (the configuration its command
+    line makes, the fields that do not change results or differ per seed, the defaults)."""
+    import importlib
+
+    from metaplastic.runs.cli import config_dict, config_marks
+    from metaplastic.runs.rundir import field_defaults
+
+    module = importlib.import_module(f"{run.experiment}.main")
+    args = module.build_parser().parse_args([*paper.scaled(run, scale), "--seed", str(seed)])
+    if hasattr(module, "config_from_args"):
+        config = module.config_from_args(args)
+    else:
+        from metaplastic.experiments.continual import config_from_args
+
+        config = config_from_args(args)
+    marks = config_marks(config)
+    return (config_dict(config), set(marks["result_neutral"]) | set(marks["per_seed"]),
+            field_defaults(config))
+
+
+def expected_rows(config: dict) -> int | None:
+    """The rows of a finished run's metrics.csv, from its configuration (None: not known)."""
+    experiment, epochs = config.get("experiment"), config.get("epochs_per_task")
+    if not isinstance(epochs, int):
+        return None
+    if experiment in ("continual_learning", "cifar_features"):
+        tasks = 0
+        for name in config.get("task_sequence", []):
+            match = re.fullmatch(r"cifar100-(\d+)", str(name))
+            tasks += int(match.group(1)) if match else 1
+        return epochs * (1 if config.get("interleaved") else tasks)
+    if experiment == "mnist_usps":
+        return epochs * len(config.get("task_sequence", [])) + 1   # + the untrained row
+    if experiment in ("stream_fmnist", "stream_cifar10"):
+        return epochs * int(config.get("nb_subset", 1))
+    return None
+
+
+def run_problem(seed_dir: Path, run: paper.PaperRun, scale: str) -> str | None:
+    """Why the finished seed folder ``seed_dir`` cannot enter ``run``'s row (None: it can): a
+    symbolic link among its files, a config.json that is not the run's (flags, seed, published
+    version), a metrics.csv without the rows that configuration makes, or a value that is not
+    a finite number."""
+    from metaplastic.method.published import older_run_defaults
+    from metaplastic.runs.rundir import RUN_FILES, data_rows, differing_fields
+
+    links = [name for name in RUN_FILES if (seed_dir / name).is_symlink()]
+    if links or seed_dir.is_symlink():
+        return f"symbolic link: {', '.join(links) or seed_dir.name}"
+    try:
+        saved = records.load_config(seed_dir)
+    except records.RecordError as exc:
+        return str(exc)
+    if not saved:
+        return "no config.json"
+    seed = int(seed_dir.name.split("-", 1)[1]) if seed_dir.name[5:].isdigit() else None
+    if seed is None:
+        return f"not a seed folder: {seed_dir.name}"
+    expected, neutral, defaults = expected_config(run, scale, seed)
+    differing = differing_fields(saved, expected, neutral, defaults | older_run_defaults(saved))
+    if differing:
+        return ("config.json is another run's: "
+                + ", ".join(f"{k} {saved.get(k, defaults.get(k))!r} (expected {expected.get(k)!r})"
+                            for k in differing))
+    rows, want = data_rows(seed_dir / "metrics.csv"), expected_rows(saved)
+    if want is not None and rows != want:
+        return f"metrics.csv has {rows} rows, the configuration makes {want}"
+    try:
+        _, values = final_accuracies(seed_dir / "metrics.csv")
+    except (OSError, ValueError, KeyError) as exc:
+        return f"metrics.csv unreadable ({type(exc).__name__})"
+    if not values:
+        return "metrics.csv has no accuracy"
+    if not all(math.isfinite(v) for v in values):
+        return "metrics.csv holds NaN or infinite accuracies"
+    return None
+
+
+def mean_std(values: Sequence[float]) -> str:
+    n = len(values)
+    mean = sum(values) / n
+    if n == 1:
+        return f"{mean:.2f}"
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def figure_rows(figure: paper.Figure, out: Path, scale: str,
+                excluded: list | None = None) -> list[Row]:
+    """One row per configuration of ``figure`` with at least one seed under ``out``; finished
+    seeds that fail :func:`run_problem` are left out and appended to ``excluded`` as
+    (folder, reason)."""
+    excluded = [] if excluded is None else excluded
+    rows, seen = [], set()
+    for run in figure.runs:
+        folder = run_folder(out, run, scale)
+        if folder in seen:   # scaled down, two configurations can become one (cpu: widths)
+            continue
+        seen.add(folder)
+        seeds = sorted(folder.glob("seed-*")) if folder.is_dir() else []
+        finished = [s for s in seeds if (s / FINISHED_FILE).is_file()]
+        problems = {s: run_problem(s, run, scale) for s in finished}
+        excluded += [(s, why) for s, why in problems.items() if why]
+        n_finished = len(finished)
+        finished = [s for s in finished if not problems[s]]
+        columns, values = [], []
+        for seed_dir in finished:
+            names, vals = final_accuracies(seed_dir / "metrics.csv")
+            columns = columns or names
+            values.append(vals)
+        if seeds:
+            hidden = dict(paper._flag_values(paper.scaled(run, scale))).get("--hidden-layers")
+            rows.append(Row(paper.scaled_label(run, scale), run.name,
+                            "-".join(hidden) if hidden else "",
+                            len(finished), len(seeds) - n_finished, columns, values,
+                            n_finished - len(finished)))
+    return rows
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    columns = max((r.columns for r in rows), key=len, default=[])
+    lines = ["| configuration | hidden | seeds | " + " | ".join(columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
+    for r in rows:
+        seeds = (f"{r.seeds}" + (f" (+{r.unfinished} unfinished)" if r.unfinished else "")
+                 + (f" (+{r.excluded} excluded)" if r.excluded else ""))
+        cells = [mean_std([v[i] for v in r.values]) if r.values and i < len(r.columns) else "–"
+                 for i in range(len(columns))]
+        lines.append(f"| {r.label} | {r.hidden or '–'} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(rows: Sequence[Row]) -> str:
+    columns = max((r.columns for r in rows), key=len, default=[])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["configuration", "run", "hidden", "seeds"]
+                    + [c for name in columns for c in (f"{name} mean", f"{name} std")])
+    for r in rows:
+        cells = []
+        for i in range(len(columns)):
+            vals = [v[i] for v in r.values] if r.values and i < len(r.columns) else []
+            mean = sum(vals) / len(vals) if vals else float("nan")
+            std = (math.sqrt(sum((x - mean) ** 2 for x in vals) / (len(vals) - 1))
+                   if len(vals) > 1 else float("nan"))
+            cells += [f"{mean:.4f}", f"{std:.4f}"]
+        writer.writerow([r.label, r.run_name, r.hidden, r.seeds] + cells)
+    return buffer.getvalue()
+
+
+def finished_run_dirs(figure: paper.Figure, out: Path, scale: str) -> list[Path]:
+    """The finished seed folders of ``figure``'s runs at ``scale`` (each folder once) that
+    pass :func:`run_problem`."""
+    folders = {run_folder(out, r, scale): r for r in reversed(figure.runs)}
+    return [seed for folder, run in reversed(folders.items())
+            for seed in sorted(folder.glob("seed-*"))
+            if (seed / FINISHED_FILE).is_file() and not run_problem(seed, run, scale)]
+
+
+def draw(figure: paper.Figure, run_dirs: Sequence[Path], target: Path) -> list[Path]:
+    """The figure's plot (plot_figures.py's) from its finished runs, seeds as bands."""
+    from metaplastic import plots
+
+    if not figure.plot or not run_dirs:
+        return []
+    kind = plots.FIGURE_KINDS[figure.plot]
+    if kind.one_run:   # one figure per run: its first seed
+        written = []
+        for d in run_dirs:
+            if d.name == "seed-0":
+                written += kind.draw(d, target.with_name(f"{target.stem}_{d.parent.name}.png"))
+        return written
+    written = kind.draw(list(run_dirs), target)
+    if figure.plot == "hidden-size":   # and each method's tasks through training (one width:
+        # the hidden-size plot alone is a point per method)
+        written += plots.plot_task_accuracies(list(run_dirs),
+                                              target.with_name(f"{target.stem}_tasks.png"))
+    return written
+
+
+def scales_present(figure: paper.Figure, out: Path) -> list[str]:
+    """The scales at which ``figure`` has runs under ``out``, each set of run folders once. Two
+    scales can share folders (mnist_usps: no hidden layer to cap, cpu = paper; Fig. 3: cpu's
+    four runs are paper's 512-wide ones); the scale with the larger share of its runs present
+    is kept (then the order of :data:`paper.SCALES`), a scale adding no other folder left out."""
+    present, share = {}, {}
+    for scale in paper.SCALES:
+        folders = {run_folder(out, r, scale) for r in figure.runs}
+        present[scale] = {f for f in folders if any(f.glob("seed-*"))}
+        share[scale] = len(present[scale]) / len(folders)
+    chosen, covered = [], set()
+    for scale in sorted(paper.SCALES, key=lambda s: -share[s]):   # stable: SCALES order
+        if present[scale] - covered:
+            chosen.append(scale)
+            covered |= present[scale]
+    return chosen
+
+
+def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = None,
+              log=print) -> list[Path]:
+    """Tables (Markdown, CSV) and figures for every figure with runs under ``out``; written to
+    ``target`` (default OUT/summary). Returns the written files."""
+    out = Path(out)
+    if not out.is_dir():
+        raise ConfigError(f"summarize: no folder {out} (give the --out folder of `run`)")
+    known = {f.id for f in _figures(())} | {f.id for f in paper.FIGURES}
+    unknown = [i for i in figure_ids if i not in known]
+    if unknown:
+        raise ConfigError(f"summarize: unknown figure {', '.join(unknown)}; figures: "
+                          + ", ".join(f.id for f in paper.FIGURES))
+    target = Path(target) if target else out / "summary"
+    written: list[Path] = []
+    excluded: list[tuple[Path, str]] = []
+    for figure in _figures(figure_ids):
+        for scale in scales_present(figure, out):
+            left_out: list[tuple[Path, str]] = []
+            rows = figure_rows(figure, out, scale, left_out)
+            excluded += left_out
+            if not rows:
+                continue
+            target.mkdir(parents=True, exist_ok=True)
+            stem = f"{figure.id}_{scale}"   # ids may hold dots (fig2_v1.0.0): no with_suffix
+            table = markdown_table(rows)
+            note = "".join(f"\nexcluded: {d} ({why})" for d, why in left_out)
+            log(f"\n## {figure.title} ({scale} scale)\n\n" + table + note)
+            md, csv_file = target / f"{stem}.md", target / f"{stem}.csv"
+            md.write_text(f"## {figure.title} ({scale} scale)\n\n"
+                          "final test accuracy (%), mean ± std over seeds\n\n" + table
+                          + (note.replace("\nexcluded", "\n- excluded") + "\n" if note else ""))
+            csv_file.write_text(csv_table(rows))
+            written += [md, csv_file]
+            written += draw(figure, finished_run_dirs(figure, out, scale),
+                            target / f"{stem}.png")
+    for path in written:
+        log(f"wrote {path}")
+    if excluded:
+        raise SummaryExclusions(f"{len(excluded)} finished run(s) left out of the tables (listed "
+                                "above with the reason); the tables were written without them")
+    if not written:
+        raise ConfigError(f"summarize: no finished runs of "
+                          f"{', '.join(figure_ids) if figure_ids else 'the paper' + chr(39) + 's figures'}"
+                          f" under {out}")
+    return written
+
+
+class SummaryExclusions(MetaplasticError):
+    """Some finished runs could not enter the tables."""
+
+
+def _figures(figure_ids: Sequence[str]) -> list[paper.Figure]:
+    """The figures to summarize, each under every published version (the default's under its
+    plain id; another version's as ``<id>_<version>``, where its runs differ), keeping those
+    named in ``figure_ids`` (a plain id names all its versions)."""
+    out, seen = [], set()
+    for figure in paper.FIGURES:
+        for version in published.VERSIONS:
+            candidate = paper.in_version(figure, version)
+            if candidate.id in seen:
+                continue
+            seen.add(candidate.id)
+            if not figure_ids or figure.id in figure_ids or candidate.id in figure_ids:
+                out.append(candidate)
+    return out
+
+
+REPORT_MARKER = re.compile(r"<!-- summary:([\w.-]+) -->")
+
+
+def fill_report(text: str, summary_dir: Path) -> str:
+    """A report whose tables come from the summaries: the table under each
+    ``<!-- summary:NAME -->`` line is replaced by the table of ``summary_dir/NAME.md``."""
+    lines, out, i = text.splitlines(keepends=True), [], 0
+    while i < len(lines):
+        out.append(lines[i])
+        match = REPORT_MARKER.fullmatch(lines[i].strip())
+        i += 1
+        if not match:
+            continue
+        source = Path(summary_dir) / f"{match.group(1)}.md"
+        if not source.is_file():
+            raise ConfigError(f"the report's table {match.group(1)!r} has no {source}")
+        out += [line + "\n" for line in source.read_text().splitlines() if line.startswith("|")]
+        while i < len(lines) and lines[i].startswith("|"):   # the old table
+            i += 1
+    return "".join(out)
+
+
+def update_report(report: Path, summary_dir: Path, log=print) -> bool:
+    """Rewrite ``report`` with :func:`fill_report`; returns whether it changed."""
+    report = Path(report)
+    old = report.read_text()
+    new = fill_report(old, summary_dir)
+    if new != old:
+        report.write_text(new)
+    log(f"{report}: {'tables updated' if new != old else 'tables already up to date'}")
+    return new != old
