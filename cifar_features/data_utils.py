@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from cifar_features.model_utils import FEATURE_SIZE
-from metaplastic.data.tasks import TaskData
+from metaplastic.data.tasks import TASK_NAMES, TaskData, check_task_names as check_experiment_tasks
 from metaplastic.errors import ConfigError, DataError
 from metaplastic.experiments.continual import ContinualConfig
 from metaplastic.runs.cli import neutral
@@ -63,8 +63,6 @@ VARIANCE_CORRECTION = 0                 # published: NumPy's var, divide by n = 
 RESNET_MODES = ("train", "eval")        # generate_features.py --resnet-mode
 DEFAULT_RESNET_MODE = "train"           # published features: BatchNorm in training mode
 
-ELSEWHERE = {"MNIST": "continual_learning/main.py", "FMNIST": "continual_learning/main.py",
-             "pMNIST": "continual_learning/main.py", "USPS": "mnist_usps/main.py"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,7 +94,7 @@ def default_features_dir(data_root: Path | None) -> Path:
     if from_env:
         return Path(from_env).expanduser()
     if data_root is None:
-        from metaplastic.data.files import default_data_root
+        from metaplastic.data.root import default_data_root
 
         data_root = default_data_root()
     return Path(data_root) / "features"
@@ -266,8 +264,8 @@ def check_task_names(names: list[str]) -> None:
         if k is not None:
             cifar100_subsets(k)
             continue
-        if name in ELSEWHERE:
-            raise ConfigError(f"task {name!r} is not part of cifar_features; run it with {ELSEWHERE[name]}")
+        if name in TASK_NAMES:
+            check_experiment_tasks([name], "cifar_features")   # says where it runs
         raise ConfigError(f"unknown task {name!r}; cifar_features accepts animals, vehicles "
                           "(CIFAR-10 features) and cifar100-K (K successive class subsets of "
                           "CIFAR-100, K dividing 100)")

@@ -280,7 +280,7 @@ def _torchvision_version() -> str:
 
 
 def build_parser() -> ArgumentParser:
-    from metaplastic.data.files import default_data_root
+    from metaplastic.data.root import default_data_root
 
     p = ArgumentParser(prog="cifar_features/generate_features.py",
                        description="ResNet-18 (ImageNet) features of CIFAR-10/100 for Fig. 4(e-h).")
@@ -324,7 +324,7 @@ def build_parser() -> ArgumentParser:
 
 @main_guard
 def main(argv=None) -> int:
-    from metaplastic.data.files import default_data_root
+    from metaplastic.data.root import default_data_root
 
     args = build_parser().parse_args(argv)
     import_torchvision("cifar_features/generate_features.py (ResNet-18)")   # before any work

@@ -12,26 +12,14 @@ from pathlib import Path
 import torch
 
 from metaplastic.data.datasets import load_image_dataset
-from metaplastic.data.tasks import TaskData, draw_permutations, permuted_task, positional_names
+from metaplastic.data.tasks import TaskData, check_task_names as check_experiment_tasks
+from metaplastic.data.tasks import draw_permutations, permuted_task, positional_names
 from metaplastic.data.usps import load_usps
-from metaplastic.errors import ConfigError
-
-TASKS = ("MNIST", "FMNIST", "USPS", "pMNIST")
-ELSEWHERE = {
-    "animals": "cifar_features/main.py",
-    "vehicles": "cifar_features/main.py",
-}
 
 
 def check_task_names(names: list[str]) -> None:
-    """Refuse unknown task names with a message naming what is accepted."""
-    for name in names:
-        if name in TASKS:
-            continue
-        where = ELSEWHERE.get(name) or ("cifar_features/main.py" if name.startswith("cifar100-") else None)
-        if where:
-            raise ConfigError(f"task {name!r} is not part of continual_learning; run it with {where}")
-        raise ConfigError(f"unknown task {name!r}; continual_learning accepts {', '.join(TASKS)}")
+    """Refuse a task this experiment does not run, saying where it runs (or what is accepted)."""
+    check_experiment_tasks(names, "continual_learning")
 
 
 def build_tasks(names: list[str], data_root: Path | None, device: torch.device,

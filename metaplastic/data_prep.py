@@ -12,8 +12,9 @@ With ``--download`` (an explicit opt-in; needs internet), the chosen datasets, C
 fetched with torchvision's own downloaders instead (:mod:`metaplastic.data.sources.torchvision_download`).
 Nothing is ever fetched from the internet without it.
 
-Every file lands in torchvision's layout under the data root, is checked against
-:data:`metaplastic.data.files.FILES` (SHA-256, or torchvision's MD5 where no SHA-256 is known), is
+Every dataset, its files, sources and preparer are those of the registry
+(:mod:`metaplastic.data.registry`). Every file lands in torchvision's layout under the data root,
+is checked against the registry's checksums (SHA-256, or torchvision's MD5 where no SHA-256 is known), is
 written atomically, and is left alone when already valid, so running the command again is cheap.
 
 Usage::
@@ -30,56 +31,55 @@ import sys
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from metaplastic.data.files import (
-    ALL_DATASETS,
-    DATA_ROOT_ENV,
-    DATASET_FILES,
-    OFFLINE_DATASETS,
-    canonical_dataset_name,
-    checksum_problem,
-    default_data_root,
-    download_command,
-    how_to_obtain,
-)
+from metaplastic.data.registry import (
+                                       DATASETS,
+                                       canonical_dataset_name,
+                                       default_datasets,
+                                       checksum_problem,
+                                       download_command,
+                                       how_to_obtain,
+                                       )
+from metaplastic.data.root import DATA_ROOT_ENV, default_data_root
 from metaplastic.data.sources.common import Log
-from metaplastic.data.sources.fashion_deb import prepare_fashion_mnist
-from metaplastic.data.sources.mnist_wheel import prepare_mnist
-from metaplastic.data.sources.usps_files import prepare_usps
 from metaplastic.errors import DataError
 
 
-def check_cifar(root: Path, name: str, log: Log = print,
-                md5_table: Mapping[str, str] | None = None) -> list[Path]:
-    """Without ``--download``: check that CIFAR's folder is complete (it cannot be prepared offline).
+def check_present(root: Path, name: str, log: Log = print,
+                  md5_table: Mapping[str, str] | None = None) -> list[Path]:
+    """Without ``--download``, for a dataset nothing offline ships (CIFAR): check that its folder
+    is complete.
 
     A file whose MD5 differs from torchvision's is reported but accepted (re-pickled copies hold
     the same pixels; the loaders warn too); a missing file is a :class:`DataError`.
     """
     log(f"{name}:")
     missing = []
-    for rel in DATASET_FILES[name]:
+    for rel in DATASETS[name].paths:
         problem = checksum_problem(root, rel, sha_table={}, md5_table=md5_table)
         if problem == "missing":
             missing.append(rel)
         else:
             log(f"  {rel}: {'ok' if problem is None else 'present, but ' + problem}")
     if missing:
-        folder = Path(DATASET_FILES[name][0]).parent
+        folder = DATASETS[name].folder
         what = (f"no folder {root / folder}" if not (root / folder).is_dir()
                 else f"missing {', '.join(missing)}")
         raise DataError(f"{name} is not under {root}: {what};\n{how_to_obtain(name, root)}")
     return []
 
 
-def _prepare_offline(root: Path, name: str, explicit: bool, usps_h5, usps_dir, log: Log) -> list[Path]:
-    """One dataset from its offline source; a failure names the ``--download`` alternative too."""
-    if name in ("CIFAR10", "CIFAR100"):
-        return check_cifar(root, name, log)
-    if name == "USPS":
-        return prepare_usps(root, usps_h5, usps_dir, log, required=explicit)
-    prepare_one = prepare_mnist if name == "MNIST" else prepare_fashion_mnist
+def _prepare_offline(root: Path, name: str, log: Log, options: Mapping[str, object]) -> list[Path]:
+    """One dataset with its registered preparer; a failure names the ``--download`` alternative
+    too, except where the user gave the source (the preparer's options)."""
+    dataset = DATASETS[name]
+    prepare_one = dataset.prepare_offline()
+    if prepare_one is None:
+        return check_present(root, name, log)
+    chosen_options = {key: options[key] for key in dataset.preparer_options}
+    if chosen_options:
+        return prepare_one(root, log=log, **chosen_options)
     try:
-        return prepare_one(root, log)
+        return prepare_one(root, log=log)
     except DataError as error:
         raise DataError(f"{name}: {error}\nOn a machine with internet, torchvision's downloader is "
                         f"the alternative:\n  {download_command(root, [name])}") from None
@@ -107,9 +107,9 @@ def prepare(
 
     root = Path(data_root).expanduser() if data_root is not None else default_data_root()
     explicit = datasets is not None
-    names = list(datasets) if datasets is not None else list(OFFLINE_DATASETS)
+    names = list(datasets) if datasets is not None else list(default_datasets())
     if any(name.strip().lower() == "all" for name in names):
-        names = [name for name in names if name.strip().lower() != "all"] + list(ALL_DATASETS)
+        names = [name for name in names if name.strip().lower() != "all"] + list(DATASETS)
     chosen = list(dict.fromkeys(canonical_dataset_name(name) for name in names))
     log(f"data root: {root.resolve()}" + ("  (--download: torchvision's downloaders)" if download else ""))
     usps_source = usps_h5 is not None or usps_dir is not None
@@ -118,7 +118,8 @@ def prepare(
         if download and not (name == "USPS" and usps_source):
             written[name] = download_dataset(root, name, log)
         else:
-            written[name] = _prepare_offline(root, name, explicit, usps_h5, usps_dir, log)
+            written[name] = _prepare_offline(root, name, log, {"usps_h5": usps_h5, "usps_dir": usps_dir,
+                                                               "required": explicit})
     if usps_source and "USPS" not in chosen:
         log("note: --usps-h5/--usps-dir ignored because USPS is not among the chosen datasets")
     return written
@@ -135,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", type=Path, default=None,
                         help=f"where to write the datasets (default: ${DATA_ROOT_ENV}, else the clone's data/)")
     parser.add_argument("--datasets", nargs="+", default=None, metavar="NAME",
-                        help="MNIST FashionMNIST USPS CIFAR10 CIFAR100, or 'all' "
-                             "(default: MNIST FashionMNIST USPS)")
+                        help=f"{' '.join(DATASETS)}, or 'all' "
+                             f"(default: {' '.join(default_datasets())})")
     usps = parser.add_mutually_exclusive_group()
     usps.add_argument("--usps-h5", type=Path, default=None, metavar="PATH",
                       help="a usps.h5 to copy to <data-root>/USPS/ (SHA-256 checked)")

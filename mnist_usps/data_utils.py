@@ -14,12 +14,10 @@ import os
 import torch
 
 from metaplastic.data.datasets import load_image_dataset
-from metaplastic.data.tasks import DEFAULT_TEST_BATCH, TaskData
+from metaplastic.data.tasks import DEFAULT_TEST_BATCH, TaskData, check_task_names as check_experiment_tasks
 from metaplastic.data.usps import load_usps
 from metaplastic.errors import ConfigError
 
-TASKS = ("MNIST", "USPS")
-ELSEWHERE = {"FMNIST": "continual_learning/main.py", "pMNIST": "continual_learning/main.py"}
 
 #: Published training-window sizes.
 TRAIN_WINDOW = {"MNIST": 2000, "USPS": 1800}
@@ -58,12 +56,7 @@ def check_task_names(names: list[str]) -> None:
     """MNIST and USPS, in any order or alone."""
     if not names:
         raise ConfigError("--task-sequence needs at least one task (MNIST, USPS)")
-    for name in names:
-        if name in TASKS:
-            continue
-        if name in ELSEWHERE:
-            raise ConfigError(f"task {name!r} is not part of mnist_usps; run it with {ELSEWHERE[name]}")
-        raise ConfigError(f"unknown task {name!r}; mnist_usps accepts {', '.join(TASKS)}")
+    check_experiment_tasks(names, "mnist_usps")
 
 
 def build_tasks(names: list[str], data_root: str | os.PathLike[str] | None, device: torch.device,

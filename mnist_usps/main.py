@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metaplastic import fast
-from metaplastic.method import faithfulness
-from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
-                             config_from, main_guard, neutral, per_seed, print_config)
 from metaplastic.errors import ConfigError
 from metaplastic.experiments.sequence import run_sequence
 from metaplastic.flag_types import non_negative_float, positive_float, positive_int
+from metaplastic.method import faithfulness
+from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
+                                  config_from, main_guard, neutral, per_seed, print_config)
 from metaplastic.runs.rundir import set_up_run, start_run_directory
 from mnist_usps.data_utils import (TRAIN_EVAL_BATCH_SIZE, TRAIN_WINDOW, build_tasks,
                                    check_task_names)

@@ -25,15 +25,15 @@ from pathlib import Path
 from dataclasses import dataclass, field
 
 from metaplastic import fast
+from metaplastic.experiments.stream import (add_stream_arguments, describe, meta_column, run_stream,
+                                            stream_settings, subset_indices)
+from metaplastic.flag_types import non_negative_float, positive_int
 from metaplastic.method import faithfulness, published
+from metaplastic.method.optim import check_meta, expand_meta
 from metaplastic.runs import records
 from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
-                             config_from, fraction, main_guard, neutral)
-from metaplastic.flag_types import non_negative_float, positive_int
-from metaplastic.method.optim import check_meta, expand_meta
+                                  config_from, fraction, main_guard, neutral)
 from metaplastic.runs.rundir import set_up_run, start_run_directory
-from metaplastic.experiments.stream import (add_stream_arguments, describe, meta_column, run_stream,
-                                stream_settings, subset_indices)
 from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, load_data, permutes, transforms
 from stream_cifar10.model_utils import (DEFAULT_CHANNELS, N_WEIGHT_LAYERS, WEIGHT_INITS,
                                         build_model, unused_init_note)

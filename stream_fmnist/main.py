@@ -28,15 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metaplastic import fast
+from metaplastic.experiments.stream import (add_stream_arguments, describe, meta_column, run_stream,
+                                            stream_settings, subset_indices)
+from metaplastic.flag_types import non_negative_float, positive_int
 from metaplastic.method import faithfulness
+from metaplastic.method.optim import check_meta, expand_meta
 from metaplastic.runs import records
 from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_run_arguments,
-                             add_save_argument, config_from, refuse_beaker, main_guard, neutral)
-from metaplastic.flag_types import non_negative_float, positive_int
-from metaplastic.method.optim import check_meta, expand_meta
+                                  add_save_argument, config_from, refuse_beaker, main_guard, neutral)
 from metaplastic.runs.rundir import set_up_run, start_run_directory
-from metaplastic.experiments.stream import (add_stream_arguments, describe, meta_column, run_stream,
-                                stream_settings, subset_indices)
 from stream_fmnist.data_utils import TASKS, load_data, pixels
 from stream_fmnist.model_utils import build_model
 

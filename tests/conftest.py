@@ -57,9 +57,9 @@ def fresh_caches():
 def have_data(*datasets: str) -> bool:
     """Whether every prepared file of ``datasets`` ('MNIST', 'FashionMNIST', 'USPS') is under
     :data:`DATA_ROOT`."""
-    from metaplastic.data.files import DATASET_FILES
+    from metaplastic.data.registry import DATASETS
 
-    return all((DATA_ROOT / f).is_file() for name in datasets for f in DATASET_FILES[name])
+    return all((DATA_ROOT / f).is_file() for name in datasets for f in DATASETS[name].paths)
 
 
 def needs_data(*datasets: str):
@@ -88,9 +88,9 @@ def run_script(script: str, *args, cwd=REPO, timeout: float = 900, **env) -> sub
 
 def write_idx_dataset(root: Path, name: str, arrays: dict, monkeypatch) -> Path:
     """Write ``arrays`` (IDX file name -> uint8 images (n, 28, 28) or labels (n,)) as
-    ``root/name/raw/<file>`` and register their SHA-256 for this test, as metaplastic.data.files records
+    ``root/name/raw/<file>`` and register their SHA-256 for this test, as metaplastic.data.registry records
     the real files'. Returns the folder."""
-    from metaplastic.data.files import SHA256
+    from metaplastic.data.registry import SHA256
     from metaplastic.data.sources.common import encode_idx_images, encode_idx_labels
 
     folder = root / name / "raw"

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from metaplastic.data.augment import (AugmentSettings, BatchAugment, device_generator, hflip, pad_crop,
-                                 rotate)
+                                      rotate)
 
 
 def images(n=16, seed=0):

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from metaplastic.method.consolidation import (EWC, SynapticIntelligence, empirical_fisher, fisher_divisor,
-                                       shuffled_like)
 from metaplastic.errors import ConfigError
+from metaplastic.method.consolidation import (EWC, SynapticIntelligence, empirical_fisher, fisher_divisor,
+                                              shuffled_like)
 from metaplastic.method.models import BNN, DNN
 
 

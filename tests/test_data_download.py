@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from metaplastic import data_prep
-from metaplastic.data import files as data_files
+from metaplastic.data import registry
 from metaplastic.data.sources import fashion_deb
 from metaplastic.data.sources.common import encode_idx_images, encode_idx_labels
 
@@ -137,7 +137,7 @@ def build_mirror(folder: Path, base: str, monkeypatch) -> dict[str, bytes]:
             (folder / sub / f"{name}.gz").write_bytes(gz)
             resources.append((f"{name}.gz", md5(gz)))
             expected[f"{dataset}/raw/{name}"] = raw
-            monkeypatch.setitem(data_files.SHA256, f"{dataset}/raw/{name}", sha256(raw))
+            monkeypatch.setitem(registry.SHA256, f"{dataset}/raw/{name}", sha256(raw))
         monkeypatch.setattr(getattr(tv, dataset), "mirrors", [f"{base}/{sub}/"])
         monkeypatch.setattr(getattr(tv, dataset), "resources", resources)
 
@@ -148,7 +148,7 @@ def build_mirror(folder: Path, base: str, monkeypatch) -> dict[str, bytes]:
         (folder / "usps" / name).write_bytes(data)
         split_list[split] = [f"{base}/usps/{name}", name, md5(data)]
         expected[f"USPS/{name}"] = data
-        monkeypatch.setitem(data_files.MD5, f"USPS/{name}", md5(data))
+        monkeypatch.setitem(registry.MD5, f"USPS/{name}", md5(data))
     monkeypatch.setattr(tv.USPS, "split_list", split_list)
 
     rng = np.random.default_rng(5)
@@ -158,8 +158,8 @@ def build_mirror(folder: Path, base: str, monkeypatch) -> dict[str, bytes]:
     cifar100 = {"train": _batch(rng, 3, "fine_labels", 100), "test": _batch(rng, 2, "fine_labels", 100),
                 "meta": {"fine_label_names": [f"f{i}" for i in range(100)]}}
     for cls, folder_name, files, meta_name in (
-            (tv.CIFAR10, data_files.CIFAR10_FOLDER, cifar10, "batches.meta"),
-            (tv.CIFAR100, data_files.CIFAR100_FOLDER, cifar100, "meta")):
+            (tv.CIFAR10, registry.DATASETS["CIFAR10"].folder, cifar10, "batches.meta"),
+            (tv.CIFAR100, registry.DATASETS["CIFAR100"].folder, cifar100, "meta")):
         tarball, pickles = _cifar_tarball(folder_name, files)
         (folder / cls.filename).write_bytes(tarball)
         monkeypatch.setattr(cls, "url", f"{base}/{cls.filename}")
@@ -171,7 +171,7 @@ def build_mirror(folder: Path, base: str, monkeypatch) -> dict[str, bytes]:
         monkeypatch.setattr(cls, "meta", dict(cls.meta, md5=md5(pickles[meta_name])))
         for name, data in pickles.items():
             expected[f"{folder_name}/{name}"] = data
-            monkeypatch.setitem(data_files.MD5, f"{folder_name}/{name}", md5(data))
+            monkeypatch.setitem(registry.MD5, f"{folder_name}/{name}", md5(data))
     return expected
 
 
@@ -213,9 +213,9 @@ def test_download_checks_against_the_registry(tmp_path: Path, mirror, connection
     root = tmp_path / "data"
     # The real MNIST sums: torchvision accepts the synthetic files (their MD5s are patched in
     # torchvision), but the registry refuses them and nothing is put in place.
-    real = {rel: data_files.FILES[i].sha256 for i, rel in enumerate(data_files.DATASET_FILES["MNIST"])}
+    real = {rel: registry.FILES[i].sha256 for i, rel in enumerate(registry.DATASETS["MNIST"].paths)}
     for rel, digest in real.items():
-        monkeypatch.setitem(data_files.SHA256, rel, digest)
+        monkeypatch.setitem(registry.SHA256, rel, digest)
 
     assert data_prep.main(["--data-root", str(root), "--datasets", "MNIST", "--download"]) == 2
     assert "SHA-256 mismatch" in capsys.readouterr().err
@@ -260,14 +260,14 @@ def test_without_download_nothing_is_fetched(tmp_path: Path, connections, monkey
     system_dir.mkdir()
     for name, raw in _idx_set(7).items():
         (system_dir / f"{name}.gz").write_bytes(gzip.compress(raw))
-        monkeypatch.setitem(data_files.SHA256, f"FashionMNIST/raw/{name}", sha256(raw))
+        monkeypatch.setitem(registry.SHA256, f"FashionMNIST/raw/{name}", sha256(raw))
     monkeypatch.setattr(fashion_deb, "FASHION_SYSTEM_DIR", system_dir)
     usps_dir = tmp_path / "usps"
     usps_dir.mkdir()
     for name, seed in (("usps.bz2", 1), ("usps.t.bz2", 2)):
         data = _usps_bz2(seed, 2)
         (usps_dir / name).write_bytes(data)
-        monkeypatch.setitem(data_files.MD5, f"USPS/{name}", md5(data))
+        monkeypatch.setitem(registry.MD5, f"USPS/{name}", md5(data))
     root = tmp_path / "data"
 
     status = data_prep.main(["--data-root", str(root), "--datasets", "FMNIST", "USPS", "CIFAR10",

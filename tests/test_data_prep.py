@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from metaplastic import data_prep, fileio
-from metaplastic.data import files as data_files
+from metaplastic.data import registry, root as data_root
 from metaplastic.data.datasets import read_idx
-from metaplastic.data.sources import common, fashion_deb, mnist_wheel
+from metaplastic.data.sources import common, fashion_deb, mnist_wheel, usps_files
 from metaplastic.data.sources.common import encode_idx_images, encode_idx_labels, write_verified
 from metaplastic.data.sources.fashion_deb import iter_ar_members, read_files_from_deb
 from metaplastic.errors import ConfigError, DataError, MetaplasticError
@@ -173,8 +173,8 @@ def test_write_verified_needs_a_recorded_hash(tmp_path: Path) -> None:
 
 def test_files_to_produce_skips_valid_and_redoes_corrupt(tmp_path: Path, monkeypatch) -> None:
     good, bad = b"good file", b"bad file"
-    monkeypatch.setitem(data_files.SHA256, "S/good", sha256_bytes(good))
-    monkeypatch.setitem(data_files.SHA256, "S/bad", sha256_bytes(good))
+    monkeypatch.setitem(registry.SHA256, "S/good", sha256_bytes(good))
+    monkeypatch.setitem(registry.SHA256, "S/bad", sha256_bytes(good))
     (tmp_path / "S").mkdir()
     (tmp_path / "S/good").write_bytes(good)
     (tmp_path / "S/bad").write_bytes(bad)
@@ -256,11 +256,11 @@ def test_prepare_fashion_mnist_from_installed_gz_files(tmp_path: Path, monkeypat
     system_dir = tmp_path / "system"
     system_dir.mkdir()
     raw_contents = {}
-    for index, name in enumerate(data_files.IDX_FILE_NAMES):
+    for index, name in enumerate(registry.IDX_FILE_NAMES):
         raw = encode_idx_labels(np.full(3 + index, index, dtype=np.uint8))
         raw_contents[name] = raw
         (system_dir / f"{name}.gz").write_bytes(gzip.compress(raw))
-        monkeypatch.setitem(data_files.SHA256, f"FashionMNIST/raw/{name}", sha256_bytes(raw))
+        monkeypatch.setitem(registry.SHA256, f"FashionMNIST/raw/{name}", sha256_bytes(raw))
     monkeypatch.setattr(fashion_deb, "FASHION_SYSTEM_DIR", system_dir)
     root = tmp_path / "root"
 
@@ -287,7 +287,7 @@ def write_synthetic_usps_h5(path: Path, monkeypatch) -> Path:
             group = f.create_group(split)
             group["data"] = (rng.integers(-1000, 1001, size=(n, 256)) / 1000 + 1).astype(np.float32) / 2
             group["target"] = rng.integers(0, 10, size=n).astype(np.int32)
-    monkeypatch.setitem(data_files.SHA256, "USPS/usps.h5", fileio.sha256_file(path))
+    monkeypatch.setitem(registry.SHA256, "USPS/usps.h5", fileio.sha256_file(path))
     return path
 
 
@@ -301,7 +301,7 @@ def write_synthetic_usps_bz2(folder: Path, monkeypatch) -> dict[str, bytes]:
         data = bz2.compress(f"{label} 1:-1.000 2:0.500 256:1.000\n".encode())
         (folder / name).write_bytes(data)
         contents[name] = data
-        monkeypatch.setitem(data_files.MD5, f"USPS/{name}", hashlib.md5(data).hexdigest())
+        monkeypatch.setitem(registry.MD5, f"USPS/{name}", hashlib.md5(data).hexdigest())
     return contents
 
 
@@ -323,7 +323,7 @@ def test_prepare_usps_from_usps_h5_checks_hash_and_is_idempotent(tmp_path: Path,
 
 def test_prepare_usps_refuses_an_h5_with_the_wrong_hash(tmp_path: Path, monkeypatch) -> None:
     source = write_synthetic_usps_h5(tmp_path / "usps.h5", monkeypatch)
-    monkeypatch.setitem(data_files.SHA256, "USPS/usps.h5", "0" * 64)
+    monkeypatch.setitem(registry.SHA256, "USPS/usps.h5", "0" * 64)
     with pytest.raises(DataError, match="SHA-256 mismatch"):
         data_prep.prepare(tmp_path / "root", datasets=["USPS"], usps_h5=source, log=lambda m: None)
     assert not (tmp_path / "root/USPS/usps.h5").exists()
@@ -340,7 +340,7 @@ def test_prepare_usps_from_a_folder_of_torchvision_files(tmp_path: Path, monkeyp
     for name, data in contents.items():
         assert (root / "USPS" / name).read_bytes() == data
     assert data_prep.prepare(root, datasets=["USPS"], log=lambda m: None) == {"USPS": []}
-    monkeypatch.setitem(data_files.MD5, "USPS/usps.t.bz2", "0" * 32)
+    monkeypatch.setitem(registry.MD5, "USPS/usps.t.bz2", "0" * 32)
     with pytest.raises(DataError, match="MD5 mismatch"):
         data_prep.prepare(tmp_path / "other", datasets=["USPS"], usps_dir=tmp_path / "tv", log=lambda m: None)
     with pytest.raises(DataError, match="usps.t.bz2"):
@@ -348,7 +348,7 @@ def test_prepare_usps_from_a_folder_of_torchvision_files(tmp_path: Path, monkeyp
         data_prep.prepare(tmp_path / "other", datasets=["USPS"], usps_dir=tmp_path / "tv", log=lambda m: None)
 
 
-REAL_USPS_H5 = data_files.default_data_root() / "USPS/usps.h5"
+REAL_USPS_H5 = data_root.default_data_root() / "USPS/usps.h5"
 
 
 @pytest.mark.skipif(not REAL_USPS_H5.is_file(),
@@ -360,14 +360,14 @@ def test_prepare_usps_copies_a_real_usps_h5_and_checks_hash(tmp_path: Path) -> N
 
     target = tmp_path / "USPS/usps.h5"
     assert written == {"USPS": [target]}
-    assert fileio.sha256_file(target) == data_files.SHA256["USPS/usps.h5"]
+    assert fileio.sha256_file(target) == registry.SHA256["USPS/usps.h5"]
     assert leftover_temp_files(tmp_path) == []
 
 
 def test_prepare_usps_without_a_source_names_every_way(tmp_path: Path, capsys) -> None:
     # Not asked for explicitly (the default datasets): USPS is skipped with a message, no error.
     messages: list[str] = []
-    written = data_prep.prepare_usps(tmp_path, log=messages.append)
+    written = usps_files.prepare_usps(tmp_path, log=messages.append)
     assert written == []
     text = "\n".join(messages)
     assert "skipped" in text
@@ -405,37 +405,37 @@ def test_error_hierarchy() -> None:
 
 def test_default_data_root_reads_environment(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("METAPLASTIC_DATA", str(tmp_path))
-    assert data_files.default_data_root() == tmp_path
+    assert data_root.default_data_root() == tmp_path
     monkeypatch.delenv("METAPLASTIC_DATA")
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(tmp_path)                      # never the working directory
-    assert data_files.default_data_root() == repo / "data"
+    assert data_root.default_data_root() == repo / "data"
     # an installed package (no clone around it): the per-user folder
-    monkeypatch.setattr(data_files, "clone_root", lambda: None)
+    monkeypatch.setattr(data_root, "clone_root", lambda: None)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
-    assert data_files.default_data_root() == tmp_path / "share" / "metaplastic-bnn" / "data"
+    assert data_root.default_data_root() == tmp_path / "share" / "metaplastic-bnn" / "data"
     monkeypatch.delenv("XDG_DATA_HOME")
-    assert data_files.default_data_root() == Path.home() / ".local/share/metaplastic-bnn/data"
+    assert data_root.default_data_root() == Path.home() / ".local/share/metaplastic-bnn/data"
 
 
 def test_registry_has_a_checksum_for_every_file() -> None:
-    for files in data_files.DATASET_FILES.values():
+    for files in (d.paths for d in registry.DATASETS.values()):
         for rel_path in files:
-            assert len(data_files.SHA256.get(rel_path, "")) == 64 or len(data_files.MD5[rel_path]) == 32
+            assert len(registry.SHA256.get(rel_path, "")) == 64 or len(registry.MD5[rel_path]) == 32
     for dataset in ("MNIST", "FashionMNIST", "USPS"):  # what the offline preparation writes
-        for rel_path in data_files.DATASET_FILES[dataset]:
-            assert len(data_files.SHA256[rel_path]) == 64
-    paths = [f.path for f in data_files.FILES]
+        for rel_path in registry.DATASETS[dataset].paths:
+            assert len(registry.SHA256[rel_path]) == 64
+    paths = [f.path for f in registry.FILES]
     assert len(paths) == len(set(paths))
-    assert all(f.what for f in data_files.FILES)
+    assert all(f.what for f in registry.FILES)
 
 
 def test_every_missing_data_hint_names_both_ways(tmp_path: Path) -> None:
-    for dataset in data_files.ALL_DATASETS:
-        hint = data_files.how_to_obtain(dataset, tmp_path)
+    for dataset in registry.DATASETS:
+        hint = registry.how_to_obtain(dataset, tmp_path)
         assert "--download" in hint and "shared" not in hint
         if dataset in ("MNIST", "FashionMNIST"):
-            assert data_files.prepare_command(tmp_path) in hint
+            assert registry.prepare_command(tmp_path) in hint
         if dataset == "USPS":
             assert "--usps-h5" in hint and "--usps-dir" in hint
         if dataset.startswith("CIFAR"):

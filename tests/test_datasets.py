@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import DATA_ROOT, needs_data, write_idx_dataset
 
-from metaplastic.data import files as data_files, datasets
+from metaplastic.data import datasets, registry
 from metaplastic.data.datasets import ImageDataset, load_image_dataset, read_idx, verify_files
 from metaplastic.data.sources.common import encode_idx_images, encode_idx_labels
 from metaplastic.errors import ConfigError, DataError
@@ -78,7 +78,7 @@ def test_verify_files_lists_missing_files_and_the_prepare_command(tmp_path: Path
     (tmp_path / "MNIST/raw/train-labels-idx1-ubyte").write_bytes(b"not the real file")
 
     with pytest.raises(DataError) as caught:
-        verify_files(tmp_path, data_files.DATASET_FILES["MNIST"])
+        verify_files(tmp_path, registry.DATASETS["MNIST"].paths)
 
     message = str(caught.value)
     for name in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
@@ -89,7 +89,7 @@ def test_verify_files_lists_missing_files_and_the_prepare_command(tmp_path: Path
 
 def test_verify_files_rejects_a_flipped_byte(tmp_path: Path, monkeypatch) -> None:
     write_synthetic_dataset(tmp_path, "MNIST", monkeypatch)
-    files = data_files.DATASET_FILES["MNIST"]
+    files = registry.DATASETS["MNIST"].paths
     verify_files(tmp_path, files)
 
     corrupted_path = tmp_path / "MNIST/raw/t10k-images-idx3-ubyte"
@@ -113,7 +113,7 @@ def test_verify_files_hashes_each_file_once(tmp_path: Path, monkeypatch) -> None
     monkeypatch.setattr(datasets, "sha256_file", lambda path: calls.append(path) or real_sha256_file(path))
 
     for _ in range(3):
-        verify_files(tmp_path, data_files.DATASET_FILES["MNIST"])
+        verify_files(tmp_path, registry.DATASETS["MNIST"].paths)
     assert len(calls) == 4
 
 
@@ -159,13 +159,9 @@ def test_load_image_dataset_label_image_count_mismatch(tmp_path: Path, monkeypat
     write_synthetic_dataset(tmp_path, "MNIST", monkeypatch)
     labels = encode_idx_labels(np.zeros(5, dtype=np.uint8))
     (tmp_path / "MNIST/raw/train-labels-idx1-ubyte").write_bytes(labels)
-    monkeypatch.setitem(data_files.SHA256, "MNIST/raw/train-labels-idx1-ubyte", hashlib.sha256(labels).hexdigest())
+    monkeypatch.setitem(registry.SHA256, "MNIST/raw/train-labels-idx1-ubyte", hashlib.sha256(labels).hexdigest())
     with pytest.raises(DataError, match="6 images but 5 labels"):
         load_image_dataset("MNIST", tmp_path)
-
-
-def test_default_data_root_is_reexported() -> None:
-    assert datasets.default_data_root is data_files.default_data_root
 
 
 # --------------------------------------------------------------------------------------------

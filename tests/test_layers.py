@@ -6,7 +6,7 @@ from metaplastic.method.engine import evaluate
 from metaplastic.method.layers import BinarizedConv2d, BinarizedLinear, binarize_ste, sign_activation
 from metaplastic.method.models import BNN, DNN
 from metaplastic.method.norms import (BatchNorm1d, FeatureNorm, batch_statistics_groups, norm_state,
-                               using_norm_state)
+                                      using_norm_state)
 
 
 def test_sign_activation_forward_and_clipped_gradient():

@@ -15,7 +15,7 @@ import torch
 from conftest import DATA_ROOT, idx_arrays, needs_data, write_idx_dataset
 
 from metaplastic import fileio
-from metaplastic.data import files as data_files, datasets
+from metaplastic.data import datasets, registry
 from metaplastic.data import usps
 from metaplastic.data.usps import load_usps, read_usps
 from metaplastic.errors import ConfigError, DataError
@@ -81,7 +81,7 @@ def write_usps_h5(root: Path, monkeypatch, n_train: int = 12, n_test: int = 5, s
             g = f.create_group(split)
             g.create_dataset("data", data=((k / 1000 + 1) / 2).astype(np.float32))
             g.create_dataset("target", data=labels.astype(np.int32))
-    monkeypatch.setitem(data_files.SHA256, "USPS/usps.h5", fileio.sha256_file(path))
+    monkeypatch.setitem(registry.SHA256, "USPS/usps.h5", fileio.sha256_file(path))
     return splits
 
 
@@ -286,7 +286,7 @@ def test_modified_h5_is_refused(tmp_path: Path, monkeypatch) -> None:
 
 def test_real_usps_hash_is_the_published_one() -> None:
     # The real file's name keeps its recorded hash: only tests register synthetic ones.
-    assert data_files.SHA256["USPS/usps.h5"] == REAL_USPS_SHA256
+    assert registry.SHA256["USPS/usps.h5"] == REAL_USPS_SHA256
 
 
 def test_modified_bz2_is_refused(tmp_path: Path, monkeypatch) -> None:
@@ -301,7 +301,7 @@ def test_missing_usps_names_the_files_and_the_prepare_command(tmp_path: Path) ->
     with pytest.raises(DataError) as info:
         read_usps(tmp_path)
     message = str(info.value)
-    for text in ("usps.h5", "usps.bz2", "usps.t.bz2", data_files.prepare_command(tmp_path),
+    for text in ("usps.h5", "usps.bz2", "usps.t.bz2", registry.prepare_command(tmp_path),
                  "--usps-h5", "--usps-dir", "--download"):
         assert text in message
     assert "shared" not in message

@@ -86,7 +86,7 @@ def test_a_fresh_environment_with_the_wheel_runs_from_outside_the_clone(built, t
     # no clone around the installed package: the per-user data folder, not site-packages/data
     env["XDG_DATA_HOME"] = str(tmp_path / "share")
     env.pop("METAPLASTIC_DATA", None)
-    root = run(str(python), "-c", "from metaplastic.data.files import default_data_root; "
+    root = run(str(python), "-c", "from metaplastic.data.root import default_data_root; "
                "print(default_data_root())")
     assert root.stdout.strip() == str(tmp_path / "share" / "metaplastic-bnn" / "data"), root
     listed = run(str(bin_dir / "metaplastic-reproduce"), "list", "fig4ab")

@@ -5,6 +5,8 @@ import pytest
 import torch
 from conftest import gaussian_tasks
 
+from metaplastic.data.tasks import (PMNIST_TEST_BATCH, TaskData, draw_permutations, permuted_task,
+                                    positional_names)
 from metaplastic.experiments.runner import SimulatedCrash
 from metaplastic.experiments.sequence import SequenceSettings, run_sequence
 from metaplastic.method.engine import evaluate
@@ -13,8 +15,6 @@ from metaplastic.method.models import BNN
 from metaplastic.method.norms import load_norm_state
 from metaplastic.runs import records
 from metaplastic.runs.checkpoint import load_checkpoint
-from metaplastic.data.tasks import (PMNIST_TEST_BATCH, TaskData, draw_permutations, permuted_task,
-                               positional_names)
 
 PREFIX = records.continual_row_prefix("bnn", "task", "16", "bn", [1.0, 1.0], bn_gamma_init="ones",
                                       bn_stats="batch")

@@ -16,13 +16,13 @@ from torch import nn
 
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.experiments.runner import SimulatedCrash
+from metaplastic.experiments.stream import (StreamData, StreamSettings, run_stream,
+                                            stream_accuracies, subset_indices)
 from metaplastic.method.flips import flip_columns
 from metaplastic.method.layers import BinarizedConv2d, BinarizedLinear
 from metaplastic.method.models import weight_layers
 from metaplastic.runs import records
 from metaplastic.runs.checkpoint import CHECKPOINT_FILE
-from metaplastic.experiments.stream import (StreamData, StreamSettings, run_stream,
-                                stream_accuracies, subset_indices)
 from stream_cifar10 import main as cifar_main
 from stream_cifar10.model_utils import BinaryVGG, build_model as build_vgg
 from stream_fmnist import main as fmnist_main

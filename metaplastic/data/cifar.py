@@ -32,22 +32,22 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
-from metaplastic.data.files import CIFAR10_FOLDER, CIFAR100_FOLDER, MD5, download_command
+from metaplastic.data.registry import DATASETS, MD5, how_to_obtain
+from metaplastic.data.root import data_root_or_default
 from metaplastic.errors import DataError
 from metaplastic.fileio import md5_file
 
+# The role of each file of the registry's CIFAR folders (:data:`metaplastic.data.registry.DATASETS`).
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
 CIFAR10_META_FILE = "batches.meta"
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 CIFAR100_TRAIN_FILE = "train"
 CIFAR100_TEST_FILE = "test"
 CIFAR100_META_FILE = "meta"
-CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 
 #: MD5 sums of the official files (those torchvision checks), from the registry
-#: :data:`metaplastic.data.files.MD5` (no SHA-256 of them is known). Only full-size data is
+#: :data:`metaplastic.data.registry.MD5` (no SHA-256 of them is known). Only full-size data is
 #: compared (a mismatch is a warning, since re-pickled copies hold the same pixels).
 OFFICIAL_MD5 = MD5
 OFFICIAL_SIZES = {"cifar10": (50000, 10000), "cifar100": (50000, 10000)}
@@ -75,19 +75,6 @@ class CifarSplits(NamedTuple):
 # --------------------------------------------------------------------------------------------
 
 
-def how_to_get(which: str, root: Path) -> str:
-    """Instructions for obtaining CIFAR-10 ('cifar10') or CIFAR-100 ('cifar100') under ``root``."""
-    cls, url, folder = (("CIFAR10", CIFAR10_URL, CIFAR10_FOLDER) if which == "cifar10"
-                        else ("CIFAR100", CIFAR100_URL, CIFAR100_FOLDER))
-    return (f"No offline package ships CIFAR, so it must be fetched once on a machine with "
-            f"internet: either run\n"
-            f"  {download_command(root, [cls])}\n"
-            f"(torchvision's downloader, i.e. torchvision.datasets.{cls}('{root}', download=True); "
-            f"or pass --download where the experiment offers it), or fetch {url} and unpack it under "
-            f"{root} (it creates {folder}/). Copy that folder to {root / folder} on this "
-            f"machine, or point --data-root at the folder holding {folder}/.")
-
-
 def missing_files(root: str | os.PathLike | None, which: str = "cifar10") -> list[Path]:
     """The files of ``which`` ('cifar10' or 'cifar100') absent under ``root``."""
     folder, names = _layout(which)
@@ -95,20 +82,21 @@ def missing_files(root: str | os.PathLike | None, which: str = "cifar10") -> lis
     return [base / name for name in names if not (base / name).is_file()]
 
 
+def _registered(which: str):
+    """The registry's entry of ``which`` ('cifar10' or 'cifar100')."""
+    if which not in ("cifar10", "cifar100"):
+        raise ValueError(f"unknown CIFAR variant {which!r} (cifar10, cifar100)")
+    return DATASETS[which.upper()]
+
+
 def _layout(which: str) -> tuple[str, tuple[str, ...]]:
-    if which == "cifar10":
-        return CIFAR10_FOLDER, (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE, CIFAR10_META_FILE)
-    if which == "cifar100":
-        return CIFAR100_FOLDER, (CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE, CIFAR100_META_FILE)
-    raise ValueError(f"unknown CIFAR variant {which!r} (cifar10, cifar100)")
+    """The folder of ``which`` and its file names, from the registry."""
+    dataset = _registered(which)
+    return dataset.folder, tuple(Path(path).name for path in dataset.paths)
 
 
 def _root(root: str | os.PathLike | None) -> Path:
-    if root is None or str(root) == "":
-        from metaplastic.data.files import default_data_root
-
-        return default_data_root()
-    return Path(root)
+    return data_root_or_default(root)
 
 
 def check_present(root: str | os.PathLike | None, which: str = "cifar10") -> Path:
@@ -124,7 +112,7 @@ def check_present(root: str | os.PathLike | None, which: str = "cifar10") -> Pat
             what = f"no folder {base} (it should hold {', '.join(names)})"
         else:
             what = "missing " + ", ".join(str(p) for p in missing)
-        raise DataError(f"{name} not found: {what}.\n{how_to_get(which, root_path)}")
+        raise DataError(f"{name} not found: {what}.\n{how_to_obtain(_registered(which).name, root_path)}")
     return root_path / folder
 
 

@@ -1,7 +1,8 @@
 """Readers for the prepared datasets: IDX files checked by SHA-256 and loaded once into tensors.
 
 The files are those written by :mod:`metaplastic.data_prep` (torchvision's ``<root>/<Name>/raw/``
-layout), checked against the registry :mod:`metaplastic.data.files`. Images become float32 rows of 784 pixels equal to ``byte / 255`` (exactly what
+layout), checked against the registry :mod:`metaplastic.data.registry`. Images become float32
+rows of 784 pixels equal to ``byte / 255`` (exactly what
 torchvision's ``ToTensor`` gives), labels int64.
 """
 
@@ -16,15 +17,16 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from metaplastic.data.files import (
-    DATASET_FILES,
-    FILES,
-    IDX_IMAGES_MAGIC,
-    IDX_LABELS_MAGIC,
-    SHA256,
-    default_data_root,
-    how_to_obtain,
-)
+from metaplastic.data.registry import (
+                                       DATASETS,
+                                       IDX_IMAGES_MAGIC,
+                                       IDX_LABELS_MAGIC,
+                                       SHA256,
+                                       canonical_dataset_name,
+                                       dataset_of_file,
+                                       how_to_obtain,
+                                       )
+from metaplastic.data.root import data_root_or_default
 from metaplastic.errors import ConfigError, DataError
 from metaplastic.fileio import sha256_file
 
@@ -32,20 +34,14 @@ __all__ = [
     "ImageDataset",
     "IMAGE_DATASETS",
     "clear_caches",
-    "default_data_root",
     "load_image_dataset",
     "read_idx",
     "verify_files",
 ]
 
-#: Image datasets this module loads, and the aliases accepted for them.
-IMAGE_DATASETS: tuple[str, ...] = ("MNIST", "FashionMNIST")
-_IMAGE_DATASET_ALIASES: dict[str, str] = {
-    "mnist": "MNIST",
-    "fashionmnist": "FashionMNIST",
-    "fashion-mnist": "FashionMNIST",
-    "fmnist": "FashionMNIST",
-}
+#: The registry's datasets this module loads (28x28 IDX images).
+IMAGE_DATASETS: tuple[str, ...] = tuple(d.name for d in DATASETS.values()
+                                        if d.loader.startswith(f"{__name__}:"))
 
 _IDX_DIMENSIONS = {IDX_IMAGES_MAGIC: 3, IDX_LABELS_MAGIC: 1}
 
@@ -115,11 +111,6 @@ def cached_sha256(path: str | os.PathLike[str]) -> str:
     return _hash_cache[key]
 
 
-def _dataset_of(rel_path: str) -> str | None:
-    """The registry's dataset of a file (None for a file the registry does not list)."""
-    return next((f.dataset for f in FILES if f.path == rel_path), None)
-
-
 def verify_files(root: str | os.PathLike[str], names: Iterable[str]) -> None:
     """Check that each file ``root/name`` exists and matches its SHA-256 in :data:`SHA256`.
 
@@ -140,7 +131,7 @@ def verify_files(root: str | os.PathLike[str], names: Iterable[str]) -> None:
         lines = [f"dataset files under {root} are not ready:"]
         lines += [f"  missing: {name}" for name in missing]
         lines += [f"  corrupt (SHA-256 mismatch): {name}" for name in corrupt]
-        for dataset in dict.fromkeys(_dataset_of(name) for name in missing + corrupt):
+        for dataset in dict.fromkeys(dataset_of_file(name) for name in missing + corrupt):
             if dataset is not None:
                 lines.append(f"{dataset}: {how_to_obtain(dataset, root)}")
         raise DataError("\n".join(lines))
@@ -170,8 +161,11 @@ class ImageDataset:
 
 def canonical_image_dataset(name: str) -> str:
     """``"MNIST"`` or ``"FashionMNIST"`` for a name in any case or an alias such as ``"FMNIST"``."""
-    canonical = _IMAGE_DATASET_ALIASES.get(name.strip().lower())
-    if canonical is None:
+    try:
+        canonical = canonical_dataset_name(name)
+    except ConfigError:
+        canonical = None
+    if canonical not in IMAGE_DATASETS:
         raise ConfigError(f"unknown image dataset {name!r}; choose from {', '.join(IMAGE_DATASETS)} "
                           f"(alias FMNIST)")
     return canonical
@@ -196,7 +190,7 @@ def _read_split(folder: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _read_image_dataset(name: str, root: Path) -> ImageDataset:
     """Verify and read one image dataset from ``root/<name>/raw/`` onto the CPU."""
-    verify_files(root, DATASET_FILES[name])
+    verify_files(root, DATASETS[name].paths)
     folder = root / name / "raw"
     train_x, train_y = _read_split(folder, "train")
     test_x, test_y = _read_split(folder, "t10k")
@@ -214,7 +208,7 @@ def load_image_dataset(
     and device return the same cached :class:`ImageDataset`.
     """
     canonical = canonical_image_dataset(name)
-    root_path = Path(root) if root is not None else default_data_root()
+    root_path = data_root_or_default(root)
     root_key = str(root_path.resolve())
     device_key = str(torch.device(device))
     cpu_key = (canonical, root_key, "cpu")
@@ -224,6 +218,16 @@ def load_image_dataset(
     if key not in _dataset_cache:
         _dataset_cache[key] = _dataset_cache[cpu_key].to(device)
     return _dataset_cache[key]
+
+
+def load_mnist(root: str | os.PathLike[str] | None = None, device="cpu") -> ImageDataset:
+    """MNIST (the registry's loader)."""
+    return load_image_dataset("MNIST", root, device)
+
+
+def load_fashion_mnist(root: str | os.PathLike[str] | None = None, device="cpu") -> ImageDataset:
+    """Fashion-MNIST (the registry's loader)."""
+    return load_image_dataset("FashionMNIST", root, device)
 
 
 def clear_caches() -> None:

@@ -1,4 +1,4 @@
-"""Tasks of a continual-learning sequence: data already on the run's device.
+"""Tasks of a continual-learning sequence: their names, and their data already on the run's device.
 
 pMNIST: every occurrence of 'pMNIST' in a sequence gets its own random pixel permutation of
 MNIST, drawn once per task, in sequence order, from a generator seeded by the run's seed.
@@ -10,9 +10,56 @@ from typing import Optional
 
 import torch
 
+from metaplastic.errors import ConfigError
+
 PMNIST_TEST_BATCH = 1000
 DEFAULT_TEST_BATCH = 100
 TRAIN_EVAL_BATCH = 100
+
+
+@dataclass(frozen=True)
+class TaskName:
+    """What a task name of the experiments' ``--task-sequence`` means."""
+
+    #: The experiment folders that run it; a name refused elsewhere is sent to the first.
+    experiments: tuple[str, ...]
+    #: Its inputs are 28x28 8-bit images (784 pixels, byte / 255).
+    image: bool = False
+
+
+#: Every task name of the experiments (``cifar100-K`` stands for each K): docs/METHOD.md section 4.
+TASK_NAMES: dict[str, TaskName] = {
+    "MNIST": TaskName(("continual_learning", "mnist_usps"), image=True),
+    "FMNIST": TaskName(("continual_learning",), image=True),
+    "USPS": TaskName(("mnist_usps", "continual_learning"), image=True),
+    "pMNIST": TaskName(("continual_learning",), image=True),
+    "animals": TaskName(("cifar_features",)),
+    "vehicles": TaskName(("cifar_features",)),
+    "cifar100-K": TaskName(("cifar_features",)),
+}
+#: The tasks whose inputs are 784 8-bit pixels.
+IMAGE_TASKS: tuple[str, ...] = tuple(name for name, task in TASK_NAMES.items() if task.image)
+
+
+def _entry(name: str) -> str:
+    return "cifar100-K" if name.startswith("cifar100-") else name
+
+
+def tasks_of(experiment: str) -> tuple[str, ...]:
+    """The task names ``experiment`` (a folder name such as ``continual_learning``) runs."""
+    return tuple(name for name, task in TASK_NAMES.items() if experiment in task.experiments)
+
+
+def check_task_names(names: list[str], experiment: str) -> None:
+    """Refuse a name ``experiment`` does not run: where it runs, or that it is unknown."""
+    for name in names:
+        task = TASK_NAMES.get(_entry(name))
+        if task is not None and experiment in task.experiments:
+            continue
+        if task is not None:
+            raise ConfigError(f"task {name!r} is not part of {experiment}; run it with "
+                              f"{task.experiments[0]}/main.py")
+        raise ConfigError(f"unknown task {name!r}; {experiment} accepts {', '.join(tasks_of(experiment))}")
 
 
 @dataclass

@@ -4,7 +4,7 @@ USPS sources, looked for under ``<data-root>/USPS/``:
 
 * ``usps.h5`` (written there by ``python -m metaplastic.data_prep``): groups ``train`` / ``test``
   with ``data`` (float32 N x 256, v = (x + 1) / 2 of the LIBSVM values x, step 0.0005) and
-  ``target`` (digits 0-9). Checked against its SHA-256 in the registry :mod:`metaplastic.data.files`.
+  ``target`` (digits 0-9). Checked against its SHA-256 in the registry :mod:`metaplastic.data.registry`.
 * torchvision's LIBSVM files ``usps.bz2`` and ``usps.t.bz2`` ("label idx:value ..." lines,
   labels 1..10 for digits 0..9, x in [-1, 1] with three decimals), checked against torchvision's
   MD5s (recorded in the same registry).
@@ -27,12 +27,13 @@ import numpy as np
 import torch
 
 from metaplastic.data.datasets import ImageDataset, images_to_float, verify_files
-from metaplastic.data.files import MD5, SHA256, USPS_BZ2_FILES, USPS_H5_FILES, default_data_root, how_to_obtain
+from metaplastic.data.registry import DATASETS, MD5, SHA256, how_to_obtain
+from metaplastic.data.root import data_root_or_default
 from metaplastic.errors import DataError
 from metaplastic.fileio import md5_file
 
-USPS_H5 = USPS_H5_FILES[0]
-USPS_BZ2 = dict(zip(("train", "test"), USPS_BZ2_FILES))
+USPS_H5, = DATASETS["USPS"].paths
+USPS_BZ2 = dict(zip(("train", "test"), DATASETS["USPS"].other_form_paths))
 #: The registry's MD5 table; its USPS entries are torchvision's MD5s of the LIBSVM files.
 USPS_BZ2_MD5 = MD5
 LIBSVM_URL = "https://www.csie.ntu.edu.tw/~cjlin/libsvmtools/datasets/multiclass/"
@@ -158,7 +159,7 @@ def missing_usps_message(root: Path) -> str:
 
 def read_usps(root: str | os.PathLike[str] | None = None) -> UspsSplits:
     """USPS from ``<root>/USPS/``: ``usps.h5`` (preferred, SHA-256 checked) or the two .bz2 files."""
-    root = Path(root) if root is not None else default_data_root()
+    root = data_root_or_default(root)
     if (root / USPS_H5).is_file():
         verify_files(root, [USPS_H5])  # DataError naming the file if its SHA-256 differs
         return read_usps_h5(root / USPS_H5)
@@ -188,7 +189,7 @@ def load_usps(root: str | os.PathLike[str] | None = None,
               device: str | torch.device = "cpu") -> ImageDataset:
     """USPS padded to 28x28, as float32 rows of 784 pixels (byte / 255) and int64 labels on
     ``device``; read once per process for a given root and device."""
-    root_path = Path(root) if root is not None else default_data_root()
+    root_path = data_root_or_default(root)
     key = (str(root_path.resolve()), str(torch.device(device)))
     if key not in _usps_cache:
         splits = read_usps(root_path)

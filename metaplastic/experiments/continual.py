@@ -11,21 +11,20 @@ from pathlib import Path
 
 import torch
 
-from metaplastic.method import published
-from metaplastic.runs import records
-from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_save_argument,
-                             config_from)
 from metaplastic.data.datasets import IMAGE_LEVELS
-from metaplastic.data.tasks import TaskData
+from metaplastic.data.tasks import IMAGE_TASKS, TaskData
 from metaplastic.errors import ConfigError
 from metaplastic.experiments.sequence import SequenceSettings
 from metaplastic.flag_types import non_negative_float, positive_float, positive_int
+from metaplastic.method import published
 from metaplastic.method.consolidation import METHODS, check_consolidation_flags, methods_of
 from metaplastic.method.models import BNN, DNN, MLP
 from metaplastic.method.norms import init_batchnorm_gamma
 from metaplastic.method.optim import check_meta, expand_meta
+from metaplastic.runs import records
+from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_save_argument,
+                                  config_from)
 
-IMAGE_TASKS = ("MNIST", "FMNIST", "USPS", "pMNIST")   # tasks with 784 8-bit pixels
 
 
 def build_model(net: str, in_size: int, hidden_layers: list[int], out_size: int, norm: str,

@@ -21,12 +21,12 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from metaplastic.runs import records
-from metaplastic.runs.checkpoint import (CHECKPOINT_FILE, check_run_state, load_checkpoint,
-                                    save_checkpoint)
 from metaplastic.method.engine import progress_bar, train_epoch
 from metaplastic.method.flips import FlipStatistics
 from metaplastic.progress import RunClock
+from metaplastic.runs import records
+from metaplastic.runs.checkpoint import (CHECKPOINT_FILE, check_run_state, load_checkpoint,
+                                         save_checkpoint)
 
 
 class SimulatedCrash(RuntimeError):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from metaplastic import paper
-from metaplastic.data.files import PACKAGE_PARENT
+from metaplastic.data.root import PACKAGE_PARENT
 from metaplastic.errors import ConfigError
 from metaplastic.fileio import open_append
 from metaplastic.method import published

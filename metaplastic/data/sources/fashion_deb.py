@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from metaplastic.data.files import DATASET_FILES
+from metaplastic.data.registry import DATASETS
 from metaplastic.data.sources.common import Log, files_to_produce, is_root_user, run_command, write_all_verified
 from metaplastic.errors import DataError
 
@@ -167,7 +167,7 @@ def fashion_gz_from_deb(names: Iterable[str], log: Log) -> dict[str, bytes]:
 def prepare_fashion_mnist(root: Path, log: Log = print) -> list[Path]:
     """Write Fashion-MNIST's uncompressed IDX files under ``root/FashionMNIST/raw/``; return files written."""
     log("FashionMNIST:")
-    needed = files_to_produce(root, DATASET_FILES["FashionMNIST"], log)
+    needed = files_to_produce(root, DATASETS["FashionMNIST"].paths, log)
     if not needed:
         return []
     names = [Path(rel).name for rel in needed]

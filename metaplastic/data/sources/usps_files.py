@@ -19,15 +19,17 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from metaplastic.data.files import USPS_BZ2_FILES, USPS_H5_FILES, how_to_obtain
+from metaplastic.data.registry import DATASETS, how_to_obtain
 from metaplastic.data.sources.common import Log, copy_verified, files_to_produce, has_expected_hash
 from metaplastic.errors import ConfigError, DataError
+
+USPS = DATASETS["USPS"]
 
 
 def usps_form_present(root: Path, sha_table: Mapping[str, str] | None = None,
                       md5_table: Mapping[str, str] | None = None) -> str | None:
     """``"h5"`` or ``"bz2"`` when that form of USPS is complete and valid under ``root``, else None."""
-    for form, files in (("h5", USPS_H5_FILES), ("bz2", USPS_BZ2_FILES)):
+    for form, files in (("h5", USPS.paths), ("bz2", USPS.other_form_paths)):
         if all(has_expected_hash(root, rel, sha_table, md5_table) for rel in files):
             return form
     return None
@@ -68,15 +70,15 @@ def prepare_usps(
         source = Path(usps_h5).expanduser()
         if not source.is_file():
             raise DataError(f"--usps-h5 {source}: no such file")
-        return _copy_files(root, {USPS_H5_FILES[0]: source}, log)
+        return _copy_files(root, {USPS.paths[0]: source}, log)
     if usps_dir is not None:
         folder = Path(usps_dir).expanduser()
         if not folder.is_dir():
             raise DataError(f"--usps-dir {folder}: no such folder (it should hold usps.bz2 and usps.t.bz2)")
-        return _copy_files(root, {rel: folder / Path(rel).name for rel in USPS_BZ2_FILES}, log)
+        return _copy_files(root, {rel: folder / Path(rel).name for rel in USPS.other_form_paths}, log)
     form = usps_form_present(root)
     if form is not None:
-        for rel in USPS_H5_FILES if form == "h5" else USPS_BZ2_FILES:
+        for rel in USPS.paths if form == "h5" else USPS.other_form_paths:
             log(f"  {rel}: ok")
         return []
     message = f"USPS is not under {root / 'USPS'} and no source was given; {how_to_obtain('USPS', root)}"
