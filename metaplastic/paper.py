@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Sequence
 
 from metaplastic.method import published
+from metaplastic.runs.folders import run_folder
 
 SCALES = ("paper", "cpu", "smoke")
 CPU_MAX_WIDTH = 512
@@ -361,6 +363,12 @@ def run_id(run: PaperRun, scale: str) -> str:
     return f"{slug}_{digest}"
 
 
+def configuration_folder(out, run: PaperRun, scale: str, seed: int | None = None) -> Path:
+    """``OUT/<experiment>/<run id>``, the folder of ``run``'s seeds at ``scale`` (and the folder of
+    one seed below it), named by :func:`metaplastic.runs.folders.run_folder`."""
+    return run_folder(out, run.experiment, run_id(run, scale), seed)
+
+
 def command(run: PaperRun, scale: str = "paper", python: str = "python") -> str:
     """The shell command of ``run`` at ``scale``."""
     import shlex
@@ -488,7 +496,6 @@ GENERATED_DOCUMENTS = ("README.md", "docs/EXPERIMENTS.md")
 def write_readme(root) -> None:
     """Replace every generated block in the documents of :data:`GENERATED_DOCUMENTS` under the
     clone ``root``."""
-    from pathlib import Path
 
     texts = {name: (Path(root) / name).read_text() for name in GENERATED_DOCUMENTS}
     for name, block in readme_blocks().items():
@@ -505,7 +512,6 @@ def write_readme(root) -> None:
 
 if __name__ == "__main__":
     import sys
-    from pathlib import Path
 
     if sys.argv[1:] != ["--write-readme"]:
         raise SystemExit("usage: python -m metaplastic.paper --write-readme")

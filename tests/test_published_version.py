@@ -13,7 +13,7 @@ from conftest import DATA_ROOT, needs_data
 from metaplastic import paper
 from metaplastic.errors import ConfigError
 from metaplastic.experiments.continual import build_model
-from metaplastic.launch.local import plan, run_folder
+from metaplastic.launch.local import plan
 from metaplastic.method import published
 from metaplastic.method.consolidation import empirical_fisher
 from metaplastic.method.models import BNN
@@ -143,7 +143,7 @@ def test_reproduce_keeps_the_versions_apart(tmp_path):
     assert old.id == "fig4ab_v1.0.0"
     for a, b in zip(fig.runs, old.runs):
         assert b.flags == a.flags + ("--published-version", "v1.0.0")
-        assert run_folder(tmp_path, a, "cpu") != run_folder(tmp_path, b, "cpu")
+        assert paper.configuration_folder(tmp_path, a, "cpu") != paper.configuration_folder(tmp_path, b, "cpu")
         assert "v1.0.0" in paper.run_id(b, "cpu")
     # the default version's folders are those of every run made before the option existed
     assert paper.run_id(fig.runs[0], "cpu") == "bnn_512x512_m0.0_50ep_MNIST-FMNIST_936c1b2834"

@@ -536,18 +536,18 @@ def test_the_slurm_job_script_is_an_array_with_the_requested_resources(tmp_path)
 def test_default_run_folders_of_two_runs_started_in_one_second_differ(monkeypatch):
     from datetime import datetime as real_datetime
 
-    from metaplastic.runs import cli
+    from metaplastic.runs import folders
 
     class FrozenClock(real_datetime):
         @classmethod
         def now(cls, tz=None):
             return real_datetime(2026, 11, 28, 12, 0, 0)
 
-    monkeypatch.setattr(cli, "datetime", FrozenClock)
-    monkeypatch.setattr(cli.os, "getpid", lambda: 1234)
-    first = cli.run_directory(None, "continual_learning", resume=False)
-    monkeypatch.setattr(cli.os, "getpid", lambda: 1235)
-    second = cli.run_directory(None, "continual_learning", resume=False)
+    monkeypatch.setattr(folders, "datetime", FrozenClock)
+    monkeypatch.setattr(folders.os, "getpid", lambda: 1234)
+    first = folders.chosen_run_folder(None, "continual_learning", resume=False)
+    monkeypatch.setattr(folders.os, "getpid", lambda: 1235)
+    second = folders.chosen_run_folder(None, "continual_learning", resume=False)
     assert first == Path("results/continual_learning/20261128-120000-1234")
     assert second != first
 

@@ -26,6 +26,7 @@ from metaplastic.errors import ConfigError
 from metaplastic.fileio import open_append
 from metaplastic.method import published
 from metaplastic.runs import runlock
+from metaplastic.runs.folders import SEED_PREFIX
 
 FINISHED_FILE = "finished.json"
 LOG_FILE = "log.txt"
@@ -45,7 +46,7 @@ class Job:
 
     @property
     def name(self) -> str:
-        return f"{self.figure}/{self.run.name}/seed-{self.seed}"
+        return f"{self.figure}/{self.run.name}/{SEED_PREFIX}{self.seed}"
 
     def state(self) -> str:
         """'done', 'started' (to resume) or 'new'."""
@@ -72,11 +73,6 @@ class Job:
         return paper.expected_cpu_seconds(self.run, self.scale)
 
 
-def run_folder(out: Path, run: paper.PaperRun, scale: str) -> Path:
-    """``OUT/<experiment>/<run id>``: the folder of ``run``'s seeds at ``scale``."""
-    return Path(out) / run.experiment / paper.run_id(run, scale)
-
-
 def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
          only: Sequence[str] = (), version: str = published.DEFAULT_VERSION) -> list[Job]:
     """The jobs of the figures (``all`` = every figure), seeds 0..N-1 (default: the figure's),
@@ -100,7 +96,7 @@ def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
             runs = tuple(r for r in fig.runs if r.name in only)
         for run in runs:
             for seed in range(seeds if seeds is not None else fig.seeds):
-                run_dir = run_folder(out, run, scale) / f"seed-{seed}"
+                run_dir = paper.configuration_folder(out, run, scale, seed)
                 if run_dir not in seen:
                     seen.add(run_dir)
                     jobs.append(Job(fig.id, run, seed, scale, run_dir))

@@ -19,9 +19,10 @@ from typing import Sequence
 
 from metaplastic import paper
 from metaplastic.errors import ConfigError, MetaplasticError
-from metaplastic.launch.local import FINISHED_FILE, run_folder
+from metaplastic.launch.local import FINISHED_FILE
 from metaplastic.method import published
 from metaplastic.runs import records
+from metaplastic.runs.folders import SEED_PREFIX, seed_folders
 from metaplastic.runs.forgetting import METRIC_NAMES, accuracy_matrix, sequence_metrics
 
 
@@ -160,11 +161,11 @@ def figure_rows(figure: paper.Figure, out: Path, scale: str,
     excluded = [] if excluded is None else excluded
     rows, seen = [], set()
     for run in figure.runs:
-        folder = run_folder(out, run, scale)
+        folder = paper.configuration_folder(out, run, scale)
         if folder in seen:   # scaled down, two configurations can become one (cpu: widths)
             continue
         seen.add(folder)
-        seeds = sorted(folder.glob("seed-*")) if folder.is_dir() else []
+        seeds = seed_folders(folder)
         finished = [s for s in seeds if (s / FINISHED_FILE).is_file()]
         problems = {s: run_problem(s, run, scale) for s in finished}
         excluded += [(s, why) for s, why in problems.items() if why]
@@ -218,9 +219,9 @@ def csv_table(rows: Sequence[Row]) -> str:
 def finished_run_dirs(figure: paper.Figure, out: Path, scale: str) -> list[Path]:
     """The finished seed folders of ``figure``'s runs at ``scale`` (each folder once) that
     pass :func:`run_problem`."""
-    folders = {run_folder(out, r, scale): r for r in reversed(figure.runs)}
+    folders = {paper.configuration_folder(out, r, scale): r for r in reversed(figure.runs)}
     return [seed for folder, run in reversed(folders.items())
-            for seed in sorted(folder.glob("seed-*"))
+            for seed in seed_folders(folder)
             if (seed / FINISHED_FILE).is_file() and not run_problem(seed, run, scale)]
 
 
@@ -234,7 +235,7 @@ def draw(figure: paper.Figure, run_dirs: Sequence[Path], target: Path) -> list[P
     if kind.one_run:   # one figure per run: its first seed
         written = []
         for d in run_dirs:
-            if d.name == "seed-0":
+            if d.name == f"{SEED_PREFIX}0":
                 written += kind.draw(d, target.with_name(f"{target.stem}_{d.parent.name}.png"))
         return written
     written = kind.draw(list(run_dirs), target)
@@ -252,8 +253,8 @@ def scales_present(figure: paper.Figure, out: Path) -> list[str]:
     is kept (then the order of :data:`paper.SCALES`), a scale adding no other folder left out."""
     present, share = {}, {}
     for scale in paper.SCALES:
-        folders = {run_folder(out, r, scale) for r in figure.runs}
-        present[scale] = {f for f in folders if any(f.glob("seed-*"))}
+        folders = {paper.configuration_folder(out, r, scale) for r in figure.runs}
+        present[scale] = {f for f in folders if seed_folders(f)}
         share[scale] = len(present[scale]) / len(folders)
     chosen, covered = [], set()
     for scale in sorted(paper.SCALES, key=lambda s: -share[s]):   # stable: SCALES order

@@ -275,17 +275,6 @@ def config_from(args, config_class, **overrides):
     return config_class(**values, **run, **overrides)
 
 
-def run_directory(out_dir: Path | None, experiment: str, resume: bool) -> Path:
-    """The run folder: --out-dir, or a new results/<experiment>/<date>-<time>-<process id>
-    folder (two runs started in the same second on one machine get two folders)."""
-    if out_dir is not None:
-        return Path(out_dir)
-    if resume:
-        raise ConfigError("--resume needs --out-dir naming the run to continue")
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("results") / experiment / f"{stamp}-{os.getpid()}"
-
-
 def config_dict(config) -> dict:
     """A dataclass config as a JSON-friendly dict."""
     out = {}

@@ -23,6 +23,7 @@ from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.method import published
 from metaplastic.runs import records, runlock
 from metaplastic.runs.checkpoint import CHECKPOINT_FILE, check_run_state, load_checkpoint
+from metaplastic.runs.folders import chosen_run_folder
 
 #: config.json entries written beside the config's own fields (never compared on --resume)
 RECORD_KEYS = frozenset({"environment", "result_neutral", "per_seed", "launches"})
@@ -253,10 +254,10 @@ def set_up_run(config, experiment: str, resume: bool, show_config: bool = True):
     ``show_config`` is False: for a run that completes its config from the data first).
     Returns (device, run folder); config.out_dir is set to the folder."""
     from metaplastic.method import runtime
-    from metaplastic.runs.cli import print_config, run_directory
+    from metaplastic.runs.cli import print_config
 
     device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
-    run_dir = run_directory(Path(config.out_dir) if config.out_dir else None, experiment, resume)
+    run_dir = chosen_run_folder(config.out_dir or None, experiment, resume)
     config.out_dir = str(run_dir)
     from metaplastic.runs import cli
 
@@ -266,7 +267,7 @@ def set_up_run(config, experiment: str, resume: bool, show_config: bool = True):
     return device, run_dir
 
 
-def start_run_directory(run_dir: Path, config, resume: bool, dry_run: bool) -> bool | None:
+def start_run_folder(run_dir: Path, config, resume: bool, dry_run: bool) -> bool | None:
     """After the checks of a run: None for a dry run; otherwise open the run folder
     (:func:`open_run_dir`: every check, then config.json) and return whether to continue from
     its checkpoint."""
