@@ -38,7 +38,7 @@ from metaplastic.experiments import continual
 from metaplastic.experiments.sequence import run_sequence
 from metaplastic.method import faithfulness
 from metaplastic.runs.cli import ArgumentParser, add_run_arguments, main_guard
-from metaplastic.runs.rundir import set_up_run, start_run_directory
+from metaplastic.runs.rundir import set_up_run, start_run_folder
 
 EXPERIMENT = "cifar_features"
 
@@ -72,7 +72,7 @@ def run(config: CifarFeaturesConfig, resume: bool = False, dry_run: bool = False
     print(continual.describe(config, model, device, tasks))
 
     # run: checks and config.json first, then the task sequence (batch 100, or 20 for CIFAR-100)
-    from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
+    from_checkpoint = start_run_folder(run_dir, config, resume, dry_run)
     if from_checkpoint is None:  # dry run
         return run_dir
     settings = continual.sequence_settings(config, progress,

@@ -22,7 +22,7 @@ from metaplastic.experiments import continual
 from metaplastic.experiments.sequence import run_sequence
 from metaplastic.method import faithfulness
 from metaplastic.runs.cli import ArgumentParser, add_run_arguments, main_guard
-from metaplastic.runs.rundir import set_up_run, start_run_directory
+from metaplastic.runs.rundir import set_up_run, start_run_folder
 
 EXPERIMENT = "continual_learning"
 
@@ -54,7 +54,7 @@ def run(config: continual.ContinualConfig, resume: bool = False, dry_run: bool =
     print(continual.describe(config, model, device, tasks))
 
     # run: checks and config.json first, then the task sequence
-    from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
+    from_checkpoint = start_run_folder(run_dir, config, resume, dry_run)
     if from_checkpoint is None:  # dry run
         return run_dir
     settings = continual.sequence_settings(config, progress)

@@ -27,7 +27,7 @@ from metaplastic.flag_types import non_negative_float, positive_float, positive_
 from metaplastic.method import faithfulness
 from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
                                   config_from, main_guard, neutral, per_seed, print_config)
-from metaplastic.runs.rundir import set_up_run, start_run_directory
+from metaplastic.runs.rundir import set_up_run, start_run_folder
 from mnist_usps.data_utils import (TRAIN_EVAL_BATCH_SIZE, TRAIN_WINDOW, build_tasks,
                                    check_task_names)
 from mnist_usps.model_utils import (build_model, check_architecture, describe, row_prefix,
@@ -148,7 +148,7 @@ def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,
     print(describe(model, device, windows, tasks))
 
     # run: one optimizer for the sequence, an epoch-0 row before training
-    from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
+    from_checkpoint = start_run_folder(run_dir, config, resume, dry_run)
     if from_checkpoint is None:  # dry run
         return run_dir
     settings = sequence_settings(config, SCENARIO, progress)

@@ -33,7 +33,7 @@ from metaplastic.method.optim import check_meta, expand_meta
 from metaplastic.runs import records
 from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
                                   config_from, fraction, main_guard, neutral)
-from metaplastic.runs.rundir import set_up_run, start_run_directory
+from metaplastic.runs.rundir import set_up_run, start_run_folder
 from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, load_data, permutes, transforms
 from stream_cifar10.model_utils import (DEFAULT_CHANNELS, N_WEIGHT_LAYERS, WEIGHT_INITS,
                                         build_model, unused_init_note)
@@ -134,7 +134,7 @@ def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
     print(describe(data, parts, model, device))
 
     # run: checks and config.json first; ONE metaplastic Adam for the whole stream
-    from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
+    from_checkpoint = start_run_folder(run_dir, config, resume, dry_run)
     if from_checkpoint is None:  # dry run
         return run_dir
     settings = stream_settings(config, expand_meta(config.meta, N_WEIGHT_LAYERS),

@@ -36,7 +36,7 @@ from metaplastic.method.optim import check_meta, expand_meta
 from metaplastic.runs import records
 from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_run_arguments,
                                   add_save_argument, config_from, refuse_beaker, main_guard, neutral)
-from metaplastic.runs.rundir import set_up_run, start_run_directory
+from metaplastic.runs.rundir import set_up_run, start_run_folder
 from stream_fmnist.data_utils import TASKS, load_data, pixels
 from stream_fmnist.model_utils import build_model
 
@@ -106,7 +106,7 @@ def run(config: StreamFmnistConfig, resume: bool = False, dry_run: bool = False,
     print(describe(data, parts, model, device))
 
     # run: checks and config.json first; ONE metaplastic Adam for the whole stream
-    from_checkpoint = start_run_directory(run_dir, config, resume, dry_run)
+    from_checkpoint = start_run_folder(run_dir, config, resume, dry_run)
     if from_checkpoint is None:  # dry run
         return run_dir
     settings = stream_settings(config, expand_meta(config.meta, len(config.hidden_layers) + 1),
