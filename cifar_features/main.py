@@ -77,7 +77,7 @@ def run(config: CifarFeaturesConfig, resume: bool = False, dry_run: bool = False
         return run_dir
     settings = continual.sequence_settings(config, progress,
                                            train_batch_size(config.task_sequence))
-    settings.stop_after_epochs = stop_after_epochs
+    settings.loop.stop_after_epochs = stop_after_epochs
     run_sequence(model, tasks, settings, run_dir, continual.row_prefix(config),
                  resume=from_checkpoint)
     continual.finish(config, model, tasks, run_dir)

@@ -58,7 +58,7 @@ def run(config: continual.ContinualConfig, resume: bool = False, dry_run: bool =
     if from_checkpoint is None:  # dry run
         return run_dir
     settings = continual.sequence_settings(config, progress)
-    settings.stop_after_epochs = stop_after_epochs
+    settings.loop.stop_after_epochs = stop_after_epochs
     run_sequence(model, tasks, settings, run_dir, continual.row_prefix(config),
                  resume=from_checkpoint)
     continual.finish(config, model, tasks, run_dir)

@@ -25,6 +25,7 @@ from metaplastic.errors import ConfigError
 from metaplastic.experiments.sequence import run_sequence
 from metaplastic.flag_types import non_negative_float, positive_float, positive_int
 from metaplastic.method import faithfulness
+from metaplastic.method.optim import MetaPerLayer
 from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
                                   config_from, main_guard, neutral, per_seed, print_config)
 from metaplastic.runs.rundir import set_up_run, start_run_folder
@@ -38,7 +39,7 @@ SCENARIO = "task"  # records' scenario column; the net has no per-task normaliza
 
 
 @dataclass
-class MnistUspsConfig(RunOptions):
+class MnistUspsConfig(RunOptions, MetaPerLayer):
     """Everything that defines an mnist_usps run (saved as config.json)."""
 
     net: str = "bcnn"
@@ -61,6 +62,7 @@ class MnistUspsConfig(RunOptions):
 
     @property
     def n_layers(self) -> int:
+        """Weight layers: the convolutions and the classifier."""
         return len(self.kr) + 1
 
 
@@ -152,7 +154,7 @@ def run(config: MnistUspsConfig, resume: bool = False, dry_run: bool = False,
     if from_checkpoint is None:  # dry run
         return run_dir
     settings = sequence_settings(config, SCENARIO, progress)
-    settings.stop_after_epochs = stop_after_epochs
+    settings.loop.stop_after_epochs = stop_after_epochs
     run_sequence(model, tasks, settings, run_dir, row_prefix(config, SCENARIO),
                  resume=from_checkpoint)
     print(f"results: {run_dir / 'metrics.csv'}")

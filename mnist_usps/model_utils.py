@@ -116,12 +116,11 @@ def check_architecture(ch: Sequence[int], kr: Sequence[int], meta: Sequence[floa
 
 def row_prefix(config, scenario: str) -> dict:
     """The run-constant columns of every metrics row (records.continual_columns schema)."""
-    from metaplastic.method.optim import expand_meta
     from metaplastic.runs import records
 
     return records.continual_row_prefix(config.net, scenario,
                                         architecture_label(config.ch, config.kr), config.norm,
-                                        expand_meta(config.meta, config.n_layers))
+                                        config.meta_per_layer)
 
 
 def describe(model, device, windows: dict, tasks) -> str:
@@ -135,12 +134,11 @@ def describe(model, device, windows: dict, tasks) -> str:
 def sequence_settings(config, scenario: str, progress: bool = True):
     """The runner's settings: ONE metaplastic Adam for the whole sequence, batch 20, an epoch-0
     row before training."""
+    from metaplastic.experiments.runner import RunSettings
     from metaplastic.experiments.sequence import SequenceSettings
-    from metaplastic.method.optim import expand_meta
 
-    return SequenceSettings(
-        epochs_per_task=config.epochs_per_task, lr=config.lr,
-        meta=expand_meta(config.meta, config.n_layers), weight_decay=config.decay,
-        train_batch_size=config.train_batch_size, scenario=scenario, optimizer_per_task=False,
-        initial_evaluation=True, checkpoint_every=config.checkpoint_every, seed=config.seed,
-        progress=progress, flip_statistics=config.flip_stats)
+    loop = RunSettings(epochs_per_task=config.epochs_per_task, batch_size=config.train_batch_size,
+                       meta_per_layer=config.meta_per_layer, checkpoint_every=config.checkpoint_every,
+                       initial_evaluation=True, flip_stats=config.flip_stats, progress=progress)
+    return SequenceSettings(loop, lr=config.lr, weight_decay=config.decay, scenario=scenario,
+                            optimizer_per_task=False, seed=config.seed)

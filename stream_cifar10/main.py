@@ -29,7 +29,7 @@ from metaplastic.experiments.stream import (add_stream_arguments, describe, meta
                                             stream_settings, subset_indices)
 from metaplastic.flag_types import non_negative_float, positive_int
 from metaplastic.method import faithfulness, published
-from metaplastic.method.optim import check_meta, expand_meta
+from metaplastic.method.optim import MetaPerLayer, check_meta
 from metaplastic.runs import records
 from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
                                   config_from, fraction, main_guard, neutral)
@@ -43,7 +43,7 @@ CHECKPOINT_EVERY = 5      # a full checkpoint is ~220 MB: every 5 epochs by defa
 
 
 @dataclass
-class StreamCifarConfig(RunOptions):
+class StreamCifarConfig(RunOptions, MetaPerLayer):
     """Everything that defines a stream CIFAR-10 run (saved as config.json)."""
 
     lr: float = 1e-4
@@ -68,6 +68,7 @@ class StreamCifarConfig(RunOptions):
     download: bool = neutral(False)
     checkpoint_every: int = CHECKPOINT_EVERY
     experiment: str = EXPERIMENT
+    n_layers = N_WEIGHT_LAYERS   # weight layers (not a field): 6 convolutions, 3 linear layers
 
 
 def build_parser() -> ArgumentParser:
@@ -109,8 +110,9 @@ def build_parser() -> ArgumentParser:
 
 
 def config_from_args(args) -> StreamCifarConfig:
-    check_meta(args.meta, N_WEIGHT_LAYERS)
-    return config_from(args, StreamCifarConfig, **published.resolve(args))
+    config = config_from(args, StreamCifarConfig, **published.resolve(args))
+    check_meta(config.meta, config.n_layers)
+    return config
 
 
 def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
@@ -137,8 +139,7 @@ def run(config: StreamCifarConfig, resume: bool = False, dry_run: bool = False,
     from_checkpoint = start_run_folder(run_dir, config, resume, dry_run)
     if from_checkpoint is None:  # dry run
         return run_dir
-    settings = stream_settings(config, expand_meta(config.meta, N_WEIGHT_LAYERS),
-                               config.weight_decay, progress, stop_after_epochs, save_final=True,
+    settings = stream_settings(config, config.weight_decay, progress, stop_after_epochs, save_final=True,
                                train_transform=train_transform, eval_transform=eval_transform,
                                train_eval_transform=train_eval_transform,
                                extra_state={"augment": augment})

@@ -32,7 +32,7 @@ from metaplastic.experiments.stream import (add_stream_arguments, describe, meta
                                             stream_settings, subset_indices)
 from metaplastic.flag_types import non_negative_float, positive_int
 from metaplastic.method import faithfulness
-from metaplastic.method.optim import check_meta, expand_meta
+from metaplastic.method.optim import MetaPerLayer, check_meta
 from metaplastic.runs import records
 from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_run_arguments,
                                   add_save_argument, config_from, refuse_beaker, main_guard, neutral)
@@ -45,7 +45,7 @@ PERMUTE = True   # the training set is permuted once (seeded) before it is cut, 
 
 
 @dataclass
-class StreamFmnistConfig(RunOptions):
+class StreamFmnistConfig(RunOptions, MetaPerLayer):
     """Everything that defines a stream FMNIST run (saved as config.json)."""
 
     task: str = "FMNIST"
@@ -61,6 +61,11 @@ class StreamFmnistConfig(RunOptions):
     eval_batch: int = neutral(10_000)
     save: bool = False
     experiment: str = EXPERIMENT
+
+    @property
+    def n_layers(self) -> int:
+        """Weight layers: the hidden layers and the classifier."""
+        return len(self.hidden_layers) + 1
 
 
 def build_parser() -> ArgumentParser:
@@ -83,8 +88,9 @@ def build_parser() -> ArgumentParser:
 
 def config_from_args(args) -> StreamFmnistConfig:
     refuse_beaker(args)
-    check_meta(args.meta, len(args.hidden_layers) + 1)
-    return config_from(args, StreamFmnistConfig)
+    config = config_from(args, StreamFmnistConfig)
+    check_meta(config.meta, config.n_layers)
+    return config
 
 
 def run(config: StreamFmnistConfig, resume: bool = False, dry_run: bool = False,
@@ -109,8 +115,7 @@ def run(config: StreamFmnistConfig, resume: bool = False, dry_run: bool = False,
     from_checkpoint = start_run_folder(run_dir, config, resume, dry_run)
     if from_checkpoint is None:  # dry run
         return run_dir
-    settings = stream_settings(config, expand_meta(config.meta, len(config.hidden_layers) + 1),
-                               config.decay, progress, stop_after_epochs, save_final=config.save,
+    settings = stream_settings(config, config.decay, progress, stop_after_epochs, save_final=config.save,
                                train_transform=pixels, predict=evaluator,
                                eval_transform=None if evaluator is not None else pixels)
     row_prefix = {"net": "bnn", "arch": "-".join(str(h) for h in config.hidden_layers),

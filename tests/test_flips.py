@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from metaplastic.experiments.runner import RunSettings
 from metaplastic.method.flips import FlipStatistics, flip_columns
 from metaplastic.method.models import BNN, DNN
 
@@ -59,8 +60,9 @@ def _tiny_run(run_dir, meta, flips=True):
         x, y = torch.randn(120, 10, generator=g), torch.randint(0, 3, (120,), generator=g)
         tasks.append(TaskData(name, x, y, x[:40], y[:40], 40, 40))
     torch.manual_seed(0)
-    settings = SequenceSettings(epochs_per_task=2, lr=0.05, meta=[meta, meta], weight_decay=0.0,
-                                train_batch_size=20, progress=False, flip_statistics=flips)
+    settings = SequenceSettings(RunSettings(epochs_per_task=2, batch_size=20, meta_per_layer=[meta, meta],
+                                            progress=False, flip_stats=flips),
+                                lr=0.05, weight_decay=0.0)
     return run_sequence(BNN([10, 12, 3]), tasks, settings, run_dir,
                         continual_row_prefix("bnn", "task", "12", "bn", [meta, meta]),
                         log=lambda s: None)

@@ -68,6 +68,7 @@ def test_progress_bars_only_on_a_terminal(monkeypatch):
 SYNTHETIC_RUNS = textwrap.dedent("""
     import torch
     from metaplastic.data.tasks import TaskData
+    from metaplastic.experiments.runner import RunSettings
     from metaplastic.experiments.sequence import SequenceSettings, run_sequence
     from metaplastic.experiments.stream import StreamData, StreamSettings, run_stream, subset_indices
     from metaplastic.method.models import BNN
@@ -77,16 +78,16 @@ SYNTHETIC_RUNS = textwrap.dedent("""
         return torch.randn(n, 20, generator=g), torch.randint(0, 4, (n,), generator=g)
     tasks = [TaskData(name, *data(200), *data(100), test_batch_size=50, train_eval_batch_size=50)
              for name in ("A", "B")]
-    settings = SequenceSettings(epochs_per_task=3, lr=0.01, meta=[1.0, 1.0], weight_decay=0.0,
-                                train_batch_size=20, progress=True)
+    settings = SequenceSettings(RunSettings(epochs_per_task=3, batch_size=20, meta_per_layer=[1.0, 1.0],
+                                            progress=True), lr=0.01, weight_decay=0.0)
     prefix = {"net": "bnn", "scenario": "task", "arch": "16", "norm": "bn", "lr": 0.01,
               "meta": 1.0, "ewc": 0.0, "SI": 0.0, "task_order": "A-B"}
     run_sequence(BNN([20, 16, 4]), tasks, settings, OUT + "/continual", prefix)
 
     x, y = data(300)
     stream = StreamData("S", x, y, *data(100))
-    settings = StreamSettings(epochs_per_task=2, lr=0.01, meta=[0.0, 0.0], weight_decay=0.0,
-                              batch_size=30, progress=True)
+    settings = StreamSettings(RunSettings(epochs_per_task=2, batch_size=30, meta_per_layer=[0.0, 0.0],
+                                          progress=True), lr=0.01, weight_decay=0.0)
     columns = ["tsk", "epoch", "acc_tr_sub", "acc_1st_sub", "acc_tr", "acc_test"]
     run_stream(BNN([20, 16, 4]), stream, subset_indices(300, 3, True, 0), settings,
                OUT + "/stream", {}, columns)

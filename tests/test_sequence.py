@@ -1,5 +1,6 @@
 """The task-sequence runner: CSV schema, norm-state protocol, resume, pMNIST permutations."""
 import csv
+import dataclasses
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ from conftest import gaussian_tasks
 
 from metaplastic.data.tasks import (PMNIST_TEST_BATCH, TaskData, draw_permutations, permuted_task,
                                     positional_names)
-from metaplastic.experiments.runner import SimulatedCrash
+from metaplastic.experiments.runner import RunSettings, SimulatedCrash
 from metaplastic.experiments.sequence import SequenceSettings, run_sequence
 from metaplastic.method.engine import evaluate
 from metaplastic.method.flips import flip_columns
@@ -25,11 +26,16 @@ def _model(seed=0):
     return BNN([20, 16, 4])
 
 
+LOOP_FIELDS = {f.name for f in dataclasses.fields(RunSettings)}
+
+
 def _settings(**kw):
-    base = dict(epochs_per_task=2, lr=0.01, meta=[1.0, 1.0], weight_decay=1e-7,
-                train_batch_size=20, seed=0, progress=False)
+    """Sequence settings: the loop's (RunSettings) and the sequence's own, from one set of names."""
+    base = dict(epochs_per_task=2, lr=0.01, meta_per_layer=[1.0, 1.0], weight_decay=1e-7,
+                batch_size=20, seed=0, progress=False)
     base.update(kw)
-    return SequenceSettings(**base)
+    loop = RunSettings(**{k: v for k, v in base.items() if k in LOOP_FIELDS})
+    return SequenceSettings(loop, **{k: v for k, v in base.items() if k not in LOOP_FIELDS})
 
 
 def _read(path):

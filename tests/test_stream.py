@@ -15,7 +15,7 @@ from conftest import DATA_ROOT, idx_arrays, needs_data, write_cifar_folder, writ
 from torch import nn
 
 from metaplastic.errors import ConfigError, MetaplasticError
-from metaplastic.experiments.runner import SimulatedCrash
+from metaplastic.experiments.runner import RunSettings, SimulatedCrash
 from metaplastic.experiments.stream import (StreamData, StreamSettings, run_stream,
                                             stream_accuracies, subset_indices)
 from metaplastic.method.flips import flip_columns
@@ -157,8 +157,8 @@ def test_accuracies_on_current_first_whole_and_test(batch_stat_norm):
     test_x = torch.zeros(8, 2)
     test_x[:, 0] = torch.where(torch.arange(8) < 2, test_y, (test_y + 1) % 10).float()
     data = StreamData("X", x, y, test_x, test_y)
-    settings = StreamSettings(epochs_per_task=1, lr=0.1, meta=[0.0], weight_decay=0.0,
-                              eval_batch_size=5)
+    settings = StreamSettings(RunSettings(epochs_per_task=1, batch_size=100, meta_per_layer=[0.0]), lr=0.1,
+                              weight_decay=0.0, eval_batch_size=5)
     acc = stream_accuracies(Oracle(batch_stat_norm), data, parts[1], parts[0], settings)
     assert acc == {"acc_tr_sub": 100.0, "acc_1st_sub": 25.0, "acc_tr": round(500 / 12, 2),
                    "acc_test": 25.0}
@@ -171,8 +171,8 @@ def test_run_stream_rows_and_one_optimizer(tmp_path):
     data = StreamData("T", x, y, x[:20], y[:20])
     model = build_bnn([16])
     parts = subset_indices(60, 3, True, 0)
-    settings = StreamSettings(epochs_per_task=2, lr=0.005, meta=[1.0, 1.0], weight_decay=0.0,
-                              batch_size=10, progress=False)
+    settings = StreamSettings(RunSettings(epochs_per_task=2, batch_size=10, meta_per_layer=[1.0, 1.0],
+                                          progress=False), lr=0.005, weight_decay=0.0)
     prefix = {"net": "bnn", "arch": "16", "init": 0.1, "meta": 1.0, "lr": 0.005}
     rows = run_stream(model, data, parts, settings, tmp_path, prefix,
                       records.STREAM_FMNIST_COLUMNS, log=lambda s: None)
@@ -488,8 +488,9 @@ def test_training_accuracies_use_the_training_evaluation_transform():
         model[0].bias.copy_(torch.tensor([5.0, -5.0]))
     data = StreamData("T", x, y, x.clone(), y.clone())
     parts = torch.arange(20), torch.arange(20)
-    plain = StreamSettings(epochs_per_task=1, lr=0.1, meta=[0.0], weight_decay=0.0)
-    flipped = StreamSettings(epochs_per_task=1, lr=0.1, meta=[0.0], weight_decay=0.0,
+    loop = RunSettings(epochs_per_task=1, batch_size=100, meta_per_layer=[0.0])
+    plain = StreamSettings(loop, lr=0.1, weight_decay=0.0)
+    flipped = StreamSettings(loop, lr=0.1, weight_decay=0.0,
                              train_eval_transform=lambda t: 1 - t)   # every label wrong
     clean = stream_accuracies(model, data, *parts, plain)
     augmented = stream_accuracies(model, data, *parts, flipped)

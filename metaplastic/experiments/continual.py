@@ -14,13 +14,14 @@ import torch
 from metaplastic.data.datasets import IMAGE_LEVELS
 from metaplastic.data.tasks import IMAGE_TASKS, TaskData
 from metaplastic.errors import ConfigError
+from metaplastic.experiments.runner import RunSettings
 from metaplastic.experiments.sequence import SequenceSettings
 from metaplastic.flag_types import non_negative_float, positive_float, positive_int
 from metaplastic.method import published
 from metaplastic.method.consolidation import METHODS, check_consolidation_flags, methods_of
 from metaplastic.method.models import BNN, DNN, MLP
 from metaplastic.method.norms import init_batchnorm_gamma
-from metaplastic.method.optim import check_meta, expand_meta
+from metaplastic.method.optim import MetaPerLayer, check_meta
 from metaplastic.runs import records
 from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_save_argument,
                                   config_from)
@@ -44,7 +45,7 @@ def build_model(net: str, in_size: int, hidden_layers: list[int], out_size: int,
 
 
 @dataclass
-class ContinualConfig(RunOptions):
+class ContinualConfig(RunOptions, MetaPerLayer):
     """Everything that defines a continual_learning run (saved as config.json)."""
 
     net: str = "bnn"
@@ -86,6 +87,11 @@ class ContinualConfig(RunOptions):
     # (metaplastic.method.consolidation.ConsolidationMethod); EWC's and SI's are the fields above
     consolidation_options: dict = field(default_factory=dict)
     experiment: str = "continual_learning"
+
+    @property
+    def n_layers(self) -> int:
+        """Weight layers: the hidden layers and the classifier."""
+        return len(self.hidden_layers) + 1
 
 
 def add_continual_arguments(p: ArgumentParser, default_tasks: list[str], task_help: str) -> None:
@@ -145,21 +151,21 @@ def config_from_args(args, config_class=ContinualConfig, image_tasks=IMAGE_TASKS
         check_chain(args.n_bk, args.ratios, args.areas)
     if args.in_size != 784 and any(t in image_tasks for t in args.task_sequence):
         raise ConfigError(f"--in-size {args.in_size}: MNIST-type tasks have 784 inputs")
-    check_meta(args.meta, len(args.hidden_layers) + 1)
     fields = {f.name for f in dataclasses.fields(config_class)}
     options = {m.name: {o: getattr(args, o) for o in m.options}
                for m in METHODS.values() if not set(m.options) <= fields}
-    return config_from(args, config_class, **published.resolve(args, args.net),
-                       consolidation_options=options, **own)
+    config = config_from(args, config_class, **published.resolve(args, args.net),
+                         consolidation_options=options, **own)
+    check_meta(config.meta, config.n_layers)
+    return config
 
 
 def row_prefix(config: ContinualConfig) -> dict:
     """The run-constant columns of every metrics row (ewc, SI: the lambdas, as published)."""
     return records.continual_row_prefix(
         config.net, config.scenario, "-".join(str(h) for h in config.hidden_layers), config.norm,
-        expand_meta(config.meta, len(config.hidden_layers) + 1),
-        ewc=config.ewc_lambda, si=config.si_lambda, bn_gamma_init=config.bn_gamma_init,
-        bn_stats=config.bn_stats)
+        config.meta_per_layer, ewc=config.ewc_lambda, si=config.si_lambda,
+        bn_gamma_init=config.bn_gamma_init, bn_stats=config.bn_stats)
 
 
 def sequence_settings(config: ContinualConfig, progress: bool = True,
@@ -167,20 +173,19 @@ def sequence_settings(config: ContinualConfig, progress: bool = True,
     """The runner's settings: metaplastic Adam per task with lr * gamma^-k, or (SI as
     published) one plain Adam, or (--beaker, as published) one beaker optimizer at the constant
     lr; the consolidation methods the config turns on; every run option."""
-    n_layers = len(config.hidden_layers) + 1
     methods = methods_of(config)
     plain_adam = any(m.one_plain_adam for m in methods)
+    loop = RunSettings(epochs_per_task=config.epochs_per_task, batch_size=train_batch_size,
+                       meta_per_layer=config.meta_per_layer, checkpoint_every=config.checkpoint_every,
+                       flip_stats=config.flip_stats, progress=progress)
     return SequenceSettings(
-        epochs_per_task=config.epochs_per_task, lr=config.lr,
-        meta=expand_meta(config.meta, n_layers), weight_decay=config.decay, gamma=config.gamma,
+        loop, lr=config.lr, weight_decay=config.decay, gamma=config.gamma,
         scenario=config.scenario, optimizer_per_task=not (plain_adam or config.beaker),
         plain_adam=plain_adam,
         beaker=dict(n_bk=config.n_bk, ratios=config.ratios, areas=config.areas,
                     feedback=config.fb) if config.beaker else None,
-        interleaved=config.interleaved, train_batch_size=train_batch_size,
-        save_hidden_weights=config.save, checkpoint_every=config.checkpoint_every,
-        flip_statistics=config.flip_stats, seed=config.seed, consolidation=methods,
-        progress=progress)
+        interleaved=config.interleaved, save_hidden_weights=config.save, seed=config.seed,
+        consolidation=methods)
 
 
 def check_inputs(config: ContinualConfig, tasks: list[TaskData]) -> None:
@@ -227,7 +232,7 @@ def _sign_switch(model, task, config: ContinualConfig, run_dir: Path) -> None:
         raise ConfigError("--sign-switch analyses a BNN (--net bnn)")
     train_x = task.training_inputs()
     n = config.sign_switch_train_samples or len(train_x)
-    n_layers = len(config.hidden_layers) + 1
+    n_layers = config.n_layers
     samples = list(PUBLISHED_SAMPLES[:n_layers]) + [100] * max(0, n_layers - len(PUBLISHED_SAMPLES))
     results = sign_switch_analysis(model, train_x[:n], task.train_y[:n], samples=samples,
                                    runs=config.sign_switch_runs, seed=config.seed, progress=print)

@@ -61,18 +61,20 @@ class Hooks:
     state: dict[str, Any] = field(default_factory=dict)  # objects saved in the checkpoint
 
 
-@dataclass
+@dataclass(slots=True)   # slots: a misspelt setting is an error, not a new attribute
 class RunSettings:
-    """How the loop runs (what every experiment shares)."""
+    """How the loop runs (what every experiment shares; contained in SequenceSettings and
+    StreamSettings). Names as in the flags and config: --epochs-per-task, --checkpoint-every,
+    --no-flip-stats, and --meta as the config's meta_per_layer (also for the flip statistics)."""
 
-    epochs_per_phase: int
+    epochs_per_task: int             # epochs of each phase (a task, or a part of a stream)
     batch_size: int
-    meta: Sequence[float]            # per weight layer, for the flip statistics
+    meta_per_layer: Sequence[float]
     checkpoint_every: int = 1
     initial_evaluation: bool = False   # an epoch-0 row before any training (mnist_usps)
-    flip_statistics: bool = True
+    flip_stats: bool = True
     progress: bool = True
-    stop_after_epochs: Optional[int] = None
+    stop_after_epochs: Optional[int] = None   # testing aid: simulate a crash after N epochs
 
 
 @dataclass
@@ -88,7 +90,7 @@ def run_phases(model: nn.Module, phases: Sequence[Phase], hooks: Hooks, settings
                log: Callable[[str], None] = print) -> tuple[list[dict], Any]:
     """Learn ``phases`` in order, one CSV row per epoch; returns (the new rows, the optimizer)."""
     run_dir = Path(run_dir)
-    flips = FlipStatistics(model, settings.meta) if settings.flip_statistics else None
+    flips = FlipStatistics(model, settings.meta_per_layer) if settings.flip_stats else None
     columns = tuple(columns) + (flips.columns if flips is not None else ())
     recorder = records.CsvRecorder(run_dir / records.METRICS_FILE, columns,
                                    added_later=records.VERSION_COLUMNS)
@@ -125,7 +127,7 @@ def run_phases(model: nn.Module, phases: Sequence[Phase], hooks: Hooks, settings
         record(0, 0, flips.end_epoch() if flips is not None else None)
         _save(checkpoint_path, model, optimizer, generator, pos, hooks, row_prefix, run_config)
 
-    n_epochs = settings.epochs_per_phase
+    n_epochs = settings.epochs_per_task
     clock = RunClock(len(phases) * n_epochs, pos.phase * n_epochs + pos.epoch)
     epochs_run = 0
     for p in range(pos.phase, len(phases)):

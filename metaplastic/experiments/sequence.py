@@ -28,29 +28,23 @@ from metaplastic.runs.checkpoint import save_atomic
 HIDDEN_WEIGHT_BINS = 100
 
 
-@dataclass
+@dataclass(slots=True)
 class SequenceSettings:
-    """How a sequence of tasks is learned (everything the runner needs besides model and data)."""
+    """How a sequence of tasks is learned (everything the runner needs besides model and data):
+    the loop's settings (:class:`RunSettings`) and the sequence's own."""
 
-    epochs_per_task: int
+    loop: RunSettings
     lr: float
-    meta: list[float]
     weight_decay: float
-    train_batch_size: int = 100
     gamma: float = 1.0
     scenario: str = "task"             # 'task': earlier tasks evaluated with their own norm state
     optimizer_per_task: bool = True    # continual_learning: fresh Adam state for every task
     plain_adam: bool = False           # SI as published: torch.optim.Adam, not metaplastic
     beaker: Optional[dict] = None      # --beaker: BeakerAdam's n_bk, ratios, areas, feedback
-    initial_evaluation: bool = False   # mnist_usps: an epoch-0 row before any training
     interleaved: bool = False
     save_hidden_weights: bool = False
-    checkpoint_every: int = 1
     seed: int = 0
-    stop_after_epochs: Optional[int] = None  # testing aid: simulate a crash after N epochs
     consolidation: list = field(default_factory=list)   # ConsolidationMethod objects
-    progress: bool = True
-    flip_statistics: bool = True       # extra columns after the published ones (metaplastic.method.flips)
 
 
 def task_lr(settings: SequenceSettings, task_index: int) -> float:
@@ -70,9 +64,9 @@ def new_optimizer(model: nn.Module, settings: SequenceSettings, task_index: int)
     if settings.beaker is not None:
         from metaplastic.method.beaker import BeakerAdam
 
-        return BeakerAdam(metaplastic_param_groups(model, settings.meta), lr=lr,
+        return BeakerAdam(metaplastic_param_groups(model, settings.loop.meta_per_layer), lr=lr,
                           weight_decay=settings.weight_decay, **settings.beaker)
-    return make_optimizer(model, lr, settings.meta, settings.weight_decay)
+    return make_optimizer(model, lr, settings.loop.meta_per_layer, settings.weight_decay)
 
 
 def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSettings,
@@ -127,12 +121,7 @@ def run_sequence(model: nn.Module, tasks: list[TaskData], settings: SequenceSett
         penalty=(lambda: sum(m.penalty(model) for m in methods)) if methods else None,
         after_step=(lambda: [m.after_step(model) for m in stepping]) if stepping else None,
         state={"norm_states": norm_states, **{m.name: m for m in methods}})
-    run_settings = RunSettings(
-        epochs_per_phase=settings.epochs_per_task, batch_size=settings.train_batch_size,
-        meta=settings.meta, checkpoint_every=settings.checkpoint_every,
-        initial_evaluation=settings.initial_evaluation, flip_statistics=settings.flip_statistics,
-        progress=settings.progress, stop_after_epochs=settings.stop_after_epochs)
-    written, _ = run_phases(model, phases, hooks, run_settings, generator, run_dir,
+    written, _ = run_phases(model, phases, hooks, settings.loop, generator, run_dir,
                             records.continual_columns(len(tasks))
                             + tuple(c for c in records.VERSION_COLUMNS if c in row_prefix),
                             row_prefix, resume=resume,

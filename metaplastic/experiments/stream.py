@@ -83,20 +83,16 @@ class StreamData:
     part_prefix: str = "sub_"  # published tsk: 'sub_FMNIST_k/N', but 'CIFAR10_k/N'
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamSettings:
-    """How the parts are learned and evaluated (everything besides model, data and records)."""
+    """How the parts are learned and evaluated (everything besides model, data and records):
+    the loop's settings (:class:`RunSettings`) and the stream's own."""
 
-    epochs_per_task: int
+    loop: RunSettings
     lr: float
-    meta: list[float]
     weight_decay: float
-    batch_size: int = 100
     eval_batch_size: int = 10_000       # samples per forward pass at evaluation
     seed: int = 0
-    checkpoint_every: int = 1
-    stop_after_epochs: Optional[int] = None   # testing aid: simulate a crash after N epochs
-    progress: bool = True                      # per-batch progress bar (stderr)
     # Hooks. train_transform maps a stored training batch to the model input (conversion,
     # augmentation); eval_transform maps a stored evaluation chunk (conversion only);
     # predict(x) -> logits replaces model(x) at evaluation (a faster exact path).
@@ -109,7 +105,6 @@ class StreamSettings:
     # Objects with state_dict()/load_state_dict() saved in the checkpoint (e.g. augmentation).
     extra_state: dict[str, Any] = field(default_factory=dict)
     save_final: bool = False            # write model_final.pt (model + optimizer) at the end
-    flip_statistics: bool = True        # extra columns after the published ones (metaplastic.method.flips)
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,21 +206,16 @@ def run_stream(model: nn.Module, data: StreamData, subsets: Sequence[torch.Tenso
 
     def summary(row: dict, loss: float) -> str:
         return (f"subset {row['task_order']}/{n_sub} epoch {row['epoch']:3d}/"
-                f"{settings.epochs_per_task} | loss {loss:.4f} | sub {row['acc_tr_sub']:6.2f}% "
+                f"{settings.loop.epochs_per_task} | loss {loss:.4f} | sub {row['acc_tr_sub']:6.2f}% "
                 f"1st {row['acc_1st_sub']:6.2f}% train {row['acc_tr']:6.2f}% test "
                 f"{row['acc_test']:6.2f}%")
 
     hooks = Hooks(
-        new_optimizer=lambda s: make_optimizer(model, settings.lr, settings.meta,
+        new_optimizer=lambda s: make_optimizer(model, settings.lr, settings.loop.meta_per_layer,
                                                settings.weight_decay),
         evaluate=evaluate_epoch, summary=summary, optimizer_per_phase=False,
         transform=settings.train_transform, state=dict(settings.extra_state))
-    run_settings = RunSettings(
-        epochs_per_phase=settings.epochs_per_task, batch_size=settings.batch_size,
-        meta=settings.meta, checkpoint_every=settings.checkpoint_every,
-        flip_statistics=settings.flip_statistics, progress=settings.progress,
-        stop_after_epochs=settings.stop_after_epochs)
-    written, optimizer = run_phases(model, phases, hooks, run_settings, generator, run_dir,
+    written, optimizer = run_phases(model, phases, hooks, settings.loop, generator, run_dir,
                                     columns, row_prefix, resume=resume, log=log)
     if settings.save_final:
         if optimizer is None:  # resumed after the last part: the checkpoint holds its state
@@ -250,17 +240,18 @@ def part_name(data: StreamData, index: int, n_parts: int) -> str:
 meta_column = records.meta_label  # the 'meta' column: the value, or per-layer values joined by '-'
 
 
-def stream_settings(config, meta: list[float], weight_decay: float, progress: bool = True,
+def stream_settings(config, weight_decay: float, progress: bool = True,
                     stop_after_epochs: Optional[int] = None, **hooks) -> StreamSettings:
     """The settings a stream run takes from its config (--epochs-per-task, --lr, --mbs,
-    --eval-batch, --seed, --checkpoint-every, --flip-stats); ``meta`` (one value per weight
-    layer), ``weight_decay`` and ``hooks`` (transforms, predict, extra_state, save_final) are
-    the experiment's."""
-    return StreamSettings(
-        epochs_per_task=config.epochs_per_task, lr=config.lr, meta=meta,
-        weight_decay=weight_decay, batch_size=config.mbs, eval_batch_size=config.eval_batch,
-        seed=config.seed, checkpoint_every=config.checkpoint_every, progress=progress,
-        flip_statistics=config.flip_stats, stop_after_epochs=stop_after_epochs, **hooks)
+    --eval-batch, --seed, --checkpoint-every, --flip-stats, --meta per layer);
+    ``weight_decay`` and ``hooks`` (transforms, predict, extra_state, save_final) are the
+    experiment's."""
+    loop = RunSettings(epochs_per_task=config.epochs_per_task, batch_size=config.mbs,
+                       meta_per_layer=config.meta_per_layer,
+                       checkpoint_every=config.checkpoint_every, flip_stats=config.flip_stats,
+                       progress=progress, stop_after_epochs=stop_after_epochs)
+    return StreamSettings(loop, lr=config.lr, weight_decay=weight_decay,
+                          eval_batch_size=config.eval_batch, seed=config.seed, **hooks)
 
 
 def describe(data: StreamData, parts: Sequence[torch.Tensor], model: nn.Module, device) -> str:

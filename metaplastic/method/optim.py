@@ -113,6 +113,15 @@ def expand_meta(meta: float | Sequence[float], n_layers: int) -> list[float]:
     return values
 
 
+class MetaPerLayer:
+    """Mixed into a run's config that has ``meta`` (--meta) and ``n_layers`` (its weight layers):
+    --meta as one value per weight layer, computed here only."""
+
+    @property
+    def meta_per_layer(self) -> list[float]:
+        return expand_meta(self.meta, self.n_layers)
+
+
 def check_meta(meta: Sequence[float], n_layers: int, layers: str = "") -> None:
     """ConfigError unless --meta gives 1 value or one per weight layer (``layers``, when given,
     says which they are)."""
