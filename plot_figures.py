@@ -17,7 +17,8 @@ from typing import Sequence
 
 from metaplastic import plots
 from metaplastic.errors import ConfigError, MetaplasticError
-from metaplastic.runs.cli import EXIT_USAGE, ArgumentParser, debugging, main_guard
+from metaplastic.runs.cli import ArgumentParser
+from metaplastic.runs.faults import EXIT_USAGE, debugging, main_guard
 
 def build_parser() -> argparse.ArgumentParser:
     """One sub-command per figure, each with its own options (``plot_figures.py FIGURE -h``)."""

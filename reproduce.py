@@ -24,7 +24,8 @@ from metaplastic.errors import ConfigError
 from metaplastic.flag_types import non_negative_int, positive_int
 from metaplastic.launch import local as launch, slurm, summary
 from metaplastic.method import published
-from metaplastic.runs.cli import ArgumentParser, main_guard
+from metaplastic.runs.cli import ArgumentParser
+from metaplastic.runs.faults import main_guard
 
 DEFAULT_OUT = Path("results") / "reproduce"
 

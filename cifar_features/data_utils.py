@@ -45,7 +45,7 @@ from cifar_features.model_utils import FEATURE_SIZE
 from metaplastic.data.tasks import TASK_NAMES, TaskData, check_task_names as check_experiment_tasks
 from metaplastic.errors import ConfigError, DataError
 from metaplastic.experiments.continual import ContinualConfig
-from metaplastic.runs.cli import neutral
+from metaplastic.runs.run_config import neutral
 
 DATASETS = ("cifar10", "cifar100")
 CIFAR10_RELABEL = (5, 6, 0, 1, 2, 3, 4, 7, 8, 9)

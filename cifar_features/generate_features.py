@@ -70,7 +70,8 @@ from metaplastic.errors import ConfigError, DataError, import_torchvision
 from metaplastic.flag_types import positive_int
 from metaplastic.method import runtime
 from metaplastic.runs.checkpoint import save_atomic
-from metaplastic.runs.cli import ArgumentParser, main_guard
+from metaplastic.runs.cli import ArgumentParser
+from metaplastic.runs.faults import main_guard
 from metaplastic.runs.records import write_atomic_text
 
 DEFAULT_TRAIN_PASSES = 10

@@ -37,7 +37,8 @@ from metaplastic import fast
 from metaplastic.experiments import continual
 from metaplastic.experiments.sequence import run_sequence
 from metaplastic.method import faithfulness
-from metaplastic.runs.cli import ArgumentParser, add_run_arguments, main_guard
+from metaplastic.runs.cli import ArgumentParser, add_run_arguments
+from metaplastic.runs.faults import main_guard
 from metaplastic.runs.rundir import set_up_run, start_run_folder
 
 EXPERIMENT = "cifar_features"

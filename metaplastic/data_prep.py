@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (2 with a plain message on a user-facing
     error, 1 for an environment fault such as an unwritable --data-root; --debug: traceback)."""
-    from metaplastic.runs.cli import main_guard
+    from metaplastic.runs.faults import main_guard
 
     def run(argv) -> int:
         args = build_parser().parse_args(argv)

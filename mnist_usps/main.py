@@ -26,8 +26,9 @@ from metaplastic.experiments.sequence import run_sequence
 from metaplastic.flag_types import non_negative_float, positive_float, positive_int
 from metaplastic.method import faithfulness
 from metaplastic.method.optim import MetaPerLayer
-from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
-                                  config_from, main_guard, neutral, per_seed, print_config)
+from metaplastic.runs.cli import ArgumentParser, add_run_arguments, add_save_argument
+from metaplastic.runs.faults import main_guard
+from metaplastic.runs.run_config import RunOptions, config_from, neutral, per_seed, print_config
 from metaplastic.runs.rundir import set_up_run, start_run_folder
 from mnist_usps.data_utils import (TRAIN_EVAL_BATCH_SIZE, TRAIN_WINDOW, build_tasks,
                                    check_task_names)

@@ -31,8 +31,9 @@ from metaplastic.flag_types import non_negative_float, positive_int
 from metaplastic.method import faithfulness, published
 from metaplastic.method.optim import MetaPerLayer, check_meta
 from metaplastic.runs import records
-from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_run_arguments, add_save_argument,
-                                  config_from, fraction, main_guard, neutral)
+from metaplastic.runs.cli import ArgumentParser, add_run_arguments, add_save_argument, fraction
+from metaplastic.runs.faults import main_guard
+from metaplastic.runs.run_config import RunOptions, config_from, neutral
 from metaplastic.runs.rundir import set_up_run, start_run_folder
 from stream_cifar10.data_utils import NORMALIZATIONS, SOURCES, load_data, permutes, transforms
 from stream_cifar10.model_utils import (DEFAULT_CHANNELS, N_WEIGHT_LAYERS, WEIGHT_INITS,

@@ -34,8 +34,10 @@ from metaplastic.flag_types import non_negative_float, positive_int
 from metaplastic.method import faithfulness
 from metaplastic.method.optim import MetaPerLayer, check_meta
 from metaplastic.runs import records
-from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_run_arguments,
-                                  add_save_argument, config_from, refuse_beaker, main_guard, neutral)
+from metaplastic.runs.cli import (ArgumentParser, add_beaker_arguments, add_run_arguments,
+                                  add_save_argument, refuse_beaker)
+from metaplastic.runs.faults import main_guard
+from metaplastic.runs.run_config import RunOptions, config_from, neutral
 from metaplastic.runs.rundir import set_up_run, start_run_folder
 from stream_fmnist.data_utils import TASKS, load_data, pixels
 from stream_fmnist.model_utils import build_model

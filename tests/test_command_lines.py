@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO, run_script
 
 import metaplastic
-from metaplastic.runs import cli
+from metaplastic.runs import cli, provenance
 
 
 def _parsers():
@@ -99,19 +99,19 @@ def test_version_flag_prints_package_version_and_commit():
     out = run_script("continual_learning/main.py", "--version")
     assert out.returncode == 0, out.stderr
     assert metaplastic.__version__ in out.stdout
-    state = cli.git_state()
+    state = provenance.git_state()
     if state["git_commit"] is not None:
         assert state["git_commit"][:12] in out.stdout
 
 
 def test_git_state_outside_a_checkout(tmp_path):
-    assert cli.git_state(tmp_path) == {"git_commit": None, "git_modified": None}
+    assert provenance.git_state(tmp_path) == {"git_commit": None, "git_modified": None}
 
 
 def test_git_state_without_git(monkeypatch):
     monkeypatch.setenv("PATH", "")
-    assert cli.git_state() == {"git_commit": None, "git_modified": None}
-    assert cli.code_version() == metaplastic.__version__
+    assert provenance.git_state() == {"git_commit": None, "git_modified": None}
+    assert provenance.code_version() == metaplastic.__version__
 
 
 def test_git_state_of_a_checkout(tmp_path):
@@ -125,14 +125,14 @@ def test_git_state_of_a_checkout(tmp_path):
     subprocess.run([*git, "commit", "-q", "-m", "a"], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
                           check=True).stdout.strip()
-    assert cli.git_state(tmp_path) == {"git_commit": head, "git_modified": False}
+    assert provenance.git_state(tmp_path) == {"git_commit": head, "git_modified": False}
     (tmp_path / "untracked.csv").write_text("results\n")
-    assert cli.git_state(tmp_path)["git_modified"] is False
+    assert provenance.git_state(tmp_path)["git_modified"] is False
     (tmp_path / "a.py").write_text("x = 2\n")
-    assert cli.git_state(tmp_path) == {"git_commit": head, "git_modified": True}
+    assert provenance.git_state(tmp_path) == {"git_commit": head, "git_modified": True}
     # a folder inside the checkout is not the checkout's root: unknown rather than wrong
     (tmp_path / "sub").mkdir()
-    assert cli.git_state(tmp_path / "sub")["git_commit"] is None
+    assert provenance.git_state(tmp_path / "sub")["git_commit"] is None
 
 
 def test_environment_summary_records_code_and_library_versions():
@@ -140,12 +140,12 @@ def test_environment_summary_records_code_and_library_versions():
     import torch
     import torchvision
 
-    env = cli.environment_summary()
+    env = provenance.environment_summary()
     assert env["code_version"] == metaplastic.__version__
     assert env["torch"] == torch.__version__
     assert env["torchvision"].split("+")[0] == torchvision.__version__.split("+")[0]
     assert env["numpy"] == numpy.__version__
-    assert env["git_commit"] == cli.git_state()["git_commit"]
+    assert env["git_commit"] == provenance.git_state()["git_commit"]
     assert "git_modified" in env
 
 

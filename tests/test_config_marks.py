@@ -6,7 +6,7 @@ import pytest
 from metaplastic.errors import ConfigError
 from metaplastic.plots.runs import run_settings
 from metaplastic.runs import records
-from metaplastic.runs.cli import RunOptions, config_marks, neutral, per_seed
+from metaplastic.runs.run_config import RunOptions, config_marks, neutral, per_seed
 from metaplastic.runs.rundir import open_run_dir
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import DATA_ROOT, REPO, needs_data
 
 from metaplastic.launch import local as launch
-from metaplastic.runs import cli
+from metaplastic.runs import faults
 
 
 def _run(script, *args, cwd=REPO):
@@ -55,15 +55,15 @@ def test_finished_json_records_the_runs_own_command(tmp_path):
 
 def test_the_interrupted_hint_names_the_folder_and_the_command(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "argv", ["continual_learning/main.py"])
-    monkeypatch.setattr(cli, "RUN_FOLDER", [])
-    assert "before the run started" in cli.interrupted_hint(["--lr", "0.1"])
-    cli.RUN_FOLDER.append(tmp_path / "run")
-    hint = cli.interrupted_hint(["--lr", "0.1", "--out-dir", "old", "--resume"])
+    monkeypatch.setattr(faults, "RUN_FOLDER", [])
+    assert "before the run started" in faults.interrupted_hint(["--lr", "0.1"])
+    faults.RUN_FOLDER.append(tmp_path / "run")
+    hint = faults.interrupted_hint(["--lr", "0.1", "--out-dir", "old", "--resume"])
     assert str(tmp_path / "run") in hint
     assert hint.endswith(f"continual_learning/main.py --lr 0.1 --out-dir {tmp_path / 'run'} "
                          "--resume")
     monkeypatch.setattr(sys, "argv", ["reproduce.py"])
-    assert "rerun the same reproduce.py command" in cli.interrupted_hint(["run", "fig2"])
+    assert "rerun the same reproduce.py command" in faults.interrupted_hint(["run", "fig2"])
 
 
 @needs_data("MNIST")
@@ -82,7 +82,7 @@ def test_sigterm_ends_a_run_with_the_command_that_continues_it(tmp_path):
         time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == cli.EXIT_INTERRUPTED
+    assert proc.returncode == faults.EXIT_INTERRUPTED
     assert "continue with:\n  python " in err and f"--out-dir {out} --resume" in err
 
 

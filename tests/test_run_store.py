@@ -310,15 +310,15 @@ def test_a_full_disk_ends_the_run_in_one_line_with_its_resume_command(
 def test_a_write_fault_offers_resume_only_where_something_was_kept(tmp_path, monkeypatch):
     import errno
 
-    from metaplastic.runs import cli
+    from metaplastic.runs import faults
 
-    monkeypatch.setattr(cli, "RUN_FOLDER", [tmp_path])
+    monkeypatch.setattr(faults, "RUN_FOLDER", [tmp_path])
     monkeypatch.setattr(sys, "argv", ["continual_learning/main.py"])
     full = OSError(errno.ENOSPC, "No space left on device")
-    tail = cli.write_fault_tail(full, ["--lr", "0.1", "--out-dir", str(tmp_path)])
+    tail = faults.write_fault_tail(full, ["--lr", "0.1", "--out-dir", str(tmp_path)])
     assert "--resume" not in tail and "run the same command again" in tail
     (tmp_path / "config.json").write_text("{}")
-    tail = cli.write_fault_tail(full, ["--lr", "0.1", "--out-dir", str(tmp_path)])
+    tail = faults.write_fault_tail(full, ["--lr", "0.1", "--out-dir", str(tmp_path)])
     assert tail.endswith(f"--lr 0.1 --out-dir {tmp_path} --resume")
 
 

@@ -93,9 +93,9 @@ def test_setup_records_its_process_settings(restore_denormals):
 
 
 def test_environment_records_the_process_settings(monkeypatch):
-    from metaplastic.runs import cli
+    from metaplastic.runs import provenance
 
     monkeypatch.setitem(runtime.SETTINGS, "cpu_int8_products", False)
     monkeypatch.setitem(runtime.SETTINGS, "implementation", "reference: ...")
-    env = cli.environment_summary()
+    env = provenance.environment_summary()
     assert env["cpu_int8_products"] is False and env["implementation"] == "reference: ..."

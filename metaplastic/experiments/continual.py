@@ -23,8 +23,8 @@ from metaplastic.method.models import BNN, DNN, MLP
 from metaplastic.method.norms import init_batchnorm_gamma
 from metaplastic.method.optim import MetaPerLayer, check_meta
 from metaplastic.runs import records
-from metaplastic.runs.cli import (ArgumentParser, RunOptions, add_beaker_arguments, add_save_argument,
-                                  config_from)
+from metaplastic.runs.cli import ArgumentParser, add_beaker_arguments, add_save_argument
+from metaplastic.runs.run_config import RunOptions, config_from
 
 
 

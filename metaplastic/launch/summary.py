@@ -70,7 +70,7 @@ def expected_config(run: paper.PaperRun, scale: str, seed: int) -> tuple[dict, s
     line makes, the fields that do not change results or differ per seed, the defaults)."""
     import importlib
 
-    from metaplastic.runs.cli import config_dict, config_marks
+    from metaplastic.runs.run_config import config_dict, config_marks
     from metaplastic.runs.rundir import field_defaults
 
     module = importlib.import_module(f"{run.experiment}.main")

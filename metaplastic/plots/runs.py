@@ -37,7 +37,7 @@ from metaplastic.runs.records import (
 
 #: config.json keys that never distinguish one configuration from another: the seed, and the
 #: records written beside the config. The config's own fields marked result-neutral or
-#: per-seed (metaplastic.runs.cli.neutral / per_seed) are listed in config.json itself.
+#: per-seed (metaplastic.runs.run_config.neutral / per_seed) are listed in config.json itself.
 IGNORED_CONFIG_KEYS = frozenset({"seed", "run_dir", "hostname", "environment", "launches",
                                  "result_neutral", "per_seed"})
 #: the flags of the Benna-Fusi optimizer (metaplastic/method/beaker.py), used only with --beaker

@@ -121,7 +121,8 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     """Lock, check, then create the folder and write config.json. Returns whether to continue
     from a checkpoint (False: start from the beginning, also for a ``--resume`` of a run killed
     before its first row)."""
-    from metaplastic.runs.cli import config_dict, config_marks, environment_summary
+    from metaplastic.runs.provenance import environment_summary
+    from metaplastic.runs.run_config import config_dict, config_marks
 
     marks = config_marks(config)
     defaults = field_defaults(config)
@@ -254,14 +255,14 @@ def set_up_run(config, experiment: str, resume: bool, show_config: bool = True):
     ``show_config`` is False: for a run that completes its config from the data first).
     Returns (device, run folder); config.out_dir is set to the folder."""
     from metaplastic.method import runtime
-    from metaplastic.runs.cli import print_config
+    from metaplastic.runs.run_config import print_config
 
     device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
     run_dir = chosen_run_folder(config.out_dir or None, experiment, resume)
     config.out_dir = str(run_dir)
-    from metaplastic.runs import cli
+    from metaplastic.runs import faults
 
-    cli.RUN_FOLDER.append(run_dir)
+    faults.RUN_FOLDER.append(run_dir)
     if show_config:
         print_config(config)
     return device, run_dir
