@@ -31,7 +31,9 @@ HIDDEN_WEIGHT_BINS = 100
 @dataclass(slots=True)
 class SequenceSettings:
     """How a sequence of tasks is learned (everything the runner needs besides model and data):
-    the loop's settings (:class:`RunSettings`) and the sequence's own."""
+    the loop's settings (:class:`RunSettings`) and the sequence's own. It begins like
+    :class:`metaplastic.experiments.stream.StreamSettings` (loop, lr, weight decay): the two
+    share the loop, and the rest differs."""
 
     loop: RunSettings
     lr: float
