@@ -481,9 +481,19 @@ def readme_table() -> str:
     return "\n".join(lines)
 
 
+def figure_kinds_table() -> str:
+    """The figure kinds of ``plot_figures.py`` (the registry :data:`metaplastic.plots.FIGURE_KINDS`)
+    as a Markdown table."""
+    from metaplastic.plots import FIGURE_KINDS
+
+    rows = [f"| `{kind.name}` | {'one run' if kind.one_run else 'one or more runs'} | "
+            f"{kind.description} |" for kind in FIGURE_KINDS.values()]
+    return "\n".join(["| kind | drawn from | what it shows |", "|---|---|---|", *rows])
+
+
 def readme_blocks() -> dict[str, str]:
     """Marker name -> the text a document holds between ``<!-- name:begin/end -->``."""
-    blocks = {"reproduce-table": readme_table()}
+    blocks = {"reproduce-table": readme_table(), "figure-kinds": figure_kinds_table()}
     for experiment in EXPERIMENTS:
         blocks[f"paper-commands:{experiment}"] = readme_commands(experiment)
     return blocks
