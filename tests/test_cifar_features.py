@@ -672,7 +672,7 @@ def test_generate_then_train_end_to_end(synthetic, tmp_path, monkeypatch) -> Non
     original = cifar_main.run_sequence
 
     def spy(model, tasks, settings, *args, **kwargs):
-        seen["batch"], seen["tasks"] = settings.train_batch_size, [t.name for t in tasks]
+        seen["batch"], seen["tasks"] = settings.loop.batch_size, [t.name for t in tasks]
         return original(model, tasks, settings, *args, **kwargs)
 
     monkeypatch.setattr(cifar_main, "run_sequence", spy)
@@ -707,7 +707,7 @@ def test_generate_then_train_cifar100_domain(synthetic, tmp_path, monkeypatch) -
     original = cifar_main.run_sequence
 
     def spy(model, tasks, settings, *args, **kwargs):
-        seen["batch"], seen["n"] = settings.train_batch_size, len(tasks)
+        seen["batch"], seen["n"] = settings.loop.batch_size, len(tasks)
         return original(model, tasks, settings, *args, **kwargs)
 
     monkeypatch.setattr(cifar_main, "run_sequence", spy)
