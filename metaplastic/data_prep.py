@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from metaplastic.data.registry import (
-                                       DATASETS,
-                                       canonical_dataset_name,
-                                       default_datasets,
-                                       checksum_problem,
-                                       download_command,
-                                       how_to_obtain,
-                                       )
+    DATASETS,
+    canonical_dataset_name,
+    default_datasets,
+    checksum_problem,
+    download_command,
+    how_to_obtain,
+)
 from metaplastic.data.root import DATA_ROOT_ENV, default_data_root
 from metaplastic.data.sources.common import Log
 from metaplastic.errors import DataError

@@ -14,20 +14,20 @@ from metaplastic import plots
 from metaplastic.data.tasks import positional_names
 from metaplastic.errors import MetaplasticError
 from metaplastic.runs.records import (
-                                      HIDDEN_HIST_COLUMNS,
-                                      HIDDEN_HIST_FILE,
-                                      METRICS_FILE,
-                                      SIGN_SWITCH_COLUMNS,
-                                      SIGN_SWITCH_FILE,
-                                      STREAM_CIFAR10_COLUMNS,
-                                      STREAM_FMNIST_COLUMNS,
-                                      CsvRecorder,
-                                      RecordError,
-                                      continual_columns,
-                                      meta_mapping,
-                                      save_config,
-                                      write_rows,
-                                      )
+    HIDDEN_HIST_COLUMNS,
+    HIDDEN_HIST_FILE,
+    METRICS_FILE,
+    SIGN_SWITCH_COLUMNS,
+    SIGN_SWITCH_FILE,
+    STREAM_CIFAR10_COLUMNS,
+    STREAM_FMNIST_COLUMNS,
+    CsvRecorder,
+    RecordError,
+    continual_columns,
+    meta_mapping,
+    save_config,
+    write_rows,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -2,8 +2,8 @@
 
 The files are those written by :mod:`metaplastic.data_prep` (torchvision's ``<root>/<Name>/raw/``
 layout), checked against the registry :mod:`metaplastic.data.registry`. Images become float32
-rows of 784 pixels equal to ``byte / 255`` (exactly what
-torchvision's ``ToTensor`` gives), labels int64.
+rows of 784 pixels equal to ``byte / 255`` (exactly what torchvision's ``ToTensor`` gives),
+labels int64.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ import numpy as np
 import torch
 
 from metaplastic.data.registry import (
-                                       DATASETS,
-                                       IDX_IMAGES_MAGIC,
-                                       IDX_LABELS_MAGIC,
-                                       SHA256,
-                                       canonical_dataset_name,
-                                       dataset_of_file,
-                                       how_to_obtain,
-                                       )
+    DATASETS,
+    IDX_IMAGES_MAGIC,
+    IDX_LABELS_MAGIC,
+    SHA256,
+    canonical_dataset_name,
+    dataset_of_file,
+    how_to_obtain,
+)
 from metaplastic.data.root import data_root_or_default
 from metaplastic.errors import ConfigError, DataError
 from metaplastic.fileio import sha256_file

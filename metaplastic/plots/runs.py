@@ -22,18 +22,18 @@ import numpy as np
 from metaplastic.errors import ConfigError
 from metaplastic.method import published
 from metaplastic.runs.records import (
-                                      CONFIG_FILE,
-                                      METRICS_FILE,
-                                      STREAM_CIFAR10_COLUMNS,
-                                      STREAM_FMNIST_COLUMNS,
-                                      RecordError,
-                                      check_finite_accuracies,
-                                      continual_columns,
-                                      load_config,
-                                      matches_schema,
-                                      n_tasks_of,
-                                      read_records,
-                                      )
+    CONFIG_FILE,
+    METRICS_FILE,
+    STREAM_CIFAR10_COLUMNS,
+    STREAM_FMNIST_COLUMNS,
+    RecordError,
+    check_finite_accuracies,
+    continual_columns,
+    load_config,
+    matches_schema,
+    n_tasks_of,
+    read_records,
+)
 
 #: config.json keys that never distinguish one configuration from another: the seed, and the
 #: records written beside the config. The config's own fields marked result-neutral or
