@@ -21,9 +21,10 @@ from pathlib import Path
 
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.method import published
-from metaplastic.runs import records, runlock
+from metaplastic.runs import faults, records, runlock
 from metaplastic.runs.checkpoint import CHECKPOINT_FILE, check_run_state, load_checkpoint
 from metaplastic.runs.folders import chosen_run_folder
+from metaplastic.runs.run_config import print_config
 
 #: config.json entries written beside the config's own fields (never compared on --resume)
 RECORD_KEYS = frozenset({"environment", "result_neutral", "per_seed", "launches"})
@@ -255,13 +256,10 @@ def set_up_run(config, experiment: str, resume: bool, show_config: bool = True):
     ``show_config`` is False: for a run that completes its config from the data first).
     Returns (device, run folder); config.out_dir is set to the folder."""
     from metaplastic.method import runtime
-    from metaplastic.runs.run_config import print_config
 
     device = runtime.setup(config.device, config.seed, config.allow_tf32, config.keep_denormals)
     run_dir = chosen_run_folder(config.out_dir or None, experiment, resume)
     config.out_dir = str(run_dir)
-    from metaplastic.runs import faults
-
     faults.RUN_FOLDER.append(run_dir)
     if show_config:
         print_config(config)
