@@ -143,7 +143,7 @@ def run_figures(args) -> int:
         print(slurm.job_script(len(jobs), args.out / "slurm", _slurm_options(args)))
         return 0
     states = {j: j.state() for j in jobs}
-    expected = [j.expected_seconds() for j in jobs if states[j] != "done"]
+    expected = [j.seconds_left() for j in jobs if states[j] != "done"]
     print(f"{len(jobs)} runs ({sum(s == 'done' for s in states.values())} finished, "
           f"{sum(s == 'started' for s in states.values())} to resume, "
           f"{sum(s == 'new' for s in states.values())} new) at {args.scale} scale in {args.out}"

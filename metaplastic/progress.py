@@ -7,6 +7,7 @@ the elapsed time of the run and an ETA for the whole run (:class:`RunClock`).
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import Callable
@@ -34,6 +35,22 @@ def duration(seconds: float) -> str:
         return f"{hours}h{minutes:02d}m"
     days, hours = divmod(hours, 24)
     return f"{days}d{hours:02d}h"
+
+
+def epoch_timing(train: float, evaluate: float, end: float) -> str:
+    """The timing part of an epoch's log line: total seconds, then their parts (training,
+    evaluation, phase end and checkpoint); :func:`epoch_seconds` reads it back."""
+    return (f"{train + evaluate + end:.1f}s (train {train:.1f}, eval {evaluate:.1f}, "
+            f"phase end + checkpoint {end:.1f})")
+
+
+_EPOCH_TIMING = re.compile(r"\| (\d+(?:\.\d+)?)s \(train (\d+(?:\.\d+)?), eval ")
+
+
+def epoch_seconds(line: str) -> tuple[float, float] | None:
+    """(total, training) seconds of the epoch a log line reports, or None for another line."""
+    match = _EPOCH_TIMING.search(line)
+    return (float(match.group(1)), float(match.group(2))) if match else None
 
 
 class RunClock:

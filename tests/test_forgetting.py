@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from metaplastic.runs import records
-from metaplastic.runs.forgetting import accuracy_matrix, sequence_metrics
+from metaplastic.runs.forgetting import (FirstTaskCourse, accuracy_matrix, first_task_course,
+                                         sequence_metrics)
 
 
 def by_definition(r):
@@ -81,3 +82,51 @@ def test_summaries_report_them_after_the_mean(tmp_path):
     assert values[3:] == pytest.approx([acc, bwt, forgetting])
     _write(tmp_path / "interleaved.csv", [1])
     assert final_accuracies(tmp_path / "interleaved.csv")[0][-1] == "mean"
+
+
+def _two_tasks(path, first, second):
+    """A two-task CSV whose task 1 accuracy is ``first`` then ``second``, epoch by epoch."""
+    columns = records.continual_columns(2)
+    rows = []
+    for phase, accuracies in ((1, first), (2, second)):
+        for epoch, acc in enumerate(accuracies, start=1):
+            row = dict.fromkeys(columns, 0)
+            row.update(task_order=phase, epoch=epoch, tsk=f"T{phase}", acc_test_tsk_1=acc,
+                       acc_test_tsk_2=50.0)
+            rows.append(row)
+    records.write_rows(path, columns, rows)
+
+
+def test_task_1_course_through_task_2_reads_the_named_epochs(tmp_path):
+    second = [80.0 - 2 * e for e in range(30)]             # epoch e+1: 80 - 2e; 24 at e = 28
+    second[20] = 30.0                                      # not below 25 yet
+    _two_tasks(tmp_path / "m.csv", [90.0, 96.5], second)
+    course = first_task_course(tmp_path / "m.csv", epochs=(1, 10, 25, 40), threshold=25.0)
+    by_hand_first = next(e + 1 for e, acc in enumerate(second) if acc < 25.0)
+    assert by_hand_first == 29
+    assert course == FirstTaskCourse(96.5, (80.0, 62.0, 32.0, None), min(second), second[-1],
+                                     by_hand_first)
+    _two_tasks(tmp_path / "kept.csv", [90.0], [89.0, 91.0])
+    assert first_task_course(tmp_path / "kept.csv").first_below is None
+
+
+def test_no_course_unless_two_tasks_one_after_the_other(tmp_path):
+    _write(tmp_path / "three.csv", [1, 2, 3])
+    assert first_task_course(tmp_path / "three.csv") is None
+    _write(tmp_path / "interleaved.csv", [1], n_tasks=2)
+    assert first_task_course(tmp_path / "interleaved.csv") is None
+
+
+def test_the_course_table_gives_mean_std_and_each_seeds_first_epoch(tmp_path):
+    from metaplastic.launch.summary import course_table
+
+    for seed, (end, last) in enumerate([(20.0, 24.0), (30.0, 35.0)]):
+        (tmp_path / f"s{seed}").mkdir()
+        _two_tasks(tmp_path / f"s{seed}" / "metrics.csv", [97.0],
+                   [90.0] * 9 + [end] * 16 + [last] * 5)
+    table = course_table([("m = 0", tmp_path / "s0"), ("m = 0", tmp_path / "s1")])
+    # after 1: 90, 90; after 10 and 25: 20, 30 -> 25 ± 7.07; final 24, 35 -> 29.5 ± 7.78
+    assert table.splitlines()[2] == ("| m = 0 | 2 | 97.00 ± 0.00 | 90.00 ± 0.00 | 25.00 ± 7.07 | "
+                                     "25.00 ± 7.07 | 25.00 ± 7.07 | 29.50 ± 7.78 | 10, never |")
+    _write(tmp_path / "s1" / "metrics.csv", [1, 2, 3])
+    assert course_table([("m = 0", tmp_path / "s0"), ("x", tmp_path / "s1")]) is None

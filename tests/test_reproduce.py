@@ -20,6 +20,7 @@ from conftest import DATA_ROOT, REPO, needs_data
 from metaplastic import paper
 from metaplastic.errors import ConfigError
 from metaplastic.launch import local as launch, summary
+from metaplastic.runs import rundir
 
 
 def flag_values(flags, name):
@@ -121,13 +122,27 @@ def test_job_state_decides_skip_resume_or_start(tmp_path):
     assert argv[argv.index("--seed") + 1] == "0" and argv[argv.index("--data-root") + 1] == "/d"
 
 
+def test_a_started_run_is_expected_to_take_only_its_share_left(tmp_path):
+    job = launch.plan(["fig4ab"], 1, "cpu", tmp_path)[0]    # 2 tasks x 50 epochs: 100 rows
+    whole = job.expected_seconds()
+    assert whole and job.seconds_left() == whole               # nothing there: the whole run
+    job.run_dir.mkdir(parents=True)
+    (job.run_dir / "config.json").write_text(json.dumps(
+        {"experiment": "continual_learning", "epochs_per_task": 50,
+         "task_sequence": ["MNIST", "FMNIST"]}))
+    (job.run_dir / "metrics.csv").write_text("h\n" + "r\n" * 60)
+    assert job.seconds_left() == pytest.approx(whole * 0.4)   # 60 of 100 rows written
+    (job.run_dir / "config.json").write_text("[not a config")
+    assert job.seconds_left() == whole                          # unreadable: counted as new
+
+
 def test_time_left_scales_the_expected_times_by_whole_runs_only():
     class Known:
-        def expected_seconds(self):
+        def seconds_left(self):
             return 100.0
 
     class Unknown:
-        def expected_seconds(self):
+        def seconds_left(self):
             return None
 
     assert launch.time_left([], [(50.0, 100.0, False)], 2) is None
@@ -210,7 +225,7 @@ def _write_run(run_dir: Path, run, scale: str, finals: list[float], finished: bo
     config, _, _ = summary.expected_config(run, scale, seed)
     run_dir.mkdir(parents=True)
     (run_dir / "config.json").write_text(json.dumps(config))
-    n = summary.expected_rows(config) if rows is None else rows
+    n = rundir.expected_rows(config) if rows is None else rows
     columns = records.continual_columns(len(finals))
     with open(run_dir / "metrics.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, columns)
@@ -258,9 +273,14 @@ def test_summarize_writes_tables_and_the_figure(tmp_path):
     messages = []
     written = summary.summarize(tmp_path, ["fig4ab"], log=messages.append)
     names = sorted(p.name for p in written)
-    assert names == ["fig4ab_smoke.csv", "fig4ab_smoke.md", "fig4ab_smoke.png"]
+    assert names == ["fig4ab_smoke.csv", "fig4ab_smoke.md", "fig4ab_smoke.png",
+                     "fig4ab_smoke_times.md"]
     assert "50.50 ± 0.71" in (tmp_path / "summary" / "fig4ab_smoke.md").read_text()
     assert any("50.50 ± 0.71" in m for m in messages)
+    times = (tmp_path / "summary" / "fig4ab_smoke_times.md").read_text()
+    assert [line.split(" | ")[:2] for line in times.splitlines() if line.startswith("| MNIST")] == [
+        ["| MNIST then FMNIST, m = 0.0", "0"], ["| MNIST then FMNIST, m = 0.0", "1"],
+        ["| MNIST then FMNIST, m = 1.5", "0"], ["| MNIST then FMNIST, m = 1.5", "1"]]
 
 
 def test_fig3_summary_draws_the_hidden_size_plot_and_each_methods_tasks(tmp_path):
@@ -272,7 +292,7 @@ def test_fig3_summary_draws_the_hidden_size_plot_and_each_methods_tasks(tmp_path
         _write_run(d, run, "smoke", [50.0 + i for i in range(10)])
     written = summary.summarize(tmp_path, ["fig3"], log=lambda _: None)
     assert sorted(p.name for p in written) == ["fig3_smoke.csv", "fig3_smoke.md", "fig3_smoke.png",
-                                               "fig3_smoke_tasks.png"]
+                                               "fig3_smoke_tasks.png", "fig3_smoke_times.md"]
     assert (tmp_path / "summary" / "fig3_smoke.md").read_text().count("| 54.50 |") == 4
 
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from metaplastic.method.engine import progress_bar, train_epoch
 from metaplastic.method.flips import FlipStatistics
-from metaplastic.progress import RunClock
+from metaplastic.progress import RunClock, epoch_timing
 from metaplastic.runs import records
 from metaplastic.runs.checkpoint import (CHECKPOINT_FILE, check_run_state, load_checkpoint,
                                          save_checkpoint)
@@ -166,9 +166,9 @@ def run_phases(model: nn.Module, phases: Sequence[Phase], hooks: Hooks, settings
                 _save(checkpoint_path, model, optimizer, generator, pos, hooks, row_prefix,
                       run_config)
             done = time.perf_counter()
-            log(hooks.summary(row, loss) + f" | {done - started:.1f}s (train "
-                f"{trained - started:.1f}, eval {evaluated - trained:.1f}, phase end + "
-                f"checkpoint {done - evaluated:.1f}) | " + clock.epoch_done(done - started))
+            log(hooks.summary(row, loss) + " | "
+                + epoch_timing(trained - started, evaluated - trained, done - evaluated)
+                + " | " + clock.epoch_done(done - started))
             epochs_run += 1
             if settings.stop_after_epochs is not None and epochs_run >= settings.stop_after_epochs:
                 raise SimulatedCrash(f"stopped after {epochs_run} epochs (stop_after_epochs)")

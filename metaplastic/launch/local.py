@@ -25,7 +25,7 @@ from metaplastic.data.root import PACKAGE_PARENT
 from metaplastic.errors import ConfigError
 from metaplastic.fileio import open_append
 from metaplastic.method import published
-from metaplastic.runs import runlock
+from metaplastic.runs import records, rundir, runlock
 from metaplastic.runs.folders import SEED_PREFIX
 
 FINISHED_FILE = "finished.json"
@@ -70,7 +70,23 @@ class Job:
         return args
 
     def expected_seconds(self) -> float | None:
+        """The figure data's rough time for the whole run (:func:`paper.expected_cpu_seconds`)."""
         return paper.expected_cpu_seconds(self.run, self.scale)
+
+    def seconds_left(self) -> float | None:
+        """:meth:`expected_seconds` times the share of the run's CSV rows still to write (a run
+        to resume is partly done; a folder without a readable configuration counts as new)."""
+        whole = self.expected_seconds()
+        if whole is None:
+            return None
+        try:
+            rows = rundir.expected_rows(records.load_config(self.run_dir))
+        except records.RecordError:
+            rows = None
+        if not rows:
+            return whole
+        done = min(rundir.data_rows(self.run_dir / "metrics.csv"), rows)
+        return whole * (rows - done) / rows
 
 
 def plan(figure_ids: Sequence[str], seeds: int | None, scale: str, out: Path,
@@ -269,14 +285,14 @@ class LocalExecutor:
 
 
 def time_left(left: Sequence[Job], finished: Sequence[tuple], jobs: int) -> float | None:
-    """Seconds until the ``left`` jobs are done, ``jobs`` at a time: their expected times (figure
-    data) scaled by measured / expected of the runs this launch ran from the start; without
-    expected times, the mean measured time per run. ``finished``: (seconds, expected seconds,
+    """Seconds until the ``left`` jobs are done, ``jobs`` at a time: their expected times left
+    (figure data, less what a started run has done) scaled by measured / expected of the runs
+    this launch ran from the start; without expected times, the mean measured time per run. ``finished``: (seconds, expected seconds,
     resumed) of each finished run; a resumed run's time says nothing about a whole run."""
     if not left:
         return None
     whole = [(seconds, expected) for seconds, expected, resumed in finished if not resumed]
-    expected = [j.expected_seconds() for j in left]
+    expected = [j.seconds_left() for j in left]
     if None not in expected:
         known = [(s, e) for s, e in whole if e]
         ratio = sum(s for s, _ in known) / sum(e for _, e in known) if known else 1.0

@@ -5,7 +5,11 @@ output folder (:func:`metaplastic.launch.local.plan`'s layout) give one table ro
 the final test accuracy of every task (the last CSV row; stream runs: the test set), their
 mean over tasks, and backward transfer and forgetting (docs/METRICS.md), as mean ± sample
 standard deviation over seeds. Tables are written as
-Markdown and CSV; the figure is drawn by :mod:`metaplastic.plots` with its seed bands.
+Markdown and CSV, with a table of each finished run's machine and times
+(:mod:`metaplastic.launch.run_times`, ``<figure>_<scale>_times.md``) and, for two tasks learned
+one after the other, task 1's course through task 2 (``<figure>_<scale>_course.md``: Fig. 1(a)'s
+caption); the figure is drawn by
+:mod:`metaplastic.plots` with its seed bands.
 """
 from __future__ import annotations
 
@@ -19,11 +23,13 @@ from typing import Sequence
 
 from metaplastic import paper
 from metaplastic.errors import ConfigError, MetaplasticError
+from metaplastic.launch import run_times
 from metaplastic.launch.local import FINISHED_FILE
 from metaplastic.method import published
 from metaplastic.runs import records
 from metaplastic.runs.folders import SEED_PREFIX, seed_folders
-from metaplastic.runs.forgetting import METRIC_NAMES, accuracy_matrix, sequence_metrics
+from metaplastic.runs.forgetting import (COURSE_EPOCHS, COURSE_THRESHOLD, METRIC_NAMES,
+                                         accuracy_matrix, first_task_course, sequence_metrics)
 
 
 @dataclass
@@ -86,31 +92,13 @@ def expected_config(run: paper.PaperRun, scale: str, seed: int) -> tuple[dict, s
             field_defaults(config))
 
 
-def expected_rows(config: dict) -> int | None:
-    """The rows of a finished run's metrics.csv, from its configuration (None: not known)."""
-    experiment, epochs = config.get("experiment"), config.get("epochs_per_task")
-    if not isinstance(epochs, int):
-        return None
-    if experiment in ("continual_learning", "cifar_features"):
-        tasks = 0
-        for name in config.get("task_sequence", []):
-            match = re.fullmatch(r"cifar100-(\d+)", str(name))
-            tasks += int(match.group(1)) if match else 1
-        return epochs * (1 if config.get("interleaved") else tasks)
-    if experiment == "mnist_usps":
-        return epochs * len(config.get("task_sequence", [])) + 1   # + the untrained row
-    if experiment in ("stream_fmnist", "stream_cifar10"):
-        return epochs * int(config.get("nb_subset", 1))
-    return None
-
-
 def run_problem(seed_dir: Path, run: paper.PaperRun, scale: str) -> str | None:
     """Why the finished seed folder ``seed_dir`` cannot enter ``run``'s row (None: it can): a
     symbolic link among its files, a config.json that is not the run's (flags, seed, published
     version), a metrics.csv without the rows that configuration makes, or a value that is not
     a finite number."""
     from metaplastic.method.published import older_run_defaults
-    from metaplastic.runs.rundir import RUN_FILES, data_rows, differing_fields
+    from metaplastic.runs.rundir import RUN_FILES, data_rows, differing_fields, expected_rows
 
     links = [name for name in RUN_FILES if (seed_dir / name).is_symlink()]
     if links or seed_dir.is_symlink():
@@ -198,6 +186,41 @@ def markdown_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def course_table(runs: Sequence[tuple[str, Path]]) -> str | None:
+    """Task 1's course through task 2 (:func:`metaplastic.runs.forgetting.first_task_course`)
+    as a Markdown table, one row per configuration, mean ± std over its finished seeds
+    (``runs``: (label, seed folder) in table order); None unless every run is two tasks learned
+    one after the other."""
+    courses: dict[str, list] = {}
+    for label, seed_dir in runs:
+        course = first_task_course(seed_dir / "metrics.csv")
+        if course is None:
+            return None
+        courses.setdefault(label, []).append(course)
+    if not courses:
+        return None
+
+    def cell(values) -> str:
+        known = [v for v in values if v is not None]
+        if len(known) < len(values):   # a seed without it: each seed's value
+            return ", ".join("–" if v is None else f"{v:g}" for v in values)
+        return mean_std(known)
+
+    below = f"first epoch below {COURSE_THRESHOLD:g} %"
+    lines = ["| configuration | seeds | task 1 learned | "
+             + " | ".join(f"after {e}" for e in COURSE_EPOCHS) + f" | lowest | final | {below} |",
+             "|---|---|---|" + "---|" * (len(COURSE_EPOCHS) + 3)]
+    for label, seeds in courses.items():
+        cells = ([cell([c.learned for c in seeds])]
+                 + [cell([c.after[k] for c in seeds]) for k in range(len(COURSE_EPOCHS))]
+                 + [cell([c.lowest for c in seeds]), cell([c.final for c in seeds])])
+        firsts = [c.first_below for c in seeds]
+        first = ("never" if all(f is None for f in firsts) else
+                 ", ".join("never" if f is None else str(f) for f in firsts))
+        lines.append(f"| {label} | {len(seeds)} | " + " | ".join(cells) + f" | {first} |")
+    return "\n".join(lines) + "\n"
+
+
 def csv_table(rows: Sequence[Row]) -> str:
     columns = max((r.columns for r in rows), key=len, default=[])
     buffer = io.StringIO()
@@ -216,11 +239,12 @@ def csv_table(rows: Sequence[Row]) -> str:
     return buffer.getvalue()
 
 
-def finished_run_dirs(figure: paper.Figure, out: Path, scale: str) -> list[Path]:
-    """The finished seed folders of ``figure``'s runs at ``scale`` (each folder once) that
-    pass :func:`run_problem`."""
+def finished_runs(figure: paper.Figure, out: Path,
+                  scale: str) -> list[tuple[paper.PaperRun, Path]]:
+    """(run, seed folder) for the finished seed folders of ``figure``'s runs at ``scale`` (each
+    folder once) that pass :func:`run_problem`."""
     folders = {paper.configuration_folder(out, r, scale): r for r in reversed(figure.runs)}
-    return [seed for folder, run in reversed(folders.items())
+    return [(run, seed) for folder, run in reversed(folders.items())
             for seed in seed_folders(folder)
             if (seed / FINISHED_FILE).is_file() and not run_problem(seed, run, scale)]
 
@@ -296,9 +320,23 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
                           "final test accuracy (%), mean ± std over seeds\n\n" + table
                           + (note.replace("\nexcluded", "\n- excluded") + "\n" if note else ""))
             csv_file.write_text(csv_table(rows))
-            written += [md, csv_file]
-            written += draw(figure, finished_run_dirs(figure, out, scale),
-                            target / f"{stem}.png")
+            finished = finished_runs(figure, out, scale)
+            times = target / f"{stem}_times.md"
+            times.write_text(f"## {figure.title} ({scale} scale): machines and times\n\n"
+                             + run_times.markdown_table(
+                                 [run_times.run_times(paper.scaled_label(run, scale), seed)
+                                  for run, seed in finished]))
+            written += [md, csv_file, times]
+            course = course_table([(paper.scaled_label(run, scale), seed)
+                                   for run, seed in finished])
+            if course:
+                course_file = target / f"{stem}_course.md"
+                course_file.write_text(
+                    f"## {figure.title} ({scale} scale): task 1 while task 2 is learned\n\n"
+                    "task 1's test accuracy (%) after task 1, after k epochs of task 2, its "
+                    "lowest and final value, mean ± std over seeds\n\n" + course)
+                written.append(course_file)
+            written += draw(figure, [seed for _, seed in finished], target / f"{stem}.png")
     for path in written:
         log(f"wrote {path}")
     if excluded:

@@ -62,3 +62,41 @@ def sequence_metrics(matrix: np.ndarray) -> SequenceMetrics:
     backward = float(np.mean(r[-1, earlier] - r[earlier, earlier]))
     drops = np.max(r[:-1, earlier], axis=0) - r[-1, earlier]   # max over l < T-1, as defined
     return SequenceMetrics(float(np.mean(r[-1])), backward, float(np.mean(drops)))
+
+
+#: the epochs of task 2 after which :func:`first_task_course` reads task 1's accuracy, and the
+#: accuracy (%) whose first crossing it reports: Fig. 1(a)'s caption (MNIST falls to about 20 %
+#: within 25 epochs of Fashion-MNIST)
+COURSE_EPOCHS = (1, 10, 25)
+COURSE_THRESHOLD = 25.0
+
+
+@dataclass(frozen=True)
+class FirstTaskCourse:
+    """Task 1's test accuracy (%) while task 2 is learned, in a two-task sequence."""
+
+    learned: float                 # after task 1's last epoch
+    after: tuple[float | None, ...]   # after COURSE_EPOCHS[k] epochs of task 2 (None: fewer ran)
+    lowest: float                  # the lowest after any epoch of task 2
+    final: float                   # after task 2's last epoch
+    first_below: int | None        # the first epoch of task 2 after which task 1 < threshold
+
+
+def first_task_course(csv_path: str | Path, epochs=COURSE_EPOCHS,
+                      threshold: float = COURSE_THRESHOLD) -> FirstTaskCourse | None:
+    """Task 1's course through task 2, from the CSV rows of task 2's epochs (``task_order`` 2,
+    ``epoch`` counted from 1 in the task), or None where the run is not two tasks learned one
+    after the other."""
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "acc_test_tsk_2" not in rows[0] or "acc_test_tsk_3" in rows[0] \
+            or "task_order" not in rows[0]:
+        return None
+    first = [r for r in rows if r["task_order"] == "1"]
+    second = {int(r["epoch"]): float(r["acc_test_tsk_1"]) for r in rows if r["task_order"] == "2"}
+    if not first or not second or len(first) + len(second) != len(rows):
+        return None
+    below = [e for e in sorted(second) if second[e] < threshold]
+    return FirstTaskCourse(float(first[-1]["acc_test_tsk_1"]),
+                           tuple(second.get(e) for e in epochs), min(second.values()),
+                           second[max(second)], below[0] if below else None)

@@ -62,10 +62,27 @@ def package_version(name: str) -> str | None:
         return None
 
 
+def cpu_model() -> str:
+    """The processor's name and its logical cores, e.g. "Intel(R) Xeon(R) ... (2 cores)": the
+    machine a run's times were measured on (Linux: /proc/cpuinfo; elsewhere: platform)."""
+    import platform
+
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name")), "")
+    except OSError:
+        pass
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    return f"{name} ({os.cpu_count()} cores)"
+
+
 def environment_summary() -> dict:
-    """What config.json records about the code and the machine (key "environment"), with the
-    process settings of :mod:`metaplastic.method.runtime` (cpu_int8_products: whether int8 products
-    beat float32 on this CPU, null where not measured; implementation: what --impl chose)."""
+    """What config.json records about the code and the machine (key "environment"; cpu:
+    :func:`cpu_model`), with the process settings of :mod:`metaplastic.method.runtime`
+    (cpu_int8_products: whether int8 products beat float32 on this CPU, null where not
+    measured; implementation: what --impl chose)."""
     import platform
 
     import torch
@@ -77,7 +94,8 @@ def environment_summary() -> dict:
             "python": platform.python_version(), "torch": torch.__version__,
             "torchvision": package_version("torchvision"), "numpy": package_version("numpy"),
             "torch_cuda_build": torch.version.cuda,
-            "platform": platform.platform(), "threads": torch.get_num_threads(),
+            "platform": platform.platform(), "cpu": cpu_model(),
+            "threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "cpu_int8_products": None, "implementation": None,
             **runtime.recorded_settings(),

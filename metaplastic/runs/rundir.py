@@ -17,6 +17,7 @@ folder, whoever started it), runs the checks and writes config.json only after a
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from metaplastic.errors import ConfigError, MetaplasticError
@@ -29,7 +30,8 @@ from metaplastic.runs.run_config import print_config
 #: config.json entries written beside the config's own fields (never compared on --resume)
 RECORD_KEYS = frozenset({"environment", "result_neutral", "per_seed", "launches"})
 #: what each launch of a run records in config.json's "launches" (the arithmetic it ran with)
-LAUNCH_KEYS = ("started", "implementation", "device", "threads", "cuda", "platform", "command")
+LAUNCH_KEYS = ("started", "implementation", "device", "threads", "cuda", "cpu", "platform",
+               "command")
 
 
 def differing_fields(saved: dict, new: dict, neutral: frozenset | set = frozenset(),
@@ -102,6 +104,24 @@ def data_rows(path: Path) -> int:
     with open(path, "rb") as f:
         lines = [line for line in f.read().split(b"\n") if line.strip()]
     return max(len(lines) - 1, 0)
+
+
+def expected_rows(config: dict) -> int | None:
+    """The rows of a finished run's metrics.csv, from its configuration (None: not known)."""
+    experiment, epochs = config.get("experiment"), config.get("epochs_per_task")
+    if not isinstance(epochs, int):
+        return None
+    if experiment in ("continual_learning", "cifar_features"):
+        tasks = 0
+        for name in config.get("task_sequence", []):
+            match = re.fullmatch(r"cifar100-(\d+)", str(name))
+            tasks += int(match.group(1)) if match else 1
+        return epochs * (1 if config.get("interleaved") else tasks)
+    if experiment == "mnist_usps":
+        return epochs * len(config.get("task_sequence", [])) + 1   # + the untrained row
+    if experiment in ("stream_fmnist", "stream_cifar10"):
+        return epochs * int(config.get("nb_subset", 1))
+    return None
 
 
 def check_rows(path: Path, rows: int | None, checkpoint_every: int) -> None:
