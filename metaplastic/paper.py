@@ -54,6 +54,7 @@ class Figure:
     runs: tuple[PaperRun, ...]
     claim: str = ""                 # what the paper shows with it
     note: str = ""
+    task1_course: bool = False      # summarize: task 1's course through task 2 (Fig. 1(a))
 
     def run(self, name: str) -> PaperRun:
         for r in self.runs:
@@ -160,7 +161,7 @@ def _stream_cifar10() -> tuple[PaperRun, ...]:
 FIGURES: tuple[Figure, ...] = (
     Figure("fig1a", "Fig. 1(a): MNIST then Fashion-MNIST without metaplasticity", "two-task", 1,
            (_continual("m0.0", "MNIST then FMNIST, m = 0", epochs=50, tasks=["MNIST", "FMNIST"]),),
-           claim="learning FMNIST erases MNIST (catastrophic forgetting)"),
+           claim="learning FMNIST erases MNIST (catastrophic forgetting)", task1_course=True),
     Figure("fig2", "Fig. 2(a-f): six permuted-MNIST tasks, BNN and DNN, m = 0 to 1.35",
            "accuracy", 3, _fig2(),
            claim="with m = 0 the BNN forgets earlier tasks; as m grows it keeps more of them; "
@@ -198,10 +199,10 @@ FIGURES: tuple[Figure, ...] = (
                  "(all data at once) is the upper reference; EWC is comparable"),
     Figure("fig4ab", "Fig. 4(a, b): MNIST then Fashion-MNIST, m = 0 and m = 1.5", "two-task", 3,
            _two_task("MNIST", "FMNIST"),
-           claim="with m = 1.5 MNIST is kept while FMNIST is learned"),
+           claim="with m = 1.5 MNIST is kept while FMNIST is learned", task1_course=True),
     Figure("supp6", "Supp. Fig. 6(c, d): Fashion-MNIST then MNIST, m = 0 and m = 1.5",
            "two-task", 3, _two_task("FMNIST", "MNIST"),
-           claim="the same in the reverse order"),
+           claim="the same in the reverse order", task1_course=True),
     Figure("fig4c", "Fig. 4(c): MNIST then USPS, conv BNN 1-12-20-30", "two-task", 3,
            _mnist_usps(["1", "12", "20", "30"]),
            claim="the metaplastic network learns USPS and keeps MNIST"),

@@ -99,15 +99,20 @@ def _two_tasks(path, first, second):
 
 def test_task_1_course_through_task_2_reads_the_named_epochs(tmp_path):
     second = [80.0 - 2 * e for e in range(30)]             # epoch e+1: 80 - 2e; 24 at e = 28
-    second[20] = 30.0                                      # not below 25 yet
+    second[5] = 20.0                                       # a dip below 25 at epoch 6 ...
+    second[29] = 26.0                                      # ... and a last epoch back above
     _two_tasks(tmp_path / "m.csv", [90.0, 96.5], second)
     course = first_task_course(tmp_path / "m.csv", epochs=(1, 10, 25, 40), threshold=25.0)
-    by_hand_first = next(e + 1 for e, acc in enumerate(second) if acc < 25.0)
-    assert by_hand_first == 29
-    assert course == FirstTaskCourse(96.5, (80.0, 62.0, 32.0, None), min(second), second[-1],
-                                     by_hand_first)
+    below = [e + 1 for e, acc in enumerate(second) if acc < 25.0]
+    assert below == [6, 29]
+    assert course == FirstTaskCourse(96.5, (80.0, 62.0, 32.0, None), 20.0, 26.0, 6, None)
+    second[29] = 22.0                                      # now below from epoch 29 on
+    _two_tasks(tmp_path / "m.csv", [90.0, 96.5], second)
+    course = first_task_course(tmp_path / "m.csv", epochs=(1, 10, 25, 40), threshold=25.0)
+    assert (course.first_below, course.stays_below, course.final) == (6, 29, 22.0)
     _two_tasks(tmp_path / "kept.csv", [90.0], [89.0, 91.0])
-    assert first_task_course(tmp_path / "kept.csv").first_below is None
+    kept = first_task_course(tmp_path / "kept.csv")
+    assert kept.first_below is None and kept.stays_below is None
 
 
 def test_no_course_unless_two_tasks_one_after_the_other(tmp_path):
@@ -115,9 +120,25 @@ def test_no_course_unless_two_tasks_one_after_the_other(tmp_path):
     assert first_task_course(tmp_path / "three.csv") is None
     _write(tmp_path / "interleaved.csv", [1], n_tasks=2)
     assert first_task_course(tmp_path / "interleaved.csv") is None
+    _two_tasks(tmp_path / "numbered.csv", [90.0, 96.5], [50.0, 40.0])
+    text = (tmp_path / "numbered.csv").read_text().splitlines()
+    columns = text[0].split(",")
+    rows = [line.split(",") for line in text[1:]]
+    for row in rows[2:]:                                   # task 2's epochs numbered 3, 4
+        row[columns.index("epoch")] = str(int(row[columns.index("epoch")]) + 2)
+    (tmp_path / "numbered.csv").write_text("\n".join([text[0]] + [",".join(r) for r in rows]))
+    assert first_task_course(tmp_path / "numbered.csv") is None
 
 
-def test_the_course_table_gives_mean_std_and_each_seeds_first_epoch(tmp_path):
+def test_a_damaged_csv_is_refused_not_read(tmp_path):
+    _two_tasks(tmp_path / "m.csv", [90.0], [50.0, 40.0])
+    text = (tmp_path / "m.csv").read_text().replace(",50.0,", ",nan,", 1)
+    (tmp_path / "m.csv").write_text(text)
+    with pytest.raises(records.RecordError, match="not a finite accuracy"):
+        first_task_course(tmp_path / "m.csv")
+
+
+def test_the_course_table_gives_mean_std_and_each_seeds_epochs(tmp_path):
     from metaplastic.launch.summary import course_table
 
     for seed, (end, last) in enumerate([(20.0, 24.0), (30.0, 35.0)]):
@@ -127,6 +148,15 @@ def test_the_course_table_gives_mean_std_and_each_seeds_first_epoch(tmp_path):
     table = course_table([("m = 0", tmp_path / "s0"), ("m = 0", tmp_path / "s1")])
     # after 1: 90, 90; after 10 and 25: 20, 30 -> 25 ± 7.07; final 24, 35 -> 29.5 ± 7.78
     assert table.splitlines()[2] == ("| m = 0 | 2 | 97.00 ± 0.00 | 90.00 ± 0.00 | 25.00 ± 7.07 | "
-                                     "25.00 ± 7.07 | 25.00 ± 7.07 | 29.50 ± 7.78 | 10, never |")
-    _write(tmp_path / "s1" / "metrics.csv", [1, 2, 3])
-    assert course_table([("m = 0", tmp_path / "s0"), ("x", tmp_path / "s1")]) is None
+                                     "25.00 ± 7.07 | 25.00 ± 7.07 | 29.50 ± 7.78 | 10, never | "
+                                     "10, never |")
+    (tmp_path / "three").mkdir()
+    _write(tmp_path / "three" / "metrics.csv", [1, 2, 3])     # no course: left out
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "metrics.csv").write_text("not,a\nresult,file\n")
+    excluded = []
+    table = course_table([("m = 0", tmp_path / "s0"), ("x", tmp_path / "three"),
+                          ("y", tmp_path / "bad")], excluded)
+    assert [line.split(" | ")[0] for line in table.splitlines()[2:]] == ["| m = 0"]
+    assert [d.name for d, _ in excluded] == ["bad"]
+    assert course_table([("x", tmp_path / "three")]) is None

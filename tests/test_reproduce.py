@@ -216,9 +216,10 @@ def test_a_folder_held_by_another_process_is_waited_for_not_dropped(tmp_path):
 
 
 def _write_run(run_dir: Path, run, scale: str, finals: list[float], finished: bool = True,
-               rows: int | None = None) -> None:
+               rows: int | None = None, phases: bool = False) -> None:
     """A seed folder of ``run`` as a finished run leaves it: the config.json its command line
-    makes, the rows that configuration makes (the last one holding ``finals``), finished.json."""
+    makes, the rows that configuration makes (the last one holding ``finals``), finished.json.
+    ``phases``: rows numbered by task and epoch in the task (else one task_order 0)."""
     from metaplastic.runs import records
 
     seed = int(run_dir.name.split("-")[1])
@@ -235,6 +236,11 @@ def _write_run(run_dir: Path, run, scale: str, finals: list[float], finished: bo
             row.update({f"acc_test_tsk_{i + 1}": f"{v * epoch / n:.2f}"
                         for i, v in enumerate(finals)})
             row["epoch"] = str(epoch)
+            if phases:
+                per_task = config["epochs_per_task"]
+                row["task_order"], row["epoch"] = divmod(epoch - 1, per_task)
+                row["task_order"] += 1
+                row["epoch"] += 1
             writer.writerow(row)
     if finished:
         (run_dir / launch.FINISHED_FILE).write_text("{}")
@@ -269,12 +275,15 @@ def test_summarize_writes_tables_and_the_figure(tmp_path):
     for run in fig.runs:
         for seed in (0, 1):
             d = tmp_path / "continual_learning" / paper.run_id(run, "smoke") / f"seed-{seed}"
-            _write_run(d, run, "smoke", [50.0 + seed, 60.0])
+            _write_run(d, run, "smoke", [50.0 + seed, 60.0], phases=True)
     messages = []
     written = summary.summarize(tmp_path, ["fig4ab"], log=messages.append)
     names = sorted(p.name for p in written)
     assert names == ["fig4ab_smoke.csv", "fig4ab_smoke.md", "fig4ab_smoke.png",
-                     "fig4ab_smoke_times.md"]
+                     "fig4ab_smoke_course.md", "fig4ab_smoke_times.md"]
+    course = (tmp_path / "summary" / "fig4ab_smoke_course.md").read_text()
+    assert [line.split(" | ")[:2] for line in course.splitlines() if line.startswith("| MNIST")] == [
+        ["| MNIST then FMNIST, m = 0.0", "2"], ["| MNIST then FMNIST, m = 1.5", "2"]]
     assert "50.50 ± 0.71" in (tmp_path / "summary" / "fig4ab_smoke.md").read_text()
     assert any("50.50 ± 0.71" in m for m in messages)
     times = (tmp_path / "summary" / "fig4ab_smoke_times.md").read_text()

@@ -30,17 +30,19 @@ def _epoch_line(epoch: int, seconds: float) -> str:
 
 
 def test_a_run_resumed_on_another_machine_lists_both(tmp_path):
+    run = tmp_path / "seed-3"
+    run.mkdir()
     first = {"device": "cpu", "cpu": "Xeon A (2 cores)", "threads": 2, "implementation": "fast"}
     second = {"device": "cuda", "cuda": "NVIDIA H100", "threads": 16, "implementation": "fast"}
-    (tmp_path / "config.json").write_text(json.dumps({"seed": 3, "launches": [first, second]}))
+    (run / "config.json").write_text(json.dumps({"seed": 3, "launches": [first, second]}))
     seconds = [50.0, 61.5, 40.0, 2.5, 3.0]
     log = ["# 2026-12-05T23:46:24 main.py ...", "implementation: fast"]
     log += [_epoch_line(e, s) for e, s in enumerate(seconds[:3], start=1)]
     log += ["# 2026-12-06T03:00:00 main.py ... --resume", "resumed from checkpoint.pt"]
     log += [_epoch_line(e, s) for e, s in enumerate(seconds[3:], start=4)]
-    (tmp_path / "log.txt").write_text("\n".join(log) + "\n")
+    (run / "log.txt").write_text("\n".join(log) + "\n")
 
-    times = run_times.run_times("m = 1.5", tmp_path)
+    times = run_times.run_times("m = 1.5", run)
     assert times.seed == 3 and times.launches == 2
     assert times.machines == ["Xeon A (2 cores)", "GPU: NVIDIA H100"]
     assert times.implementations == ["fast"] and times.threads == [2, 16]
@@ -53,10 +55,23 @@ def test_a_run_resumed_on_another_machine_lists_both(tmp_path):
 
 
 def test_a_run_from_before_the_cpu_was_recorded_says_so(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps(
+    run = tmp_path / "seed-0"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(
         {"seed": 0, "environment": {"threads": 1, "implementation": "reference", "cuda": None}}))
-    times = run_times.run_times("m = 0", tmp_path)       # no log.txt: no epoch timed
+    times = run_times.run_times("m = 0", run)            # no log.txt: no epoch timed
     assert times.machines == [run_times.NOT_RECORDED] and times.launches == 1
     assert times.epoch_seconds == [] and times.median is None
     assert run_times.markdown_table([times]).splitlines()[2] == (
         "| m = 0 | 0 | not recorded | reference | 1 | 0 | – | – | 1 |")
+
+
+def test_a_cpu_run_on_a_machine_with_a_gpu_is_not_called_a_gpu_run(tmp_path):
+    run = tmp_path / "seed-1"
+    run.mkdir()
+    environment = {"threads": 4, "implementation": "reference", "cuda": "NVIDIA H100"}
+    (run / "config.json").write_text(json.dumps({"device": "cuda", "environment": environment}))
+    assert run_times.run_times("x", run).machines == ["GPU: NVIDIA H100"]
+    (run / "config.json").write_text(json.dumps({"device": "cpu", "environment": environment}))
+    times = run_times.run_times("x", run)
+    assert times.machines == [run_times.NOT_RECORDED] and times.seed == 1

@@ -287,8 +287,9 @@ class LocalExecutor:
 def time_left(left: Sequence[Job], finished: Sequence[tuple], jobs: int) -> float | None:
     """Seconds until the ``left`` jobs are done, ``jobs`` at a time: their expected times left
     (figure data, less what a started run has done) scaled by measured / expected of the runs
-    this launch ran from the start; without expected times, the mean measured time per run. ``finished``: (seconds, expected seconds,
-    resumed) of each finished run; a resumed run's time says nothing about a whole run."""
+    this launch ran from the start; without expected times, the mean measured time per run.
+    ``finished``: (seconds, expected seconds, resumed) of each finished run; a resumed run's
+    time says nothing about a whole run."""
     if not left:
         return None
     whole = [(seconds, expected) for seconds, expected, resumed in finished if not resumed]

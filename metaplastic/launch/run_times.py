@@ -1,11 +1,12 @@
 """Where and how long each finished run ran: one table row per seed folder.
 
 Read from the run's own files, as committed under docs/reproduction/: config.json's
-``launches`` (one entry per start or resume: device, CPU, threads and the implementation that
-``--impl`` chose; :mod:`metaplastic.runs.rundir`), log.txt's epoch lines (their seconds:
-:func:`metaplastic.progress.epoch_seconds`). The time in epochs is the sum of every epoch's
-seconds over all launches (the run's wall time less start-up, data loading and the pauses
-between sittings).
+``launches`` (one entry per start or resume since the run last started afresh: device, CPU,
+threads and the implementation that ``--impl`` chose; :func:`metaplastic.runs.rundir.launches_of`),
+log.txt's epoch lines (their seconds: :func:`metaplastic.progress.epoch_seconds`). The time in
+epochs is the sum of every epoch's seconds the log holds (the run's wall time less start-up,
+data loading and the pauses between sittings); epochs run again after a resume (those after the
+last checkpoint) count each time they ran, so "epochs timed" can exceed the CSV's rows.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from typing import Sequence
 
 from metaplastic.progress import duration, epoch_seconds
 from metaplastic.runs import records
+from metaplastic.runs.folders import SEED_PREFIX
+from metaplastic.runs.rundir import launch_device, launches_of
 
 NOT_RECORDED = "not recorded"
 
@@ -49,7 +52,7 @@ def _distinct(values) -> list:
 
 def machine(launch: dict) -> str:
     """A launch's machine in words: its GPU where it ran on one, else its CPU."""
-    if launch.get("device") == "cuda" or (launch.get("device") is None and launch.get("cuda")):
+    if launch_device(launch) == "cuda":
         return f"GPU: {launch.get('cuda') or NOT_RECORDED}"
     return launch.get("cpu") or NOT_RECORDED
 
@@ -69,9 +72,10 @@ def run_times(label: str, seed_dir: Path) -> RunTimes:
         config = records.load_config(seed_dir)
     except records.RecordError:
         config = {}
-    launches = config.get("launches") or ([config["environment"]]
-                                          if isinstance(config.get("environment"), dict) else [])
-    return RunTimes(label, int(config.get("seed", -1)),
+    launches = launches_of(config)
+    if config.get("device") == "cpu":   # --device cpu: a GPU on the machine was not used
+        launches = [launch | {"device": "cpu"} for launch in launches]
+    return RunTimes(label, int(seed_dir.name.removeprefix(SEED_PREFIX)),
                     _distinct(machine(launch) for launch in launches),
                     _distinct(launch.get("implementation") for launch in launches),
                     _distinct(launch.get("threads") for launch in launches),

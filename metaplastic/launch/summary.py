@@ -186,17 +186,23 @@ def markdown_table(rows: Sequence[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def course_table(runs: Sequence[tuple[str, Path]]) -> str | None:
+def course_table(runs: Sequence[tuple[str, Path]],
+                 excluded: list | None = None) -> str | None:
     """Task 1's course through task 2 (:func:`metaplastic.runs.forgetting.first_task_course`)
-    as a Markdown table, one row per configuration, mean ± std over its finished seeds
-    (``runs``: (label, seed folder) in table order); None unless every run is two tasks learned
-    one after the other."""
+    as a Markdown table, one row per configuration, mean ± std over its seeds (``runs``: (label,
+    seed folder) in table order); runs that are not two tasks learned one after the other are
+    left out, those whose CSV cannot be read appended to ``excluded`` as (folder, reason).
+    None where no run has a course."""
     courses: dict[str, list] = {}
     for label, seed_dir in runs:
-        course = first_task_course(seed_dir / "metrics.csv")
-        if course is None:
-            return None
-        courses.setdefault(label, []).append(course)
+        try:
+            course = first_task_course(seed_dir / "metrics.csv")
+        except records.RecordError as exc:
+            if excluded is not None:
+                excluded.append((seed_dir, str(exc)))
+            continue
+        if course is not None:
+            courses.setdefault(label, []).append(course)
     if not courses:
         return None
 
@@ -206,18 +212,24 @@ def course_table(runs: Sequence[tuple[str, Path]]) -> str | None:
             return ", ".join("–" if v is None else f"{v:g}" for v in values)
         return mean_std(known)
 
-    below = f"first epoch below {COURSE_THRESHOLD:g} %"
+    def epochs(values) -> str:         # each seed's epoch ("never": not below the threshold)
+        if all(v is None for v in values):
+            return "never"
+        return ", ".join("never" if v is None else str(v) for v in values)
+
+    threshold = f"{COURSE_THRESHOLD:g} %"
     lines = ["| configuration | seeds | task 1 learned | "
-             + " | ".join(f"after {e}" for e in COURSE_EPOCHS) + f" | lowest | final | {below} |",
-             "|---|---|---|" + "---|" * (len(COURSE_EPOCHS) + 3)]
+             + " | ".join(f"after {e}" for e in COURSE_EPOCHS)
+             + f" | lowest | final | first epoch below {threshold} "
+             f"| below {threshold} from epoch |",
+             "|---|---|---|" + "---|" * (len(COURSE_EPOCHS) + 4)]
     for label, seeds in courses.items():
         cells = ([cell([c.learned for c in seeds])]
                  + [cell([c.after[k] for c in seeds]) for k in range(len(COURSE_EPOCHS))]
-                 + [cell([c.lowest for c in seeds]), cell([c.final for c in seeds])])
-        firsts = [c.first_below for c in seeds]
-        first = ("never" if all(f is None for f in firsts) else
-                 ", ".join("never" if f is None else str(f) for f in firsts))
-        lines.append(f"| {label} | {len(seeds)} | " + " | ".join(cells) + f" | {first} |")
+                 + [cell([c.lowest for c in seeds]), cell([c.final for c in seeds]),
+                    epochs([c.first_below for c in seeds]),
+                    epochs([c.stays_below for c in seeds])])
+        lines.append(f"| {label} | {len(seeds)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -327,15 +339,22 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
                                  [run_times.run_times(paper.scaled_label(run, scale), seed)
                                   for run, seed in finished]))
             written += [md, csv_file, times]
-            course = course_table([(paper.scaled_label(run, scale), seed)
-                                   for run, seed in finished])
+            course_file = target / f"{stem}_course.md"
+            unreadable: list[tuple[Path, str]] = []
+            course = figure.task1_course and course_table(
+                [(paper.scaled_label(run, scale), seed) for run, seed in finished], unreadable)
+            for d, why in unreadable:
+                log(f"excluded from the course table: {d} ({why})")
+            excluded += unreadable
             if course:
-                course_file = target / f"{stem}_course.md"
                 course_file.write_text(
                     f"## {figure.title} ({scale} scale): task 1 while task 2 is learned\n\n"
                     "task 1's test accuracy (%) after task 1, after k epochs of task 2, its "
-                    "lowest and final value, mean ± std over seeds\n\n" + course)
+                    "lowest and final value, mean ± std over seeds; the epochs below the "
+                    "threshold: each seed's (docs/METRICS.md)\n\n" + course)
                 written.append(course_file)
+            else:
+                course_file.unlink(missing_ok=True)   # from an earlier summary
             written += draw(figure, [seed for _, seed in finished], target / f"{stem}.png")
     for path in written:
         log(f"wrote {path}")

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from metaplastic.runs import records
+
 #: the summary columns these metrics add (metaplastic.launch.summary), in this order
 METRIC_NAMES = ("BWT", "forgetting")
 
@@ -65,7 +67,7 @@ def sequence_metrics(matrix: np.ndarray) -> SequenceMetrics:
 
 
 #: the epochs of task 2 after which :func:`first_task_course` reads task 1's accuracy, and the
-#: accuracy (%) whose first crossing it reports: Fig. 1(a)'s caption (MNIST falls to about 20 %
+#: accuracy (%) whose crossing it reports: Fig. 1(a)'s caption (MNIST falls to about 20 %
 #: within 25 epochs of Fashion-MNIST)
 COURSE_EPOCHS = (1, 10, 25)
 COURSE_THRESHOLD = 25.0
@@ -75,28 +77,35 @@ COURSE_THRESHOLD = 25.0
 class FirstTaskCourse:
     """Task 1's test accuracy (%) while task 2 is learned, in a two-task sequence."""
 
-    learned: float                 # after task 1's last epoch
+    learned: float                    # after task 1's last epoch
     after: tuple[float | None, ...]   # after COURSE_EPOCHS[k] epochs of task 2 (None: fewer ran)
-    lowest: float                  # the lowest after any epoch of task 2
-    final: float                   # after task 2's last epoch
-    first_below: int | None        # the first epoch of task 2 after which task 1 < threshold
+    lowest: float                     # the lowest after any epoch of task 2
+    final: float                      # after task 2's last epoch
+    first_below: int | None           # the first epoch of task 2 after which it is < threshold
+    stays_below: int | None           # the epoch of task 2 from which it stays < threshold
 
 
 def first_task_course(csv_path: str | Path, epochs=COURSE_EPOCHS,
                       threshold: float = COURSE_THRESHOLD) -> FirstTaskCourse | None:
-    """Task 1's course through task 2, from the CSV rows of task 2's epochs (``task_order`` 2,
-    ``epoch`` counted from 1 in the task), or None where the run is not two tasks learned one
-    after the other."""
-    with open(csv_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or "acc_test_tsk_2" not in rows[0] or "acc_test_tsk_3" in rows[0] \
-            or "task_order" not in rows[0]:
+    """Task 1's course through task 2, from the rows of task 2's epochs (``task_order`` 2,
+    ``epoch`` 1, 2, ... in the task); None where the run is not two tasks learned one after the
+    other. A CSV that is not a continual-learning result, or holds a cell that is not a finite
+    accuracy, raises :class:`metaplastic.runs.records.RecordError`."""
+    frame = records.read_records(csv_path)
+    if records.n_tasks_of(tuple(frame.columns)) != 2:
         return None
-    first = [r for r in rows if r["task_order"] == "1"]
-    second = {int(r["epoch"]): float(r["acc_test_tsk_1"]) for r in rows if r["task_order"] == "2"}
-    if not first or not second or len(first) + len(second) != len(rows):
+    records.check_finite_accuracies(frame, csv_path)
+    order = frame["task_order"].astype(int)
+    first, second = frame[order == 1], frame[order == 2]
+    if first.empty or second.empty or len(first) + len(second) != len(frame) \
+            or second["epoch"].astype(int).tolist() != list(range(1, len(second) + 1)):
         return None
-    below = [e for e in sorted(second) if second[e] < threshold]
-    return FirstTaskCourse(float(first[-1]["acc_test_tsk_1"]),
-                           tuple(second.get(e) for e in epochs), min(second.values()),
-                           second[max(second)], below[0] if below else None)
+    accuracy = second["acc_test_tsk_1"].astype(float).tolist()
+    below = [e for e, acc in enumerate(accuracy, start=1) if acc < threshold]
+    last_above = max((e for e, acc in enumerate(accuracy, start=1) if acc >= threshold),
+                     default=0)
+    return FirstTaskCourse(float(first["acc_test_tsk_1"].iloc[-1]),
+                           tuple(accuracy[e - 1] if e <= len(accuracy) else None
+                                 for e in epochs),
+                           min(accuracy), accuracy[-1], below[0] if below else None,
+                           last_above + 1 if last_above < len(accuracy) else None)

@@ -63,8 +63,9 @@ def package_version(name: str) -> str | None:
 
 
 def cpu_model() -> str:
-    """The processor's name and its logical cores, e.g. "Intel(R) Xeon(R) ... (2 cores)": the
-    machine a run's times were measured on (Linux: /proc/cpuinfo; elsewhere: platform)."""
+    """The processor's name and the logical cores this process may use, e.g. "Intel(R) Xeon(R)
+    ... (2 cores)": the machine a run's times were measured on (Linux: /proc/cpuinfo;
+    elsewhere: platform)."""
     import platform
 
     name = ""
@@ -75,7 +76,9 @@ def cpu_model() -> str:
     except OSError:
         pass
     name = name or platform.processor() or platform.machine() or "unknown CPU"
-    return f"{name} ({os.cpu_count()} cores)"
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count())   # those this process may use (a SLURM allocation's)
+    return f"{name} ({cores} cores)"
 
 
 def environment_summary() -> dict:

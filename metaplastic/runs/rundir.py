@@ -214,8 +214,7 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
               "one); starting it from the beginning"
               + (f" (the earlier rows are kept as {', '.join(kept)})" if kept else ""))
     environment = environment_summary()
-    earlier = saved.get("launches") or ([{k: saved["environment"].get(k) for k in LAUNCH_KEYS}]
-                                        if isinstance(saved.get("environment"), dict) else [])
+    earlier = launches_of(saved)
     if from_checkpoint and earlier and not config.get("mixed_resume"):
         check_same_arithmetic(earlier[-1], environment)
     launches = (earlier if from_checkpoint else []) + [
@@ -225,15 +224,28 @@ def open_run_dir(run_dir: Path, config, resume: bool) -> bool:
     return from_checkpoint
 
 
+def launches_of(config: dict) -> list[dict]:
+    """config.json's record of each launch (:data:`LAUNCH_KEYS`) since the run last started
+    afresh; a run saved before "launches" existed: its environment's, as one launch."""
+    if config.get("launches"):
+        return list(config["launches"])
+    environment = config.get("environment")
+    return [{k: environment.get(k) for k in LAUNCH_KEYS}] if isinstance(environment, dict) else []
+
+
+def launch_device(launch: dict) -> str:
+    """'cuda' or 'cpu': where a launch ran (recorded before "device" existed: from the machine,
+    a GPU there counted as used)."""
+    return launch.get("device") or ("cuda" if launch.get("cuda") else "cpu")
+
+
 def check_same_arithmetic(earlier: dict, now: dict) -> None:
     """A resumed run continues an uninterrupted run's CSV only with the same implementation
     (--impl's choice) and, on a CPU, the same thread count (float sums depend on it)."""
-    def device(launch: dict) -> str:   # launches recorded before "device": from the machine
-        return launch.get("device") or ("cuda" if launch.get("cuda") else "cpu")
-
     different = [k for k in ("implementation", "threads")
                  if earlier.get(k) is not None and earlier.get(k) != now.get(k)
-                 and not (k == "threads" and device(now) == device(earlier) == "cuda")]
+                 and not (k == "threads"
+                          and launch_device(now) == launch_device(earlier) == "cuda")]
     if earlier.get("device") and now.get("device") and earlier["device"] != now["device"]:
         different.insert(0, "device")   # GPU and CPU sums differ whatever the threads
     if different:
