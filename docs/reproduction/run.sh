@@ -23,11 +23,11 @@ run fig2-bn --seeds 3                                  # the BatchNorm question:
 run table1 --only ewc random --seeds 3
 run fig2 --seeds 3                                     # m = 0.5, 1.0 and the DNN rows
 run supp6 --seeds 3
-run fig5ce --seeds 1
+run fig5ce --seeds 3
 run stream-fmnist --seeds 3
 run fig3 --seeds 3
 # Fig. 1(a) / 4(a, b) at the paper's width (4096): one run at a time with both threads, about
-# 100 minutes each on an AMX/VNNI CPU with --impl auto (a session holds one of them)
+# 60-100 minutes each on an AMX/VNNI CPU with --impl auto (both finished: skipped)
 "$PY" reproduce.py run fig4ab --scale paper --seeds 1 --jobs 1 --threads 2 --out docs/reproduction
 "$PY" reproduce.py summarize docs/reproduction --to docs/reproduction/summary \
   --report docs/REPRODUCTION.md
