@@ -292,6 +292,24 @@ def test_summarize_writes_tables_and_the_figure(tmp_path):
         ["| MNIST then FMNIST, m = 1.5", "0"], ["| MNIST then FMNIST, m = 1.5", "1"]]
 
 
+def test_a_sign_switch_summary_tabulates_the_analysis_over_seeds(tmp_path):
+    from metaplastic.runs import records
+
+    fig = paper.figure("fig5ce")
+    run = fig.runs[0]
+    for seed in (0, 1):
+        d = tmp_path / "continual_learning" / paper.run_id(run, "smoke") / f"seed-{seed}"
+        _write_run(d, run, "smoke", [90.0])
+        records.write_rows(d / records.SIGN_SWITCH_FILE, records.SIGN_SWITCH_COLUMNS,
+                           [{"layer": 1, "bin": 2, "magnitude_mean": 0.1 + seed,
+                             "loss_increase_mean": 1e-5 * (seed + 1), "loss_increase_std": 1e-6,
+                             "n_weights": 3000, "sample": 1000, "runs": 2}])
+    written = summary.summarize(tmp_path, ["fig5ce"], log=lambda _: None)
+    assert "fig5ce_smoke_sign_switch.md" in [p.name for p in written]
+    table = (tmp_path / "summary" / "fig5ce_smoke_sign_switch.md").read_text()
+    assert "| 1 | 2 | 2 | 0.600 | 1.50e-05 ± 7.1e-06 |" in table
+
+
 def test_fig3_summary_draws_the_hidden_size_plot_and_each_methods_tasks(tmp_path):
     fig = paper.figure("fig3")
     for run in fig.runs:

@@ -77,3 +77,26 @@ def test_statistics_match_a_hand_computation():
     on_edges = int(torch.isclose(a * 4 % 4, torch.zeros(())).sum())   # multiples of 1 = 15/15
     assert sum(r.n_weights for r in results if r.layer == 1) == a.numel() - on_edges
     assert any(r.loss_increase_std > 0 for r in results)
+
+
+def _sign_switch_csv(folder, rows):
+    from metaplastic.runs import records
+
+    folder.mkdir()
+    records.write_rows(folder / records.SIGN_SWITCH_FILE, records.SIGN_SWITCH_COLUMNS,
+                       [dict(zip(("layer", "bin", "magnitude_mean", "loss_increase_mean",
+                                  "loss_increase_std"), r), n_weights=5000, sample=1000, runs=100)
+                        for r in rows])
+
+
+def test_the_table_over_seeds_is_the_mean_and_sample_std_of_each_seeds_mean(tmp_path):
+    from metaplastic.launch.sign_switch_table import sign_switch_table
+
+    _sign_switch_csv(tmp_path / "seed-0", [(1, 0, 0.02, 1e-6, 5e-7), (1, 3, 0.25, 4e-5, 1e-6)])
+    _sign_switch_csv(tmp_path / "seed-1", [(1, 0, 0.04, 3e-6, 5e-7)])
+    (tmp_path / "seed-2").mkdir()                      # no analysis: left out
+    lines = sign_switch_table([tmp_path / f"seed-{k}" for k in range(3)]).splitlines()
+    std = float(np.std([1e-6, 3e-6], ddof=1))         # 1.41e-06
+    assert lines[2] == f"| 1 | 0 | 2 | 0.030 | 2.00e-06 ± {std:.1e} |"
+    assert lines[3] == "| 1 | 3 | 1 | 0.250 | 4.00e-05 ± 1.0e-06 (repeats) |"
+    assert sign_switch_table([tmp_path / "seed-2"]) is None

@@ -25,6 +25,7 @@ from metaplastic import paper
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.launch import run_times
 from metaplastic.launch.local import FINISHED_FILE
+from metaplastic.launch.sign_switch_table import sign_switch_table
 from metaplastic.method import published
 from metaplastic.runs import records
 from metaplastic.runs.folders import SEED_PREFIX, seed_folders
@@ -355,6 +356,8 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
                 written.append(course_file)
             else:
                 course_file.unlink(missing_ok=True)   # from an earlier summary
+            written += _sign_switch_summary(figure, scale, [seed for _, seed in finished],
+                                            target / f"{stem}_sign_switch.md", excluded, log)
             written += draw(figure, [seed for _, seed in finished], target / f"{stem}.png")
     for path in written:
         log(f"wrote {path}")
@@ -366,6 +369,27 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
                           f"{', '.join(figure_ids) if figure_ids else 'the paper' + chr(39) + 's figures'}"
                           f" under {out}")
     return written
+
+
+def _sign_switch_summary(figure: paper.Figure, scale: str, seed_dirs: Sequence[Path],
+                         target: Path, excluded: list, log) -> list[Path]:
+    """A sign-switch figure's table over seeds (:mod:`metaplastic.launch.sign_switch_table`)
+    written to ``target`` (an unreadable file: every seed listed in ``excluded``)."""
+    table = None
+    if figure.plot == "sign-switch":
+        try:
+            table = sign_switch_table(seed_dirs)
+        except records.RecordError as exc:
+            log(f"excluded from the sign-switch table: {exc}")
+            excluded += [(d, str(exc)) for d in seed_dirs]
+    if not table:
+        target.unlink(missing_ok=True)   # from an earlier summary
+        return []
+    target.write_text(f"## {figure.title} ({scale} scale): over seeds\n\n"
+                      "per layer and bin of |W_h| / max|W_h|: the mean normalised magnitude of "
+                      "the flipped weights and the loss increase per switched weight, mean ± "
+                      "std over seeds\n\n" + table)
+    return [target]
 
 
 class SummaryExclusions(MetaplasticError):
