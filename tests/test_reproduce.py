@@ -131,6 +131,8 @@ def test_a_started_run_is_expected_to_take_only_its_share_left(tmp_path):
         {"experiment": "continual_learning", "epochs_per_task": 50,
          "task_sequence": ["MNIST", "FMNIST"]}))
     (job.run_dir / "metrics.csv").write_text("h\n" + "r\n" * 60)
+    assert job.seconds_left() == whole                          # no checkpoint: starts again
+    (job.run_dir / "checkpoint.pt").write_bytes(b"state")
     assert job.seconds_left() == pytest.approx(whole * 0.4)   # 60 of 100 rows written
     (job.run_dir / "config.json").write_text("[not a config")
     assert job.seconds_left() == whole                          # unreadable: counted as new
@@ -284,6 +286,13 @@ def test_summarize_writes_tables_and_the_figure(tmp_path):
     course = (tmp_path / "summary" / "fig4ab_smoke_course.md").read_text()
     assert [line.split(" | ")[:2] for line in course.splitlines() if line.startswith("| MNIST")] == [
         ["| MNIST then FMNIST, m = 0.0", "2"], ["| MNIST then FMNIST, m = 1.5", "2"]]
+    for run in fig.runs:                  # the runs become one phase each: no course any more
+        for seed in (0, 1):
+            d = tmp_path / "continual_learning" / paper.run_id(run, "smoke") / f"seed-{seed}"
+            shutil.rmtree(d)
+            _write_run(d, run, "smoke", [50.0 + seed, 60.0])
+    written = summary.summarize(tmp_path, ["fig4ab"], log=messages.append)
+    assert not (tmp_path / "summary" / "fig4ab_smoke_course.md").exists()
     assert "50.50 ± 0.71" in (tmp_path / "summary" / "fig4ab_smoke.md").read_text()
     assert any("50.50 ± 0.71" in m for m in messages)
     times = (tmp_path / "summary" / "fig4ab_smoke_times.md").read_text()

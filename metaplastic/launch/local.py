@@ -26,6 +26,7 @@ from metaplastic.errors import ConfigError
 from metaplastic.fileio import open_append
 from metaplastic.method import published
 from metaplastic.runs import records, rundir, runlock
+from metaplastic.runs.checkpoint import CHECKPOINT_FILE
 from metaplastic.runs.folders import SEED_PREFIX
 
 FINISHED_FILE = "finished.json"
@@ -75,10 +76,11 @@ class Job:
 
     def seconds_left(self) -> float | None:
         """:meth:`expected_seconds` times the share of the run's CSV rows still to write (a run
-        to resume is partly done; a folder without a readable configuration counts as new)."""
+        to resume is partly done; a folder without a checkpoint or a readable configuration
+        counts as new: its rows are set aside and the run starts again)."""
         whole = self.expected_seconds()
-        if whole is None:
-            return None
+        if whole is None or not (self.run_dir / CHECKPOINT_FILE).is_file():
+            return whole
         try:
             rows = rundir.expected_rows(records.load_config(self.run_dir))
         except records.RecordError:
