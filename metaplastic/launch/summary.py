@@ -6,10 +6,10 @@ the final test accuracy of every task (the last CSV row; stream runs: the test s
 mean over tasks, and backward transfer and forgetting (docs/METRICS.md), as mean ± sample
 standard deviation over seeds. Tables are written as
 Markdown and CSV, with a table of each finished run's machine and times
-(:mod:`metaplastic.launch.run_times`, ``<figure>_<scale>_times.md``) and, for two tasks learned
-one after the other, task 1's course through task 2 (``<figure>_<scale>_course.md``: Fig. 1(a)'s
-caption); the figure is drawn by
-:mod:`metaplastic.plots` with its seed bands.
+(:mod:`metaplastic.launch.run_times`, ``<figure>_<scale>_times.md``), for two tasks learned one
+after the other task 1's course through task 2 (``<figure>_<scale>_course.md``: Fig. 1(a)'s
+caption), for Fig. 5(c-e) the sign-switch analysis over seeds (``_sign_switch.md``); the figure
+is drawn by :mod:`metaplastic.plots` with its seed bands.
 """
 from __future__ import annotations
 
@@ -340,24 +340,24 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
                                  [run_times.run_times(paper.scaled_label(run, scale), seed)
                                   for run, seed in finished]))
             written += [md, csv_file, times]
-            course_file = target / f"{stem}_course.md"
             unreadable: list[tuple[Path, str]] = []
             course = figure.task1_course and course_table(
                 [(paper.scaled_label(run, scale), seed) for run, seed in finished], unreadable)
             for d, why in unreadable:
                 log(f"excluded from the course table: {d} ({why})")
             excluded += unreadable
-            if course:
-                course_file.write_text(
-                    f"## {figure.title} ({scale} scale): task 1 while task 2 is learned\n\n"
-                    "task 1's test accuracy (%) after task 1, after k epochs of task 2, its "
-                    "lowest and final value, mean ± std over seeds; the epochs below the "
-                    "threshold: each seed's (docs/METRICS.md)\n\n" + course)
-                written.append(course_file)
-            else:
-                course_file.unlink(missing_ok=True)   # from an earlier summary
-            written += _sign_switch_summary(figure, scale, [seed for _, seed in finished],
-                                            target / f"{stem}_sign_switch.md", excluded, log)
+            written += _write_or_remove(
+                target / f"{stem}_course.md",
+                f"## {figure.title} ({scale} scale): task 1 while task 2 is learned\n\n"
+                "task 1's test accuracy (%) after task 1, after k epochs of task 2, its lowest and "
+                "final value, mean ± std over seeds; the epochs below the threshold: each seed's "
+                "(docs/METRICS.md)", course)
+            written += _write_or_remove(
+                target / f"{stem}_sign_switch.md",
+                f"## {figure.title} ({scale} scale): over seeds\n\n"
+                "per layer and bin of |W_h| / max|W_h|: the mean normalised magnitude of the "
+                "flipped weights and the loss increase per switched weight, mean ± std over seeds",
+                _sign_switch(figure, [seed for _, seed in finished], excluded, log))
             written += draw(figure, [seed for _, seed in finished], target / f"{stem}.png")
     for path in written:
         log(f"wrote {path}")
@@ -371,25 +371,28 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
     return written
 
 
-def _sign_switch_summary(figure: paper.Figure, scale: str, seed_dirs: Sequence[Path],
-                         target: Path, excluded: list, log) -> list[Path]:
-    """A sign-switch figure's table over seeds (:mod:`metaplastic.launch.sign_switch_table`)
-    written to ``target`` (an unreadable file: every seed listed in ``excluded``)."""
-    table = None
-    if figure.plot == "sign-switch":
-        try:
-            table = sign_switch_table(seed_dirs)
-        except records.RecordError as exc:
-            log(f"excluded from the sign-switch table: {exc}")
-            excluded += [(d, str(exc)) for d in seed_dirs]
+def _write_or_remove(path: Path, heading: str, table: str | None) -> list[Path]:
+    """Write ``heading`` and ``table`` to ``path`` (returned); without a table, remove the file
+    an earlier summary may have left."""
     if not table:
-        target.unlink(missing_ok=True)   # from an earlier summary
+        path.unlink(missing_ok=True)
         return []
-    target.write_text(f"## {figure.title} ({scale} scale): over seeds\n\n"
-                      "per layer and bin of |W_h| / max|W_h|: the mean normalised magnitude of "
-                      "the flipped weights and the loss increase per switched weight, mean ± "
-                      "std over seeds\n\n" + table)
-    return [target]
+    path.write_text(heading + "\n\n" + table)
+    return [path]
+
+
+def _sign_switch(figure: paper.Figure, seed_dirs: Sequence[Path], excluded: list,
+                 log) -> str | None:
+    """A sign-switch figure's table over seeds (:mod:`metaplastic.launch.sign_switch_table`);
+    an unreadable file: every seed listed in ``excluded``, no table."""
+    if figure.plot != "sign-switch":
+        return None
+    try:
+        return sign_switch_table(seed_dirs)
+    except records.RecordError as exc:
+        log(f"excluded from the sign-switch table: {exc}")
+        excluded += [(d, str(exc)) for d in seed_dirs]
+        return None
 
 
 class SummaryExclusions(MetaplasticError):
