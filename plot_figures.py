@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                                  formatter_class=parser.formatter_class)
         one = kind.one_run
         sub.add_argument("paths", nargs="+", metavar="PATH",
-                         help="a run directory or CSV file" if one
-                         else "run directories or CSV files")
+                         help="run directories or CSV files" if not one
+                         else "a run directory or CSV file, or the seeds of one configuration"
+                         if kind.over_seeds else "a run directory or CSV file")
         sub.add_argument("--out", required=True, help="output PNG path")
         sub.add_argument("--pdf", action="store_true", help="also write a PDF beside the PNG")
         sub.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -56,14 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
 def draw(args) -> list[Path]:
     """Draw the figure the parsed flags ask for; returns the written paths."""
     kind = plots.FIGURE_KINDS[args.figure]
-    if kind.one_run and len(args.paths) != 1:
+    if kind.one_run and not kind.over_seeds and len(args.paths) != 1:
         raise ConfigError(f"the {args.figure} figure takes one run directory or CSV file, got "
                           f"{len(args.paths)}")
     if args.figure == "histograms":
         return kind.draw(args.paths[0], args.out, log_y=args.log_y, density=args.density,
                          pdf=args.pdf)
     if kind.one_run:
-        return kind.draw(args.paths[0], args.out, pdf=args.pdf)
+        return kind.draw(args.paths if kind.over_seeds else args.paths[0], args.out,
+                         pdf=args.pdf)
     return kind.draw(args.paths, args.out, labels=args.labels, pdf=args.pdf)
 
 

@@ -487,8 +487,13 @@ def figure_kinds_table() -> str:
     as a Markdown table."""
     from metaplastic.plots import FIGURE_KINDS
 
-    rows = [f"| `{kind.name}` | {'one run' if kind.one_run else 'one or more runs'} | "
-            f"{kind.description} |" for kind in FIGURE_KINDS.values()]
+    def drawn_from(kind) -> str:
+        if kind.over_seeds:
+            return "one run or its seeds"
+        return "one run" if kind.one_run else "one or more runs"
+
+    rows = [f"| `{kind.name}` | {drawn_from(kind)} | {kind.description} |"
+            for kind in FIGURE_KINDS.values()]
     return "\n".join(["| kind | drawn from | what it shows |", "|---|---|---|", *rows])
 
 

@@ -315,6 +315,29 @@ def test_sign_switch_figure(tmp_path):
     assert_pdf(written[1])
 
 
+def test_sign_switch_figure_over_the_seeds_of_one_configuration(tmp_path, monkeypatch):
+    import json
+
+    import metaplastic.plots.sign_switch as module
+
+    seeds = []
+    for seed in (0, 1):
+        csv_path = make_sign_switch(tmp_path / f"seed-{seed}" / SIGN_SWITCH_FILE)
+        (csv_path.parent / "config.json").write_text(json.dumps({"meta": 1.35, "seed": seed}))
+        seeds.append(csv_path.parent)
+    combined = []
+    real = module.over_seeds
+    monkeypatch.setattr(module, "over_seeds", lambda frames: combined.append(real(frames))
+                        or combined[-1])
+    assert_png(plots.plot_sign_switch(seeds, tmp_path / "ss.png")[0])
+    assert set(combined[0]["seeds"]) == {2}            # both seeds drawn, combined
+    other = make_sign_switch(tmp_path / "other" / SIGN_SWITCH_FILE).parent
+    (other / "config.json").write_text(json.dumps({"meta": 0.0, "seed": 2}))
+    with pytest.raises(MetaplasticError, match="one configuration.*meta"):
+        plots.plot_sign_switch(seeds + [other], tmp_path / "mixed.png")
+    assert not (tmp_path / "mixed.png").exists()
+
+
 # --------------------------------------------------------------------------- bad inputs
 
 
@@ -399,6 +422,7 @@ def test_cli_every_figure(tmp_path, capsys):
         ["two-task", str(m0 / METRICS_FILE)],
         ["stream", str(st)],
         ["sign-switch", str(ss)],
+        ["sign-switch", str(ss), str(ss / SIGN_SWITCH_FILE)],   # seeds of one configuration
     ]
     for i, args in enumerate(cases):
         out = tmp_path / "cli" / f"fig{i}.png"

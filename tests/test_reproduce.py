@@ -3,6 +3,7 @@ metaplastic.launch.slurm) and its summaries (metaplastic.launch.summary)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib
 import json
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA_ROOT, REPO, needs_data
-from metaplastic import paper
+from metaplastic import paper, plots
 from metaplastic.errors import ConfigError
 from metaplastic.launch import local as launch, summary
 from metaplastic.runs import rundir
@@ -301,7 +302,7 @@ def test_summarize_writes_tables_and_the_figure(tmp_path):
         ["| MNIST then FMNIST, m = 1.5", "0"], ["| MNIST then FMNIST, m = 1.5", "1"]]
 
 
-def test_a_sign_switch_summary_tabulates_the_analysis_over_seeds(tmp_path):
+def test_a_sign_switch_summary_tabulates_and_draws_the_analysis_over_seeds(tmp_path, monkeypatch):
     from metaplastic.runs import records
 
     fig = paper.figure("fig5ce")
@@ -313,8 +314,14 @@ def test_a_sign_switch_summary_tabulates_the_analysis_over_seeds(tmp_path):
                            [{"layer": 1, "bin": 2, "magnitude_mean": 0.1 + seed,
                              "loss_increase_mean": 1e-5 * (seed + 1), "loss_increase_std": 1e-6,
                              "n_weights": 3000, "sample": 1000, "runs": 2}])
+    drawn = []
+    kind = plots.FIGURE_KINDS["sign-switch"]
+    monkeypatch.setitem(plots.FIGURE_KINDS, "sign-switch", dataclasses.replace(
+        kind, draw=lambda runs, out: drawn.append(runs) or kind.draw(runs, out)))
     written = summary.summarize(tmp_path, ["fig5ce"], log=lambda _: None)
     assert "fig5ce_smoke_sign_switch.md" in [p.name for p in written]
+    assert f"fig5ce_smoke_{paper.run_id(run, 'smoke')}.png" in [p.name for p in written]
+    assert [[d.name for d in runs] for runs in drawn] == [["seed-0", "seed-1"]]   # one figure
     table = (tmp_path / "summary" / "fig5ce_smoke_sign_switch.md").read_text()
     assert "| 1 | 2 | 2 | 0.600 | 1.50e-05 ± 7.1e-06 |" in table
 

@@ -1,6 +1,7 @@
 """Sign-switch statistics (Fig. 5c-e) on a toy network, recomputed by hand: open bins,
 x = mean normalized magnitude of the flipped weights, unbiased std over runs."""
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -100,3 +101,39 @@ def test_the_table_over_seeds_is_the_mean_and_sample_std_of_each_seeds_mean(tmp_
     assert lines[2] == f"| 1 | 0 | 2 | 0.030 | 2.00e-06 ± {std:.1e} |"
     assert lines[3] == "| 1 | 3 | 1 | 0.250 | 4.00e-05 ± 1.0e-06 (repeats) |"
     assert sign_switch_table([tmp_path / "seed-2"]) is None
+
+
+def test_over_seeds_is_the_seeds_mean_and_sample_std_recomputed_with_numpy():
+    """The one combination behind the report's table and the figure (runs/sign_switch_seeds)."""
+    import pandas as pd
+
+    from metaplastic.runs.sign_switch_seeds import COMBINED_COLUMNS, over_seeds
+
+    rng = np.random.default_rng(3)
+    frames, values = [], {}
+    for seed in range(3):
+        rows = []
+        for layer in (1, 2):
+            for b in range(4):
+                if seed == 2 and b == 3:          # a bin the third seed lacks
+                    continue
+                x, y, s = rng.uniform(0, 1), rng.uniform(1e-6, 1e-4), rng.uniform(1e-7, 1e-6)
+                values.setdefault((layer, b), []).append((x, y, s))
+                rows.append({"layer": layer, "bin": b, "magnitude_mean": x,
+                             "loss_increase_mean": y, "loss_increase_std": s,
+                             "n_weights": 100, "sample": 10, "runs": 5})
+        frames.append(pd.DataFrame(rows))
+    frames.append(frames[0].iloc[:0])                   # an empty analysis counts for nothing
+    combined = over_seeds(frames)
+    assert tuple(combined.columns) == COMBINED_COLUMNS
+    assert [(r.layer, r.bin) for r in combined.itertuples()] == sorted(values)
+    for row in combined.itertuples():
+        v = np.array(values[(row.layer, row.bin)])
+        assert row.seeds == len(v) and row.spread_over == "seeds"
+        assert row.magnitude_mean == pytest.approx(v[:, 0].mean())
+        assert row.loss_increase_mean == pytest.approx(v[:, 1].mean())
+        assert row.loss_increase_std == pytest.approx(np.std(v[:, 1], ddof=1))
+    one = over_seeds(frames[:1])                        # one seed: its std over repeats
+    assert set(one["spread_over"]) == {"repeats"}
+    assert np.allclose(one["loss_increase_std"], frames[0]["loss_increase_std"])
+    assert len(over_seeds([])) == 0

@@ -269,11 +269,15 @@ def draw(figure: paper.Figure, run_dirs: Sequence[Path], target: Path) -> list[P
     if not figure.plot or not run_dirs:
         return []
     kind = plots.FIGURE_KINDS[figure.plot]
-    if kind.one_run:   # one figure per run: its first seed
+    if kind.one_run:   # one figure per configuration: its seeds' mean, else its first seed
         written = []
-        for d in run_dirs:
-            if d.name == f"{SEED_PREFIX}0":
-                written += kind.draw(d, target.with_name(f"{target.stem}_{d.parent.name}.png"))
+        for folder in dict.fromkeys(d.parent for d in run_dirs):
+            seeds = [d for d in run_dirs if d.parent == folder]
+            if not kind.over_seeds:
+                seeds = [d for d in seeds if d.name == f"{SEED_PREFIX}0"][:1]
+            if seeds:
+                written += kind.draw(seeds if kind.over_seeds else seeds[0],
+                                     target.with_name(f"{target.stem}_{folder.name}.png"))
         return written
     written = kind.draw(list(run_dirs), target)
     if figure.plot == "hidden-size":   # and each method's tasks through training (one width:

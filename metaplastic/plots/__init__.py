@@ -50,13 +50,16 @@ __all__ = [
 class FigureKind:
     """One kind of figure: its name on the command line (``plot_figures.py NAME``), the
     function that draws it, whether it is drawn from one run (else from several, with
-    ``--labels``), and what it shows. :data:`FIGURE_KINDS` is the one registry, read by
-    plot_figures.py, ``reproduce.py summarize`` and the figures of :mod:`metaplastic.paper`."""
+    ``--labels``), and what it shows; ``over_seeds``: a one-run figure that also takes the seeds
+    of one configuration and draws their mean ± std. :data:`FIGURE_KINDS` is the one registry,
+    read by plot_figures.py, ``reproduce.py summarize`` and the figures of
+    :mod:`metaplastic.paper`."""
 
     name: str
     draw: Callable[..., list]
     one_run: bool
     description: str
+    over_seeds: bool = False
 
 
 FIGURE_KINDS = {kind.name: kind for kind in (
@@ -72,7 +75,8 @@ FIGURE_KINDS = {kind.name: kind for kind in (
     FigureKind("stream", plot_stream, False, "Fig. 4: stream FMNIST / CIFAR-10 (runs)"),
     FigureKind("sign-switch", plot_sign_switch, True,
                "Fig. 5(c-e): loss increase of a sign switch vs. magnitude (one run or "
-               "sign_switch.csv)"),
+               "sign_switch.csv, or the seeds of one configuration: mean ± std over them)",
+               over_seeds=True),
     FigureKind("flips", plot_flips, False,
                "flip statistics per layer: signs flipped per epoch, weights consolidated (runs)"),
 )}

@@ -3,17 +3,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from metaplastic.errors import ConfigError
 from metaplastic.plots.draw import SEQ_COLORS, new_figure, save
 from metaplastic.plots.labels import fmt_value, layer_title, natural_key
-from metaplastic.plots.runs import load_table
+from metaplastic.plots.runs import as_list, load_config_of, load_table, run_settings
 from metaplastic.runs.records import SIGN_SWITCH_COLUMNS, SIGN_SWITCH_FILE
+from metaplastic.runs.sign_switch_seeds import over_seeds
 
 
-def plot_sign_switch(run_or_csv, out, pdf: bool = False) -> list[Path]:
-    """Fig. 5(c-e): one panel per layer, mean loss increase of a sign switch (+/- std over
-    the repeats) against the mean normalised hidden-weight magnitude of its bin."""
-    _, frame = load_table(run_or_csv, SIGN_SWITCH_FILE, SIGN_SWITCH_COLUMNS,
-                          "one row per layer and magnitude bin")
+def plot_sign_switch(runs, out, pdf: bool = False) -> list[Path]:
+    """Fig. 5(c-e): one panel per layer, the loss increase per switched weight against the
+    mean normalised hidden-weight magnitude of its bin. ``runs``: one run (its folder or
+    sign_switch.csv), or the seeds of one configuration, combined by
+    :func:`metaplastic.runs.sign_switch_seeds.over_seeds` (mean ± std over the seeds; one seed:
+    ± std over its repeats)."""
+    paths = as_list(runs)
+    if not paths:
+        raise ConfigError("no run directory or sign_switch.csv given")
+    tables = [load_table(p, SIGN_SWITCH_FILE, SIGN_SWITCH_COLUMNS,
+                         "one row per layer and magnitude bin") for p in paths]
+    _check_one_configuration([path for path, _ in tables])
+    frame = over_seeds([f for _, f in tables])
+    seeds = len(paths)
     layers = sorted(frame["layer"].unique(), key=natural_key)
     fig, axes = new_figure(len(layers), ncols=min(len(layers), 3), panel_size=(4.2, 3.4))
     for i, (ax, layer) in enumerate(zip(axes, layers)):
@@ -35,5 +46,25 @@ def plot_sign_switch(run_or_csv, out, pdf: bool = False) -> list[Path]:
         ax.set_xlim(0, 1.02)
         ax.grid(True, alpha=0.3)
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-    fig.suptitle("Loss increase caused by switching the sign of binary weights", fontsize=11)
+    spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "± std over the repeats"
+    fig.suptitle(f"Loss increase caused by switching the sign of binary weights ({spread})",
+                 fontsize=11)
     return save(fig, out, pdf)
+
+
+def _check_one_configuration(csv_paths: list[Path]) -> None:
+    """Seeds combined must share one configuration (their folders' config.json, where present,
+    equal up to the seed and the other per-run settings)."""
+    settings = {}
+    for path in csv_paths:
+        config = load_config_of(path, path.parent)
+        if config:
+            settings[path] = run_settings(config)
+    first = next(iter(settings.items()), None)
+    for path, these in settings.items():
+        if these != first[1]:
+            differ = sorted(k for k in these.keys() | first[1].keys()
+                            if these.get(k) != first[1].get(k))
+            raise ConfigError(f"the sign-switch figure combines seeds of one configuration; "
+                              f"{path.parent} and {first[0].parent} differ in "
+                              f"{', '.join(differ)}")
