@@ -637,3 +637,14 @@ def test_labels_name_the_width_actually_run():
     assert paper.scaled_label(run, "smoke") == "EWC, 16"
     fig2 = paper.figure("fig2").run("bnn-m1.35")
     assert paper.scaled_label(fig2, "smoke") == fig2.label == "BNN, m = 1.35"
+
+
+def test_a_stream_runs_final_accuracies_are_its_last_rows_test_and_first_part(tmp_path):
+    from metaplastic.runs import records
+
+    path = tmp_path / "metrics.csv"
+    records.write_rows(path, records.STREAM_FMNIST_COLUMNS, [
+        dict.fromkeys(records.STREAM_FMNIST_COLUMNS, 0) | {"acc_test": a, "acc_1st_sub": b}
+        for a, b in ((50.0, 60.0), (81.25, 77.5))])
+    assert summary.final_accuracies(path) == (
+        ["test set", "first part (training samples)"], [81.25, 77.5])

@@ -68,8 +68,13 @@ def final_accuracies(csv_path: Path) -> tuple[list[str], list[float]]:
                 names += list(METRIC_NAMES)
                 values += [metrics.backward_transfer, metrics.forgetting]
         return names, values
-    names = [k for k in ("acc_test", "acc_1st_sub") if k in last]
-    return names, [float(last[k]) for k in names]
+    columns = [k for k in STREAM_COLUMN_NAMES if k in last]
+    return [STREAM_COLUMN_NAMES[k] for k in columns], [float(last[k]) for k in columns]
+
+
+#: a stream run's accuracies in its table (metaplastic/experiments/stream.py): on the test set,
+#: and on the first part's training samples, at the end of the whole stream
+STREAM_COLUMN_NAMES = {"acc_test": "test set", "acc_1st_sub": "first part (training samples)"}
 
 
 def expected_config(run: paper.PaperRun, scale: str, seed: int) -> tuple[dict, set, dict]:
