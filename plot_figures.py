@@ -35,10 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub = figures.add_parser(name, help=kind.description, description=kind.description,
                                  formatter_class=parser.formatter_class)
         one = kind.one_run
-        sub.add_argument("paths", nargs="+", metavar="PATH",
-                         help="run directories or CSV files" if not one
-                         else "a run directory or CSV file, or the seeds of one configuration"
-                         if kind.over_seeds else "a run directory or CSV file")
+        if kind.over_seeds:
+            paths_help = "a run directory or CSV file, or the seeds of one configuration"
+        elif one:
+            paths_help = "a run directory or CSV file"
+        else:
+            paths_help = "run directories or CSV files"
+        sub.add_argument("paths", nargs="+", metavar="PATH", help=paths_help)
         sub.add_argument("--out", required=True, help="output PNG path")
         sub.add_argument("--pdf", action="store_true", help="also write a PDF beside the PNG")
         sub.add_argument("--debug", action="store_true", help="show tracebacks of errors")

@@ -24,6 +24,7 @@ from metaplastic.runs.records import (
     CsvRecorder,
     RecordError,
     continual_columns,
+    read_records,
     meta_mapping,
     save_config,
     write_rows,
@@ -323,19 +324,32 @@ def test_sign_switch_figure_over_the_seeds_of_one_configuration(tmp_path, monkey
     seeds = []
     for seed in (0, 1):
         csv_path = make_sign_switch(tmp_path / f"seed-{seed}" / SIGN_SWITCH_FILE)
+        frame = read_records(csv_path, SIGN_SWITCH_COLUMNS)
+        frame["loss_increase_mean"] *= 1 + 2 * seed           # seed 1: three times seed 0
+        frame.to_csv(csv_path, index=False)
         (csv_path.parent / "config.json").write_text(json.dumps({"meta": 1.35, "seed": seed}))
         seeds.append(csv_path.parent)
-    combined = []
-    real = module.over_seeds
-    monkeypatch.setattr(module, "over_seeds", lambda frames: combined.append(real(frames))
-                        or combined[-1])
+    figures = []
+    monkeypatch.setattr(module, "save", lambda fig, out, pdf: figures.append(fig) or [])
+    plots.plot_sign_switch(seeds, tmp_path / "ss.png")
+    seed0 = read_records(seeds[0] / SIGN_SWITCH_FILE, SIGN_SWITCH_COLUMNS)
+    layer1 = seed0[seed0["layer"] == 1].sort_values("magnitude_mean")
+    drawn = figures[0].axes[0].lines[0].get_ydata()             # layer 1's means
+    assert np.allclose(drawn, 2 * layer1["loss_increase_mean"])  # (y + 3y) / 2
+    assert "over 2 seeds" in figures[0]._suptitle.get_text()
+    monkeypatch.undo()
     assert_png(plots.plot_sign_switch(seeds, tmp_path / "ss.png")[0])
-    assert set(combined[0]["seeds"]) == {2}            # both seeds drawn, combined
-    other = make_sign_switch(tmp_path / "other" / SIGN_SWITCH_FILE).parent
-    (other / "config.json").write_text(json.dumps({"meta": 0.0, "seed": 2}))
-    with pytest.raises(MetaplasticError, match="one configuration.*meta"):
-        plots.plot_sign_switch(seeds + [other], tmp_path / "mixed.png")
-    assert not (tmp_path / "mixed.png").exists()
+
+    refused = {"mixed": seeds + [make_sign_switch(tmp_path / "other" / SIGN_SWITCH_FILE).parent],
+               "twice": [seeds[0], seeds[0] / SIGN_SWITCH_FILE]}
+    (tmp_path / "other" / "config.json").write_text(json.dumps({"meta": 0.0, "seed": 2}))
+    bare = make_sign_switch(tmp_path / "bare.csv")
+    for case, match in (("mixed", "one configuration.*meta"), ("twice", "twice"),
+                        ("bare", "no config.json")):
+        paths = refused.get(case, [seeds[0], bare])
+        with pytest.raises(MetaplasticError, match=match):
+            plots.plot_sign_switch(paths, tmp_path / f"{case}.png")
+        assert not (tmp_path / f"{case}.png").exists()
 
 
 # --------------------------------------------------------------------------- bad inputs
@@ -414,6 +428,7 @@ def test_cli_every_figure(tmp_path, capsys):
     m1 = make_continual_run(tmp_path / "m1", meta=1.35)
     hist = make_hist_run(tmp_path / "h")
     ss = make_sign_switch(tmp_path / "ss" / SIGN_SWITCH_FILE).parent
+    ss2 = make_sign_switch(tmp_path / "ss2" / SIGN_SWITCH_FILE).parent
     st = make_stream_fmnist(tmp_path / "st", meta=1.35)
     cases = [
         ["accuracy", str(m0), str(m1), "--labels", "m=0", "m=1.35"],
@@ -422,7 +437,7 @@ def test_cli_every_figure(tmp_path, capsys):
         ["two-task", str(m0 / METRICS_FILE)],
         ["stream", str(st)],
         ["sign-switch", str(ss)],
-        ["sign-switch", str(ss), str(ss / SIGN_SWITCH_FILE)],   # seeds of one configuration
+        ["sign-switch", str(ss), str(ss2)],                      # seeds of one configuration
     ]
     for i, args in enumerate(cases):
         out = tmp_path / "cli" / f"fig{i}.png"

@@ -324,6 +324,28 @@ def test_a_sign_switch_summary_tabulates_and_draws_the_analysis_over_seeds(tmp_p
     assert [[d.name for d in runs] for runs in drawn] == [["seed-0", "seed-1"]]   # one figure
     table = (tmp_path / "summary" / "fig5ce_smoke_sign_switch.md").read_text()
     assert "| 1 | 2 | 2 | 0.600 | 1.50e-05 ± 7.1e-06 |" in table
+    bad = d / records.SIGN_SWITCH_FILE                   # seed 1's analysis damaged: listed,
+    bad.write_text(bad.read_text().replace("1000", "many"))   # no table nor figure from it
+    logged = []
+    with pytest.raises(summary.SummaryExclusions):
+        summary.summarize(tmp_path, ["fig5ce"], log=logged.append)
+    assert any("excluded from the figure" in line and "not a number" in line for line in logged)
+    assert not (tmp_path / "summary" / "fig5ce_smoke_sign_switch.md").exists()
+
+
+def test_a_histogram_summary_draws_each_configurations_seed_0_only(tmp_path, monkeypatch):
+    fig = next(f for f in paper.FIGURES if f.plot == "histograms")
+    for seed in (0, 1):
+        for run in fig.runs:
+            _write_run(tmp_path / "continual_learning" / paper.run_id(run, "smoke")
+                       / f"seed-{seed}", run, "smoke", [90.0] * 6)   # six tasks
+    drawn = []
+    kind = plots.FIGURE_KINDS["histograms"]
+    monkeypatch.setitem(plots.FIGURE_KINDS, "histograms", dataclasses.replace(
+        kind, draw=lambda run, out: drawn.append(run) or []))
+    summary.summarize(tmp_path, [fig.id], log=lambda _: None)
+    assert sorted(str(d.relative_to(tmp_path)) for d in drawn) == sorted(
+        f"continual_learning/{paper.run_id(run, 'smoke')}/seed-0" for run in fig.runs)
 
 
 def test_fig3_summary_draws_the_hidden_size_plot_and_each_methods_tasks(tmp_path):

@@ -137,3 +137,21 @@ def test_over_seeds_is_the_seeds_mean_and_sample_std_recomputed_with_numpy():
     assert set(one["spread_over"]) == {"repeats"}
     assert np.allclose(one["loss_increase_std"], frames[0]["loss_increase_std"])
     assert len(over_seeds([])) == 0
+
+
+def test_over_seeds_refuses_text_repeated_bins_and_seeds_of_other_sample_sizes(tmp_path):
+    import pandas as pd
+
+    from metaplastic.runs.records import RecordError
+    from metaplastic.runs.sign_switch_seeds import checked, over_seeds
+
+    row = {"layer": 1, "bin": 0, "magnitude_mean": 0.1, "loss_increase_mean": 1e-5,
+           "loss_increase_std": float("nan"), "n_weights": 10, "sample": 10, "runs": 1}
+    good = checked(pd.DataFrame([row]), tmp_path / "a.csv")      # a NaN std: one repeat, kept
+    with pytest.raises(RecordError, match=r"b.csv: column bin .*row 3"):
+        checked(pd.DataFrame([row, row | {"bin": "two"}]), tmp_path / "b.csv")
+    with pytest.raises(RecordError, match="appears twice"):
+        checked(pd.DataFrame([row, row]), tmp_path / "c.csv")
+    with pytest.raises(RecordError, match="layer 1 differ in sample size"):
+        over_seeds([good, checked(pd.DataFrame([row | {"sample": 20}]), tmp_path / "d.csv")])
+    assert over_seeds([good])["loss_increase_std"].isna().all()

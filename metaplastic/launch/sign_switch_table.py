@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from metaplastic.runs import records
-from metaplastic.runs.sign_switch_seeds import over_seeds
+from metaplastic.runs.sign_switch_seeds import checked, over_seeds
 
 
 def _cell(mean: float, std: float, spread_over: str) -> str:
@@ -21,9 +21,10 @@ def _cell(mean: float, std: float, spread_over: str) -> str:
 
 def sign_switch_table(seed_dirs: Sequence[Path]) -> str | None:
     """The Markdown table over the seeds in ``seed_dirs`` (None: none has a sign_switch.csv).
-    A file with other columns raises :class:`metaplastic.runs.records.RecordError`."""
+    A file with other columns or values that are not numbers, or seeds analysed with other
+    sample sizes, raise :class:`metaplastic.runs.records.RecordError`."""
     paths = [Path(d) / records.SIGN_SWITCH_FILE for d in seed_dirs]
-    combined = over_seeds([records.read_records(p, records.SIGN_SWITCH_COLUMNS)
+    combined = over_seeds([checked(records.read_records(p, records.SIGN_SWITCH_COLUMNS), p)
                            for p in paths if p.is_file()])
     if not len(combined):
         return None

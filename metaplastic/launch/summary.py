@@ -45,6 +45,11 @@ class Row:
     excluded: int = 0                # finished seeds left out (summary.run_problem)
 
 
+#: a stream run's accuracies in its table (metaplastic/experiments/stream.py): on the test set,
+#: and on the first part's training samples, at the end of the whole stream
+STREAM_COLUMN_NAMES = {"acc_test": "test set", "acc_1st_sub": "first part (training samples)"}
+
+
 def final_accuracies(csv_path: Path) -> tuple[list[str], list[float]]:
     """(names, values) of the last row's test accuracies: every task's and their mean (the
     average accuracy), then backward transfer and forgetting where tasks were learned one by one
@@ -70,11 +75,6 @@ def final_accuracies(csv_path: Path) -> tuple[list[str], list[float]]:
         return names, values
     columns = [k for k in STREAM_COLUMN_NAMES if k in last]
     return [STREAM_COLUMN_NAMES[k] for k in columns], [float(last[k]) for k in columns]
-
-
-#: a stream run's accuracies in its table (metaplastic/experiments/stream.py): on the test set,
-#: and on the first part's training samples, at the end of the whole stream
-STREAM_COLUMN_NAMES = {"acc_test": "test set", "acc_1st_sub": "first part (training samples)"}
 
 
 def expected_config(run: paper.PaperRun, scale: str, seed: int) -> tuple[dict, set, dict]:
@@ -268,7 +268,8 @@ def finished_runs(figure: paper.Figure, out: Path,
 
 
 def draw(figure: paper.Figure, run_dirs: Sequence[Path], target: Path) -> list[Path]:
-    """The figure's plot (plot_figures.py's) from its finished runs, seeds as bands."""
+    """The figure's plot (plot_figures.py's) from its finished runs: seeds as bands; a one-run
+    kind, one figure per configuration from its seeds (``over_seeds``) or its seed 0."""
     from metaplastic import plots
 
     if not figure.plot or not run_dirs:
@@ -367,7 +368,11 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
                 "per layer and bin of |W_h| / max|W_h|: the mean normalised magnitude of the "
                 "flipped weights and the loss increase per switched weight, mean ± std over seeds",
                 _sign_switch(figure, [seed for _, seed in finished], excluded, log))
-            written += draw(figure, [seed for _, seed in finished], target / f"{stem}.png")
+            try:
+                written += draw(figure, [seed for _, seed in finished], target / f"{stem}.png")
+            except records.RecordError as exc:   # a seed's file the figure cannot read
+                log(f"excluded from the figure: {exc}")
+                excluded += [(seed, str(exc)) for _, seed in finished]
     for path in written:
         log(f"wrote {path}")
     if excluded:

@@ -8,7 +8,7 @@ from metaplastic.plots.draw import SEQ_COLORS, new_figure, save
 from metaplastic.plots.labels import fmt_value, layer_title, natural_key
 from metaplastic.plots.runs import as_list, load_config_of, load_table, run_settings
 from metaplastic.runs.records import SIGN_SWITCH_COLUMNS, SIGN_SWITCH_FILE
-from metaplastic.runs.sign_switch_seeds import over_seeds
+from metaplastic.runs.sign_switch_seeds import checked, over_seeds
 
 
 def plot_sign_switch(runs, out, pdf: bool = False) -> list[Path]:
@@ -22,8 +22,13 @@ def plot_sign_switch(runs, out, pdf: bool = False) -> list[Path]:
         raise ConfigError("no run directory or sign_switch.csv given")
     tables = [load_table(p, SIGN_SWITCH_FILE, SIGN_SWITCH_COLUMNS,
                          "one row per layer and magnitude bin") for p in paths]
+    files = [path.resolve() for path, _ in tables]
+    twice = sorted({str(f) for f in files if files.count(f) > 1})
+    if twice:
+        raise ConfigError(f"the sign-switch figure was given {', '.join(twice)} twice; each seed "
+                          "once")
     _check_one_configuration([path for path, _ in tables])
-    frame = over_seeds([f for _, f in tables])
+    frame = over_seeds([checked(f, path) for path, f in tables])
     seeds = len(paths)
     layers = sorted(frame["layer"].unique(), key=natural_key)
     fig, axes = new_figure(len(layers), ncols=min(len(layers), 3), panel_size=(4.2, 3.4))
@@ -47,19 +52,27 @@ def plot_sign_switch(runs, out, pdf: bool = False) -> list[Path]:
         ax.grid(True, alpha=0.3)
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "± std over the repeats"
+    if seeds > 1 and (frame["spread_over"] == "repeats").any():
+        spread += "; a bin only one seed has: ± std over its repeats"
     fig.suptitle(f"Loss increase caused by switching the sign of binary weights ({spread})",
                  fontsize=11)
     return save(fig, out, pdf)
 
 
 def _check_one_configuration(csv_paths: list[Path]) -> None:
-    """Seeds combined must share one configuration (their folders' config.json, where present,
-    equal up to the seed and the other per-run settings)."""
-    settings = {}
+    """Seeds combined must share one configuration: their folders' config.json equal up to the
+    seed and the other per-run settings (CSV files without a config.json: all or none)."""
+    settings, bare = {}, []
     for path in csv_paths:
         config = load_config_of(path, path.parent)
         if config:
             settings[path] = run_settings(config)
+        else:
+            bare.append(path)
+    if settings and bare:
+        raise ConfigError(f"the sign-switch figure combines seeds of one configuration; "
+                          f"{bare[0]} has no config.json beside it to show it is "
+                          f"{next(iter(settings)).parent}'s")
     first = next(iter(settings.items()), None)
     for path, these in settings.items():
         if these != first[1]:
