@@ -25,6 +25,7 @@ run fig2 --seeds 3                                     # m = 0.5, 1.0 and the DN
 run supp6 --seeds 3
 run fig5ce --seeds 3
 run stream-fmnist --seeds 3
+run fig2gh                                             # Fig. 2(g, h): hidden weights saved, seed 0
 run fig3 --seeds 3
 # Fig. 1(a) / 4(a, b) at the paper's width (4096): one run at a time with both threads, about
 # 60-100 minutes each on an AMX/VNNI CPU with --impl auto (both finished: skipped)
