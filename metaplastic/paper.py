@@ -32,6 +32,13 @@ SMOKE_WIDTH = 16
 #: start-up of a run (imports, data onto the device, checks)
 STARTUP_SECONDS = 10.0
 CPU_EPOCH_SECONDS = {16: 2.0, 512: 6.0, 1024: 17.0, 2048: 52.0, 4096: 180.0}
+#: the sign-switch analysis (--sign-switch, Fig. 5(c-e)) after training, in epochs of the same
+#: network at the published 100 repeats: up to 15 bins per layer, each 100 forward passes over
+#: the 60,000 training samples (from that layer on, in float32; --sign-switch-train-samples
+#: and --sign-switch-runs scale it). Measured at width 512: 960 s
+#: after 40 epochs (docs/reproduction's fig5ce runs, AMX Xeon, two runs at once), about 160
+#: epochs of 6 s; 200 leaves room for a slower CPU.
+SIGN_SWITCH_EPOCHS = 200
 
 
 @dataclass(frozen=True)
@@ -403,7 +410,13 @@ def expected_cpu_seconds(run: PaperRun, scale: str) -> float | None:
     if "--ewc" in flags:
         per_epoch *= 1.3
     # --interleaved: one task with every task's data, the same samples in all
-    return STARTUP_SECONDS + per_epoch * tasks * epochs
+    analysis = 0.0
+    if "--sign-switch" in flags:
+        repeats = int(_value(run, scale, "--sign-switch-runs", ["100"])[0])
+        samples = int(_value(run, scale, "--sign-switch-train-samples", ["0"])[0]) or 60000
+        analysis = (_interpolate(CPU_EPOCH_SECONDS, h) * SIGN_SWITCH_EPOCHS
+                    * repeats / 100 * min(samples, 60000) / 60000)
+    return STARTUP_SECONDS + per_epoch * tasks * epochs + analysis
 
 
 def _mnist_usps_seconds(run: PaperRun, scale: str) -> float:

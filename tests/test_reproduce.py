@@ -670,3 +670,11 @@ def test_a_stream_runs_final_accuracies_are_its_last_rows_test_and_first_part(tm
         for a, b in ((50.0, 60.0), (81.25, 77.5))])
     assert summary.final_accuracies(path) == (
         ["test set", "first part (training samples)"], [81.25, 77.5])
+
+
+def test_a_sign_switch_runs_estimate_adds_the_analysis_after_training():
+    run = paper.figure("fig5ce").runs[0]
+    plain = dataclasses.replace(run, flags=tuple(f for f in run.flags if f != "--sign-switch"))
+    epoch = paper.CPU_EPOCH_SECONDS[512]
+    assert paper.expected_cpu_seconds(run, "cpu") == pytest.approx(
+        paper.expected_cpu_seconds(plain, "cpu") + paper.SIGN_SWITCH_EPOCHS * epoch)
