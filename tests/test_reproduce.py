@@ -333,7 +333,8 @@ def test_a_sign_switch_summary_tabulates_and_draws_the_analysis_over_seeds(tmp_p
     assert not (tmp_path / "summary" / "fig5ce_smoke_sign_switch.md").exists()
 
 
-def test_a_histogram_summary_draws_each_configurations_seed_0_only(tmp_path, monkeypatch):
+def test_a_histogram_summary_draws_seed_0_and_tabulates_the_hidden_weights_spread(tmp_path,
+                                                                                  monkeypatch):
     fig = next(f for f in paper.FIGURES if f.plot == "histograms")
     for seed in (0, 1):
         for run in fig.runs:
@@ -343,9 +344,18 @@ def test_a_histogram_summary_draws_each_configurations_seed_0_only(tmp_path, mon
     kind = plots.FIGURE_KINDS["histograms"]
     monkeypatch.setitem(plots.FIGURE_KINDS, "histograms", dataclasses.replace(
         kind, draw=lambda run, out: drawn.append(run) or []))
+    from metaplastic.runs import records
+
+    saved = tmp_path / "continual_learning" / paper.run_id(fig.runs[1], "smoke") / "seed-0"
+    records.write_rows(saved / records.HIDDEN_HIST_FILE, records.HIDDEN_HIST_COLUMNS, [
+        {"task": 1, "layer": 1, "bin_low": lo, "bin_high": lo + 1, "count": 1} for lo in (-1, 0)])
     summary.summarize(tmp_path, [fig.id], log=lambda _: None)
     assert sorted(str(d.relative_to(tmp_path)) for d in drawn) == sorted(
         f"continual_learning/{paper.run_id(run, 'smoke')}/seed-0" for run in fig.runs)
+    spread = (tmp_path / "summary" / f"{fig.id}_smoke_hidden_spread.md").read_text()
+    assert spread.splitlines()[-3:] == [   # midpoints -0.5 and 0.5: sd 0.5; one seed has it
+        "| configuration | layer | seeds | after task 1 |", "|---|---|---|---|",
+        f"| {paper.scaled_label(fig.runs[1], 'smoke')} | 1 | 1 | 0.50 |"]
 
 
 def test_fig3_summary_draws_the_hidden_size_plot_and_each_methods_tasks(tmp_path):

@@ -8,8 +8,9 @@ standard deviation over seeds. Tables are written as
 Markdown and CSV, with a table of each finished run's machine and times
 (:mod:`metaplastic.launch.run_times`, ``<figure>_<scale>_times.md``), for two tasks learned one
 after the other task 1's course through task 2 (``<figure>_<scale>_course.md``: Fig. 1(a)'s
-caption), for Fig. 5(c-e) the sign-switch analysis over seeds (``_sign_switch.md``); the figure
-is drawn by :mod:`metaplastic.plots` with its seed bands.
+caption), for runs saved with ``--save`` (Fig. 2(g, h)) the spread of the hidden weights after
+each task (``_hidden_spread.md``), for Fig. 5(c-e) the sign-switch analysis over seeds
+(``_sign_switch.md``); the figure is drawn by :mod:`metaplastic.plots` with its seed bands.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from metaplastic.runs import records
 from metaplastic.runs.folders import SEED_PREFIX, seed_folders
 from metaplastic.runs.forgetting import (COURSE_EPOCHS, COURSE_THRESHOLD, METRIC_NAMES,
                                          accuracy_matrix, first_task_course, sequence_metrics)
+from metaplastic.runs.hidden_spread import hidden_weight_spread
 
 
 @dataclass
@@ -239,6 +241,35 @@ def course_table(runs: Sequence[tuple[str, Path]],
     return "\n".join(lines) + "\n"
 
 
+def hidden_spread_table(runs: Sequence[tuple[str, Path]], excluded: list) -> str | None:
+    """The spread of each layer's hidden weights after each task
+    (:func:`metaplastic.runs.hidden_spread.hidden_weight_spread`, Fig. 2(g, h)) as a Markdown
+    table, one row per configuration and layer, mean ± std over its seeds (``runs``: (label,
+    seed folder)); seeds without ``hidden_weight_hist.csv`` are left out, unreadable ones
+    appended to ``excluded`` as (folder, reason). None where no run saved its hidden weights."""
+    spreads: dict[str, list[dict]] = {}
+    for label, seed_dir in runs:
+        path = seed_dir / records.HIDDEN_HIST_FILE
+        if not path.is_file():
+            continue
+        try:
+            spreads.setdefault(label, []).append(hidden_weight_spread(path))
+        except records.RecordError as exc:
+            excluded.append((seed_dir, str(exc)))
+    spreads = {label: seeds for label, seeds in spreads.items() if any(seeds)}
+    if not spreads:
+        return None
+    tasks = sorted({t for seeds in spreads.values() for s in seeds for t, _ in s})
+    lines = ["| configuration | layer | seeds | " + " | ".join(f"after task {t}" for t in tasks)
+             + " |", "|---|---|---|" + "---|" * len(tasks)]
+    for label, seeds in spreads.items():
+        for layer in sorted({layer for s in seeds for _, layer in s}):
+            cells = [[s[(t, layer)] for s in seeds if (t, layer) in s] for t in tasks]
+            lines.append(f"| {label} | {layer} | {len(seeds)} | "
+                         + " | ".join(mean_std(c) if c else "–" for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def csv_table(rows: Sequence[Row]) -> str:
     columns = max((r.columns for r in rows), key=len, default=[])
     buffer = io.StringIO()
@@ -362,6 +393,18 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
                 "task 1's test accuracy (%) after task 1, after k epochs of task 2, its lowest and "
                 "final value, mean ± std over seeds; the epochs below the threshold: each seed's "
                 "(docs/METRICS.md)", course)
+            unreadable = []
+            spread = hidden_spread_table(
+                [(paper.scaled_label(run, scale), seed) for run, seed in finished], unreadable)
+            for d, why in unreadable:
+                log(f"excluded from the hidden-weight table: {d} ({why})")
+            excluded += unreadable
+            written += _write_or_remove(
+                target / f"{stem}_hidden_spread.md",
+                f"## {figure.title} ({scale} scale): the hidden weights' spread\n\n"
+                "standard deviation of each layer's hidden weights W_h after each task, from "
+                "hidden_weight_hist.csv (bin midpoints), mean ± std over seeds "
+                "(docs/METRICS.md)", spread)
             written += _write_or_remove(
                 target / f"{stem}_sign_switch.md",
                 f"## {figure.title} ({scale} scale): over seeds\n\n"
