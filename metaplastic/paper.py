@@ -39,6 +39,11 @@ CPU_EPOCH_SECONDS = {16: 2.0, 512: 6.0, 1024: 17.0, 2048: 52.0, 4096: 180.0}
 #: after 40 epochs (docs/reproduction's fig5ce runs, AMX Xeon, two runs at once), about 160
 #: epochs of 6 s; 200 leaves room for a slower CPU.
 SIGN_SWITCH_EPOCHS = 200
+#: a stream run (stream_fmnist) evaluates the whole training and test sets after every epoch of
+#: every part: that evaluation in epochs of the whole set. Measured at width 512 (docs/
+#: reproduction's stream runs, AMX Xeon): 0.3 s per epoch of a 1000-sample part against 2.2 s
+#: per whole-set epoch, of which 0.2-0.25 s evaluating.
+STREAM_EVAL_SHARE = 0.12
 
 
 @dataclass(frozen=True)
@@ -399,6 +404,8 @@ def expected_cpu_seconds(run: PaperRun, scale: str) -> float | None:
     """Rough wall time of one seed on a 2-core CPU with one thread (None: not estimated)."""
     if run.experiment == "mnist_usps":
         return _mnist_usps_seconds(run, scale)
+    if run.experiment == "stream_fmnist":
+        return _stream_seconds(run, scale)
     if run.experiment != "continual_learning":
         return None
     h = width(run, scale) or 16
@@ -426,6 +433,16 @@ def _mnist_usps_seconds(run: PaperRun, scale: str) -> float:
     epochs = int(_value(run, scale, "--epochs-per-task", ["240"])[0])
     per_epoch = 0.7 + (2.5 if "MNIST" in tasks else 0.0)
     return STARTUP_SECONDS + per_epoch * len(tasks) * epochs
+
+
+def _stream_seconds(run: PaperRun, scale: str) -> float:
+    """stream_fmnist: ``--nb-subset`` parts, each learned for ``--epochs-per-task`` epochs on its
+    1/N of the training set, each epoch followed by an evaluation of the whole training and
+    test sets (:data:`STREAM_EVAL_SHARE` of a whole-set epoch)."""
+    per_epoch = _interpolate(CPU_EPOCH_SECONDS, width(run, scale) or 16)
+    parts = int(_value(run, scale, "--nb-subset", ["60"])[0])
+    epochs = int(_value(run, scale, "--epochs-per-task", ["20"])[0])
+    return STARTUP_SECONDS + parts * epochs * per_epoch * (1 / parts + STREAM_EVAL_SHARE)
 
 
 def _interpolate(table: dict[int, float], h: int) -> float:

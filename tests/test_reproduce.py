@@ -688,3 +688,14 @@ def test_a_sign_switch_runs_estimate_adds_the_analysis_after_training():
     epoch = paper.CPU_EPOCH_SECONDS[512]
     assert paper.expected_cpu_seconds(run, "cpu") == pytest.approx(
         paper.expected_cpu_seconds(plain, "cpu") + paper.SIGN_SWITCH_EPOCHS * epoch)
+
+
+def test_a_stream_runs_estimate_counts_every_parts_epochs_and_their_evaluations():
+    fig = paper.figure("stream-fmnist")
+    whole, parts = fig.run("whole-m2.5"), fig.run("parts60-m2.5")
+    epoch, share = paper.CPU_EPOCH_SECONDS[512], paper.STREAM_EVAL_SHARE
+    # 20 epochs of the whole set; 60 parts x 20 epochs of 1000 samples, each epoch evaluated
+    assert paper.expected_cpu_seconds(whole, "cpu") == pytest.approx(
+        paper.STARTUP_SECONDS + 20 * epoch * (1 + share))
+    assert paper.expected_cpu_seconds(parts, "cpu") == pytest.approx(
+        paper.STARTUP_SECONDS + 20 * epoch + 1200 * epoch * share)
