@@ -146,3 +146,16 @@ def test_a_refused_slurm_submission_is_one_line_and_leaves_no_job_files(tmp_path
         env=dict(os.environ, PYTHONPATH=str(REPO), PATH=f"{bin_dir}:{os.environ['PATH']}"))
     assert again.returncode == 2 and task_log.read_text() == "an earlier array's task\n"
     assert sorted(p.name for p in (out / "slurm").iterdir()) == ["7_0"]
+
+
+def test_a_listing_piped_into_head_ends_without_a_message(tmp_path):
+    """`reproduce.py list | head -1`: stdout's reader leaves; no "error:" line, exit 141."""
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([sys.executable, str(REPO / "reproduce.py"), "list"],
+                            stdout=write_end, stderr=subprocess.PIPE, cwd=tmp_path,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    os.close(write_end)
+    os.close(read_end)                      # the reader is gone before the first line
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == faults.EXIT_BROKEN_PIPE
+    assert err.decode() == ""

@@ -16,6 +16,17 @@ EXIT_USAGE = 2
 
 
 EXIT_INTERRUPTED = 130
+#: stdout's reader closed it (128 + SIGPIPE, as a shell reports a process killed by SIGPIPE)
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):   # no file descriptor (a test's capture)
+        pass
 
 
 def line_buffered_output() -> None:
@@ -153,6 +164,11 @@ def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequenc
         except KeyboardInterrupt:
             print("\n" + interrupted_hint(argv), file=sys.stderr)
             return EXIT_INTERRUPTED
+        except BrokenPipeError:   # the reader of stdout left (`reproduce.py list | head`)
+            _silence_stdout()
+            if RUN_FOLDER and not _is_launcher(list(sys.argv[1:] if argv is None else argv)):
+                print(interrupted_hint(argv), file=sys.stderr)   # a run stopped by it
+            return EXIT_BROKEN_PIPE
         except (OSError, MemoryError, RuntimeError) as exc:
             if isinstance(exc, OSError) and exc.errno in DISK_FULL and not debugging(argv):
                 where = f" {exc.filename}" if exc.filename else ""
