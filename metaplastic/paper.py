@@ -37,12 +37,13 @@ CPU_EPOCH_SECONDS = {16: 2.0, 512: 6.0, 1024: 17.0, 2048: 52.0, 4096: 180.0}
 #: the 60,000 training samples (from that layer on, in float32; --sign-switch-train-samples
 #: and --sign-switch-runs scale it). Measured at width 512: 960 s
 #: after 40 epochs (docs/reproduction's fig5ce runs, AMX Xeon, two runs at once), about 160
-#: epochs of 6 s; 200 leaves room for a slower CPU.
+#: epochs of CPU_EPOCH_SECONDS' 6 s (AVX2: not measured there); 200 leaves room for a slower CPU.
 SIGN_SWITCH_EPOCHS = 200
 #: a stream run (stream_fmnist) evaluates the whole training and test sets after every epoch of
 #: every part: that evaluation in epochs of the whole set. Measured at width 512 (docs/
 #: reproduction's stream runs, AMX Xeon): 0.3 s per epoch of a 1000-sample part against 2.2 s
-#: per whole-set epoch, of which 0.2-0.25 s evaluating.
+#: per whole-set epoch, of which 0.2-0.25 s evaluating (both with int8 products there; the share
+#: is assumed to carry over to the float32 products of CPU_EPOCH_SECONDS' AVX2 machine).
 STREAM_EVAL_SHARE = 0.12
 
 
@@ -440,7 +441,7 @@ def _stream_seconds(run: PaperRun, scale: str) -> float:
     1/N of the training set, each epoch followed by an evaluation of the whole training and
     test sets (:data:`STREAM_EVAL_SHARE` of a whole-set epoch)."""
     per_epoch = _interpolate(CPU_EPOCH_SECONDS, width(run, scale) or 16)
-    parts = int(_value(run, scale, "--nb-subset", ["60"])[0])
+    parts = int(_value(run, scale, "--nb-subset", ["1"])[0])   # stream_fmnist's default
     epochs = int(_value(run, scale, "--epochs-per-task", ["20"])[0])
     return STARTUP_SECONDS + parts * epochs * per_epoch * (1 / parts + STREAM_EVAL_SHARE)
 

@@ -159,3 +159,23 @@ def test_a_listing_piped_into_head_ends_without_a_message(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == faults.EXIT_BROKEN_PIPE
     assert err.decode() == ""
+
+
+@needs_data("MNIST")
+@pytest.mark.slow
+def test_a_run_whose_stdout_reader_leaves_says_how_to_continue(tmp_path):
+    out = tmp_path / "run"
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "continual_learning" / "main.py"), "--hidden-layers", "8",
+         "--epochs-per-task", "2", "--task-sequence", "MNIST", "--impl", "reference",
+         "--data-root", str(DATA_ROOT), "--out-dir", str(out)],
+        stdout=write_end, stderr=subprocess.PIPE, cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1"))
+    os.close(write_end)
+    os.read(read_end, 1)                     # the run has started printing
+    os.close(read_end)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == faults.EXIT_BROKEN_PIPE
+    assert "Traceback" not in err.decode()
+    assert f"--out-dir {out} --resume" in err.decode()      # its folder exists before it prints

@@ -55,6 +55,12 @@ def test_a_damaged_histogram_is_refused(tmp_path):
                        [{"task": 1, "layer": 1, "bin_low": 0.0, "bin_high": 1.0, "count": -3}])
     with pytest.raises(records.RecordError, match="negative count"):
         hidden_weight_spread(path)
+    path.write_text("task,layer,bin_low,bin_high,count\n1,1,0.0,1.0,many\n")
+    with pytest.raises(records.RecordError, match=r"column count .* \(row 2 of"):
+        hidden_weight_spread(path)
+    path.write_text("task,layer,bin_low,bin_high,count\n1,1,0.0,1.0,\n")
+    with pytest.raises(records.RecordError, match="not a number"):
+        hidden_weight_spread(path)
     path.write_text("task,layer,bin_low,bin_high,count\n")
     with pytest.raises(records.RecordError, match="no rows"):
         hidden_weight_spread(path)

@@ -155,3 +155,18 @@ def test_over_seeds_refuses_text_repeated_bins_and_seeds_of_other_sample_sizes(t
     with pytest.raises(RecordError, match="layer 1 differ in sample size"):
         over_seeds([good, checked(pd.DataFrame([row | {"sample": 20}]), tmp_path / "d.csv")])
     assert over_seeds([good])["loss_increase_std"].isna().all()
+    assert over_seeds([good])["whole_bin"].all()          # 10 weights, sample 10: no spread
+
+
+def test_a_one_seed_bin_of_exactly_sample_weights_shows_no_spread(tmp_path):
+    from metaplastic.launch.sign_switch_table import sign_switch_table
+    from metaplastic.runs import records
+
+    (tmp_path / "seed-0").mkdir()
+    records.write_rows(tmp_path / "seed-0" / records.SIGN_SWITCH_FILE, records.SIGN_SWITCH_COLUMNS,
+                       [{"layer": 3, "bin": b, "magnitude_mean": 0.1 * b, "loss_increase_mean": 7e-6,
+                         "loss_increase_std": 1e-21, "n_weights": n, "sample": 100, "runs": 100}
+                        for b, n in ((1, 100), (2, 250))])
+    lines = sign_switch_table([tmp_path / "seed-0"]).splitlines()
+    assert lines[2] == "| 3 | 1 | 1 | 0.100 | 7.00e-06 (each repeat flipped the bin's same weights) |"
+    assert lines[3] == "| 3 | 2 | 1 | 0.200 | 7.00e-06 ± 1.0e-21 (repeats) |"

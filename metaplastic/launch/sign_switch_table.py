@@ -1,7 +1,7 @@
 """Fig. 5(c-e) over seeds as a Markdown table: per layer and magnitude bin, the loss increase
 of a sign switch combined over the seeds by :func:`metaplastic.runs.sign_switch_seeds.over_seeds`
 (mean ± sample std of the seeds' means; one seed: its mean ± the std over its repeats, marked
-"repeats").
+"repeats", or none where its bin held no more weights than the sample).
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from metaplastic.runs import records
 from metaplastic.runs.sign_switch_seeds import checked, over_seeds
 
 
-def _cell(mean: float, std: float, spread_over: str) -> str:
+def _cell(mean: float, std: float, spread_over: str, whole_bin: bool) -> str:
+    if whole_bin:
+        return f"{mean:.2e} (each repeat flipped the bin's same weights)"
     if not math.isfinite(std):
         return f"{mean:.2e}"
     return f"{mean:.2e} ± {std:.1e}" + (" (repeats)" if spread_over == "repeats" else "")
@@ -32,5 +34,6 @@ def sign_switch_table(seed_dirs: Sequence[Path]) -> str | None:
              "|---|---|---|---|---|"]
     for row in combined.itertuples(index=False):
         lines.append(f"| {row.layer} | {row.bin} | {row.seeds} | {row.magnitude_mean:.3f} | "
-                     f"{_cell(row.loss_increase_mean, row.loss_increase_std, row.spread_over)} |")
+                     f"{_cell(row.loss_increase_mean, row.loss_increase_std, row.spread_over, row.whole_bin)}"
+                     " |")
     return "\n".join(lines) + "\n"

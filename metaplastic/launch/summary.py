@@ -413,9 +413,10 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
                 _sign_switch(figure, [seed for _, seed in finished], excluded, log))
             try:
                 written += draw(figure, [seed for _, seed in finished], target / f"{stem}.png")
-            except records.RecordError as exc:   # a seed's file the figure cannot read
+            except MetaplasticError as exc:   # a seed's file the figure cannot read
                 log(f"excluded from the figure: {exc}")
-                excluded += [(seed, str(exc)) for _, seed in finished]
+                listed = {d for d, _ in excluded}
+                excluded += [(seed, str(exc)) for _, seed in finished if seed not in listed]
     for path in written:
         log(f"wrote {path}")
     if excluded:

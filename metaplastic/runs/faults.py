@@ -20,6 +20,18 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on it)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.__stdout__.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _silence_stdout() -> None:
     """Point stdout at /dev/null, so that flushing it at exit raises nothing more."""
     try:
@@ -164,9 +176,16 @@ def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequenc
         except KeyboardInterrupt:
             print("\n" + interrupted_hint(argv), file=sys.stderr)
             return EXIT_INTERRUPTED
-        except BrokenPipeError:   # the reader of stdout left (`reproduce.py list | head`)
-            _silence_stdout()
-            if RUN_FOLDER and not _is_launcher(list(sys.argv[1:] if argv is None else argv)):
+        except BrokenPipeError as exc:
+            if not _stdout_closed():     # another pipe: a fault like any other
+                if debugging(argv):
+                    raise
+                print(f"error: {environment_fault(exc)}", file=sys.stderr)
+                return EXIT_ENVIRONMENT
+            _silence_stdout()            # stdout's reader left (`reproduce.py list | head`)
+            args = list(sys.argv[1:] if argv is None else argv)
+            if (RUN_FOLDER and not _is_launcher(args)) or (_is_launcher(args)
+                                                           and args[:1] == ["run"]):
                 print(interrupted_hint(argv), file=sys.stderr)   # a run stopped by it
             return EXIT_BROKEN_PIPE
         except (OSError, MemoryError, RuntimeError) as exc:

@@ -17,11 +17,13 @@ from typing import Sequence
 from metaplastic.runs.records import RecordError
 
 #: the combined frame's columns: the analysis' own (the std now over seeds when there are
-#: several) plus how many seeds have the bin and what the std is over
+#: several) plus how many seeds have the bin, what the std is over, and whether a one-seed bin
+#: held no more weights than the sample (every repeat flipped the same weights: no spread)
 COMBINED_COLUMNS = ("layer", "bin", "seeds", "magnitude_mean", "loss_increase_mean",
-                    "loss_increase_std", "spread_over", "sample", "runs")
+                    "loss_increase_std", "spread_over", "sample", "runs", "whole_bin")
 #: the columns that must hold a number in every row (a bin's std is NaN with a single repeat)
-NUMBER_COLUMNS = ("layer", "bin", "magnitude_mean", "loss_increase_mean", "sample", "runs")
+NUMBER_COLUMNS = ("layer", "bin", "magnitude_mean", "loss_increase_mean", "n_weights", "sample",
+                  "runs")
 
 
 def checked(frame, path: Path):
@@ -69,5 +71,7 @@ def over_seeds(frames: Sequence):
                                        else group["loss_increase_std"].iloc[0]),
             "spread_over": "seeds" if several else "repeats",
             "sample": int(group["sample"].iloc[0]), "runs": int(group["runs"].iloc[0]),
+            "whole_bin": not several and int(group["n_weights"].iloc[0]) <= int(
+                group["sample"].iloc[0]),
         })
     return pd.DataFrame(rows, columns=list(COMBINED_COLUMNS))
