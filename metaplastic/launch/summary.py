@@ -381,30 +381,23 @@ def summarize(out: Path, figure_ids: Sequence[str] = (), target: Path | None = N
                                  [run_times.run_times(paper.scaled_label(run, scale), seed)
                                   for run, seed in finished]))
             written += [md, csv_file, times]
-            unreadable: list[tuple[Path, str]] = []
-            course = figure.task1_course and course_table(
-                [(paper.scaled_label(run, scale), seed) for run, seed in finished], unreadable)
-            for d, why in unreadable:
-                log(f"excluded from the course table: {d} ({why})")
-            excluded += unreadable
-            written += _write_or_remove(
-                target / f"{stem}_course.md",
-                f"## {figure.title} ({scale} scale): task 1 while task 2 is learned\n\n"
-                "task 1's test accuracy (%) after task 1, after k epochs of task 2, its lowest and "
-                "final value, mean ± std over seeds; the epochs below the threshold: each seed's "
-                "(docs/METRICS.md)", course)
-            unreadable = []
-            spread = hidden_spread_table(
-                [(paper.scaled_label(run, scale), seed) for run, seed in finished], unreadable)
-            for d, why in unreadable:
-                log(f"excluded from the hidden-weight table: {d} ({why})")
-            excluded += unreadable
-            written += _write_or_remove(
-                target / f"{stem}_hidden_spread.md",
-                f"## {figure.title} ({scale} scale): the hidden weights' spread\n\n"
-                "standard deviation of each layer's hidden weights W_h after each task, from "
-                "hidden_weight_hist.csv (bin midpoints), mean ± std over seeds "
-                "(docs/METRICS.md)", spread)
+            labelled = [(paper.scaled_label(run, scale), seed) for run, seed in finished]
+            for suffix, what, make, heading in (
+                    ("course", "the course table", figure.task1_course and course_table,
+                     "task 1 while task 2 is learned\n\ntask 1's test accuracy (%) after task 1, "
+                     "after k epochs of task 2, its lowest and final value, mean ± std over "
+                     "seeds; the epochs below the threshold: each seed's (docs/METRICS.md)"),
+                    ("hidden_spread", "the hidden-weight table", hidden_spread_table,
+                     "the hidden weights' spread\n\nstandard deviation of each layer's hidden "
+                     "weights W_h after each task, from hidden_weight_hist.csv (bin midpoints), "
+                     "mean ± std over seeds (docs/METRICS.md)")):
+                unreadable: list[tuple[Path, str]] = []
+                table = make(labelled, unreadable) if make else None
+                for d, why in unreadable:
+                    log(f"excluded from {what}: {d} ({why})")
+                excluded += unreadable
+                written += _write_or_remove(target / f"{stem}_{suffix}.md",
+                                            f"## {figure.title} ({scale} scale): {heading}", table)
             written += _write_or_remove(
                 target / f"{stem}_sign_switch.md",
                 f"## {figure.title} ({scale} scale): over seeds\n\n"
