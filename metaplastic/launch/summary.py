@@ -310,11 +310,9 @@ def draw(figure: paper.Figure, run_dirs: Sequence[Path], target: Path) -> list[P
         written = []
         for folder in dict.fromkeys(d.parent for d in run_dirs):
             seeds = [d for d in run_dirs if d.parent == folder]
-            if not kind.over_seeds:
-                seeds = [d for d in seeds if d.name == f"{SEED_PREFIX}0"][:1]
-            if seeds:
-                written += kind.draw(seeds if kind.over_seeds else seeds[0],
-                                     target.with_name(f"{target.stem}_{folder.name}.png"))
+            source = seeds if kind.over_seeds else folder / f"{SEED_PREFIX}0"
+            if kind.over_seeds or source in seeds:
+                written += kind.draw(source, target.with_name(f"{target.stem}_{folder.name}.png"))
         return written
     written = kind.draw(list(run_dirs), target)
     if figure.plot == "hidden-size":   # and each method's tasks through training (one width:
