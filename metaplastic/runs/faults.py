@@ -184,9 +184,9 @@ def main_guard(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequenc
                 return EXIT_ENVIRONMENT
             _silence_stdout()            # stdout's reader left (`reproduce.py list | head`)
             args = list(sys.argv[1:] if argv is None else argv)
-            if (RUN_FOLDER and not _is_launcher(args)) or (_is_launcher(args)
-                                                           and args[:1] == ["run"]):
-                print(interrupted_hint(argv), file=sys.stderr)   # a run stopped by it
+            cut_a_run = args[:1] == ["run"] if _is_launcher(args) else bool(RUN_FOLDER)
+            if cut_a_run:
+                print(interrupted_hint(argv), file=sys.stderr)
             return EXIT_BROKEN_PIPE
         except (OSError, MemoryError, RuntimeError) as exc:
             if isinstance(exc, OSError) and exc.errno in DISK_FULL and not debugging(argv):
