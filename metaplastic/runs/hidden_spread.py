@@ -23,19 +23,11 @@ def hidden_weight_spread(path: Path) -> dict[tuple[int, int], float]:
     """{(task, layer): sd} of the histogram file ``path`` (tasks and layers numbered from 1).
     RecordError where the file has other columns, no rows, a cell that is not a number or a
     negative count."""
-    import pandas as pd
-
     frame = records.read_records(path, records.HIDDEN_HIST_COLUMNS)
     if not len(frame):
         raise records.RecordError(f"{path} has a header but no rows (one row per task, layer "
                                   "and bin expected)")
-    for column in records.HIDDEN_HIST_COLUMNS:
-        numbers = pd.to_numeric(frame[column], errors="coerce")
-        if numbers.isna().any():
-            raise records.RecordError(f"{path}: column {column} holds a value that is not a "
-                                      f"number (row {int(numbers.isna().to_numpy().argmax()) + 2}"
-                                      " of the file)")
-        frame[column] = numbers
+    frame = records.numbers_in(frame, path, records.HIDDEN_HIST_COLUMNS)
     if (frame["count"] < 0).any():
         raise records.RecordError(f"{path} holds a negative count")
     spread = {}

@@ -193,6 +193,21 @@ def read_records(path: str | os.PathLike, columns: Sequence[str] | None = None,
     return frame
 
 
+def numbers_in(frame, path, columns: Sequence[str]):
+    """A copy of ``frame`` whose ``columns`` are numeric; RecordError naming ``path``, the column
+    and the file's row where a cell is empty or not a number."""
+    import pandas as pd
+
+    frame = frame.copy()
+    for column in columns:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        if numbers.isna().any():
+            raise RecordError(f"{path}: column {column} holds a value that is not a number "
+                              f"(row {int(numbers.isna().to_numpy().argmax()) + 2} of the file)")
+        frame[column] = numbers
+    return frame
+
+
 def check_finite_accuracies(frame, path) -> None:
     """Refuse a result whose accuracy cells are NaN or infinite: a run stops at a non-finite
     loss (one line, no row written), so such a cell means a damaged or foreign file, and a plot

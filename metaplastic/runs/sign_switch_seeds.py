@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from metaplastic.runs.records import RecordError
+from metaplastic.runs.records import RecordError, numbers_in
 
 #: the combined frame's columns: the analysis' own (the std now over seeds when there are
 #: several) plus how many seeds have the bin, what the std is over, and whether a one-seed bin
@@ -30,15 +30,7 @@ def checked(frame, path: Path):
     """``frame`` (a seed's sign-switch records read from ``path``) with numeric columns, or a
     RecordError naming the file where a layer, bin, magnitude, loss increase, sample or repeat
     count is not a number, or a (layer, bin) appears twice."""
-    import pandas as pd
-
-    frame = frame.copy()
-    for column in NUMBER_COLUMNS:
-        numbers = pd.to_numeric(frame[column], errors="coerce")
-        if numbers.isna().any():
-            raise RecordError(f"{path}: column {column} holds a value that is not a number "
-                              f"(row {int(numbers.isna().to_numpy().argmax()) + 2} of the file)")
-        frame[column] = numbers
+    frame = numbers_in(frame, path, NUMBER_COLUMNS)
     if frame.duplicated(["layer", "bin"]).any():
         raise RecordError(f"{path}: a (layer, bin) appears twice; one row per layer and bin")
     return frame
