@@ -567,3 +567,17 @@ def test_every_figure_kind_is_registered_once_and_used_by_the_paper():
     assert list(choices) == list(plots.FIGURE_KINDS)
     assert {f.plot for f in paper.FIGURES} - {""} <= set(plots.FIGURE_KINDS)
     assert all(kind.name == name for name, kind in plots.FIGURE_KINDS.items())
+
+
+def test_stream_legend_names_the_number_of_subsets_once(tmp_path, monkeypatch):
+    # the whole set (1 subset) beside 4 subsets: each legend entry says "N subsets" once,
+    # not also as the config key "nb_subset=N"
+    runs = [make_stream_fmnist(tmp_path / f"f{n}", meta=1.35, n_sub=n) for n in (1, 4)]
+    drawn = []
+    monkeypatch.setattr(plots.stream, "save", lambda fig, out, pdf: drawn.append(fig) or [out])
+    plots.plot_stream(runs, tmp_path / "st.png")
+    legend = drawn[0].axes[0].get_legend()
+    texts = sorted(t.get_text() for t in legend.get_texts())
+    assert texts == ["m=1.35, 1 subset", "m=1.35, 4 subsets"]
+    titles = plots.labels.group_labels(plots.group_runs(plots.load_runs(runs)), None)
+    assert all("nb_subset" not in t for t in titles)

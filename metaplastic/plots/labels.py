@@ -56,11 +56,16 @@ def method_of(run: Run) -> str:
     return "sequential"
 
 
+def subsets_text(n: int) -> str:
+    """'1 subset' or 'N subsets': how many parts a stream run's training set was cut into."""
+    return f"{n} subset" if n == 1 else f"{n} subsets"
+
+
 def describe(run: Run) -> str:
     """A short title from the configuration, e.g. 'BNN m=1.35 4096-4096'."""
     if run.kind != "continual":
         parts = [KIND_TITLES[run.kind], f"m={fmt_value(meta_of(run))}"]
-        parts.append(f"{run.n_tasks} subsets")
+        parts.append(subsets_text(run.n_tasks))
         return ", ".join(parts)
     net = run.identity("net", "")
     arch = run.identity("arch", "")
@@ -73,7 +78,7 @@ def describe(run: Run) -> str:
 
 
 _SHOWN_KEYS = frozenset({"net", "meta", "hidden_layers", "interleaved", "ewc", "si",
-                         "rnd_consolidation", "task_sequence", "experiment"})
+                         "rnd_consolidation", "task_sequence", "experiment", "nb_subset"})
 
 
 def _sequence_text(run: Run) -> str:

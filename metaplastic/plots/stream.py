@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 
 from metaplastic.plots.draw import band, save, task_colors
-from metaplastic.plots.labels import differences, fmt_value, group_labels, meta_of, natural_key
+from metaplastic.plots.labels import (differences, fmt_value, group_labels, meta_of, natural_key,
+                                      subsets_text)
 from metaplastic.plots.runs import (KIND_TITLES, aggregate, cumulative_x, group_runs,
                                     load_runs)
 from metaplastic.runs.records import STREAM_CIFAR10_COLUMNS, STREAM_FMNIST_COLUMNS, RecordError
@@ -55,7 +56,7 @@ def plot_stream(runs, out, labels: Sequence[str] | None = None,
                 label = title
             else:
                 label = ", ".join([f"m={meta}"] + diffs[j] +
-                                  ([f"{group.first.n_tasks} subsets"] if len(n_subsets) > 1
+                                  ([subsets_text(group.first.n_tasks)] if len(n_subsets) > 1
                                    else []))
                 if len(group) > 1:
                     label += f" ({len(group)} seeds)"
@@ -105,7 +106,7 @@ def _draw_final_vs_meta(ax, final: dict) -> None:
         t_std = np.array([np.std(v) for v in test])
         tr_mean = np.array([np.mean([b for _, b in by_meta[m]]) for m in ms])
         tr_std = np.array([np.std([b for _, b in by_meta[m]]) for m in ms])
-        name = f"{dataset}, {n_sub} subsets" if dataset else f"{n_sub} subsets"
+        name = f"{dataset}, {subsets_text(n_sub)}" if dataset else subsets_text(n_sub)
         ax.errorbar(x, t_mean, yerr=t_std, color=colors[c], marker="o", lw=1.6, capsize=3,
                     label=f"{name}: test")
         ax.errorbar(x, tr_mean, yerr=tr_std, color=colors[c], marker="s", lw=1.2, ls="--",
