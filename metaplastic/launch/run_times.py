@@ -2,7 +2,9 @@
 
 Read from the run's own files, as committed under docs/reproduction/: config.json's
 ``launches`` (one entry per start or resume since the run last started afresh: device, CPU,
-threads and the implementation that ``--impl`` chose; :func:`metaplastic.runs.rundir.launches_of`),
+threads and the implementation that ``--impl`` chose; :func:`metaplastic.runs.rundir.launches_of`;
+a run saved before that record existed has only its environment, so its number of launches is
+not recorded),
 log.txt's epoch lines (their seconds: :func:`metaplastic.progress.epoch_seconds`). The time in
 epochs is the sum of every epoch's seconds the log holds (the run's wall time less start-up,
 data loading and the pauses between sittings); epochs run again after a resume (those after the
@@ -30,7 +32,7 @@ class RunTimes:
     machines: list[str]           # distinct, in launch order
     implementations: list[str]    # distinct, in launch order
     threads: list[int]            # distinct, in launch order
-    launches: int
+    launches: int | None          # None: saved before config.json counted them
     epoch_seconds: list[float]    # every epoch's total, in log order
 
     @property
@@ -79,7 +81,8 @@ def run_times(label: str, seed_dir: Path) -> RunTimes:
                     _distinct(machine(launch) for launch in launches),
                     _distinct(launch.get("implementation") for launch in launches),
                     _distinct(launch.get("threads") for launch in launches),
-                    len(launches), log_epoch_seconds(seed_dir / "log.txt"))
+                    len(launches) if config.get("launches") else None,
+                    log_epoch_seconds(seed_dir / "log.txt"))
 
 
 def markdown_table(times: Sequence[RunTimes]) -> str:
@@ -93,5 +96,6 @@ def markdown_table(times: Sequence[RunTimes]) -> str:
             f"| {t.label} | {t.seed} | {' / '.join(t.machines) or NOT_RECORDED} | "
             f"{' / '.join(t.implementations) or NOT_RECORDED} | "
             f"{' / '.join(map(str, t.threads)) or NOT_RECORDED} | {len(t.epoch_seconds)} | "
-            f"{seconds} | {duration(t.total) if t.epoch_seconds else '–'} | {t.launches} |")
+            f"{seconds} | {duration(t.total) if t.epoch_seconds else '–'} | "
+            f"{NOT_RECORDED if t.launches is None else t.launches} |")
     return "\n".join(lines) + "\n"
