@@ -8,7 +8,8 @@
 #   PARTS="bench fig2d" bash benchmarks/gpu_check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
+PY=.venv/bin/python  # made by scripts/setup_env.sh ($PYTHON there is the interpreter it starts from)
+[ -x "$PY" ] || { echo "error: no $PY here: run bash scripts/setup_env.sh first" >&2; exit 1; }
 OUT=${OUT:-results/gpu_check}
 PARTS=${PARTS:-"tests bench fig2d"}
 mkdir -p "$OUT"
