@@ -26,7 +26,7 @@ run fig2 --seeds 3                                     # m = 0.5, 1.0 and the DN
 run supp6 --seeds 3
 run fig5ce --seeds 3
 run stream-fmnist --seeds 3
-run fig2gh                                             # Fig. 2(g, h): hidden weights saved, seed 0
+run fig2gh --seeds 3                                   # Fig. 2(g, h): hidden weights saved
 run fig3 --seeds 3
 # Fig. 1(a) / 4(a, b) at the paper's width (4096): one run at a time with both threads; on the
 # 2-core AMX Xeon with --impl auto they took 2h16m (m = 0) and 3h29m (m = 1.5) of epochs, partly
