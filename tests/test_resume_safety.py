@@ -135,11 +135,12 @@ def test_tampered_checkpoints_are_refused(kind, uninterrupted, tmp_path):
     checkpoint.write_bytes(bytes(changed))
     result = run(kind, out, "--resume")
     assert result.returncode == 2 and "has changed since it was written" in result.stderr
-    # a pickle that would run code, even with its own digest recorded: never run
+    # a pickle that would run code, even with its own digest recorded: never run (written with
+    # protocol 2, torch.save's own, so that torch.load adds no protocol warning to the output)
     marker = tmp_path / "code-ran"
     payload = _RunsCode()
     payload.marker = marker
-    checkpoint.write_bytes(pickle.dumps(payload))
+    checkpoint.write_bytes(pickle.dumps(payload, protocol=2))
     result = run(kind, out, "--resume")
     assert result.returncode == 2 and not marker.exists()
     sidecar.write_text('{"sha256": "%s", "previous": null}\n' % sha256_file(checkpoint))
