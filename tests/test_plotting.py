@@ -581,3 +581,18 @@ def test_stream_legend_names_the_number_of_subsets_once(tmp_path, monkeypatch):
     assert texts == ["m=1.35, 1 subset", "m=1.35, 4 subsets"]
     titles = plots.labels.group_labels(plots.group_runs(plots.load_runs(runs)), None)
     assert all("nb_subset" not in t for t in titles)
+    final_panel = sorted(t.get_text() for t in drawn[0].axes[1].get_legend().get_texts())
+    assert final_panel == ["FMNIST, 1 subset: test", "FMNIST, 1 subset: train (whole set)",
+                           "FMNIST, 4 subsets: test", "FMNIST, 4 subsets: train (whole set)"]
+    # a 4-part run stopped after its first part is still told apart from the whole set, by
+    # its configuration; a figure of whole-set runs only says so in the singular
+    stopped = make_stream_fmnist(tmp_path / "stopped", meta=1.35, n_sub=1)
+    save_config(stopped, {"experiment": "stream_fmnist", "meta": 1.35, "seed": 0,
+                          "nb_subset": 4, "epochs_per_task": 3})
+    drawn.clear()
+    plots.plot_stream([runs[0], stopped], tmp_path / "st2.png")
+    texts = sorted(t.get_text() for t in drawn[0].axes[0].get_legend().get_texts())
+    assert texts == ["m=1.35, 1 subset", "m=1.35, 4 subsets"]
+    drawn.clear()
+    plots.plot_stream([runs[0]], tmp_path / "st3.png")
+    assert "(1 subset)" in drawn[0].axes[0].get_title()

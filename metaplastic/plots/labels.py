@@ -56,8 +56,14 @@ def method_of(run: Run) -> str:
     return "sequential"
 
 
+def subsets_of(run: Run) -> int:
+    """How many parts a stream run's training set was cut into: config.json's ``nb_subset``,
+    else (no config) the parts its CSV reached."""
+    return int(run.config.get("nb_subset", run.n_tasks))
+
+
 def subsets_text(n: int) -> str:
-    """'1 subset' or 'N subsets': how many parts a stream run's training set was cut into."""
+    """'1 subset' or 'N subsets'."""
     return f"{n} subset" if n == 1 else f"{n} subsets"
 
 
@@ -65,7 +71,7 @@ def describe(run: Run) -> str:
     """A short title from the configuration, e.g. 'BNN m=1.35 4096-4096'."""
     if run.kind != "continual":
         parts = [KIND_TITLES[run.kind], f"m={fmt_value(meta_of(run))}"]
-        parts.append(subsets_text(run.n_tasks))
+        parts.append(subsets_text(subsets_of(run)))
         return ", ".join(parts)
     net = run.identity("net", "")
     arch = run.identity("arch", "")

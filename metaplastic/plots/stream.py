@@ -8,7 +8,7 @@ import numpy as np
 
 from metaplastic.plots.draw import band, save, task_colors
 from metaplastic.plots.labels import (differences, fmt_value, group_labels, meta_of, natural_key,
-                                      subsets_text)
+                                      subsets_of, subsets_text)
 from metaplastic.plots.runs import (KIND_TITLES, aggregate, cumulative_x, group_runs,
                                     load_runs)
 from metaplastic.runs.records import STREAM_CIFAR10_COLUMNS, STREAM_FMNIST_COLUMNS, RecordError
@@ -43,7 +43,7 @@ def plot_stream(runs, out, labels: Sequence[str] | None = None,
         diffs = differences([g for g, _ in kind_groups])
         datasets = sorted({g.first.dataset() for g, _ in kind_groups}
                           - {"", "nan"})
-        n_subsets = {g.first.n_tasks for g, _ in kind_groups}
+        n_subsets = {subsets_of(g.first) for g, _ in kind_groups}
         final: dict[tuple, list] = {}
         used: dict[str, int] = {}
         boundary_sets = []
@@ -56,7 +56,7 @@ def plot_stream(runs, out, labels: Sequence[str] | None = None,
                 label = title
             else:
                 label = ", ".join([f"m={meta}"] + diffs[j] +
-                                  ([subsets_text(group.first.n_tasks)] if len(n_subsets) > 1
+                                  ([subsets_text(subsets_of(group.first))] if len(n_subsets) > 1
                                    else []))
                 if len(group) > 1:
                     label += f" ({len(group)} seeds)"
@@ -65,7 +65,7 @@ def plot_stream(runs, out, labels: Sequence[str] | None = None,
             used[meta] = used.get(meta, 0) + 1
             band(ax_curve, x, mean["acc_test"].to_numpy(), std["acc_test"].to_numpy(),
                  meta_colors[meta], label, len(group), lw=1.5, ls=ls)
-            line_key = (group.first.dataset(), group.first.n_tasks)
+            line_key = (group.first.dataset(), subsets_of(group.first))
             for member in group.runs:
                 last = member.frame.iloc[-1]
                 final.setdefault(line_key, []).append(
@@ -74,13 +74,14 @@ def plot_stream(runs, out, labels: Sequence[str] | None = None,
             for b in boundary_sets[0]:
                 ax_curve.axvline(b + 0.5, color="0.6", ls=":", lw=0.8, zorder=0)
         name = f"stream {', '.join(datasets)}" if datasets else KIND_TITLES[kind]
-        subsets = "/".join(str(n) for n in sorted(n_subsets))
+        subsets = ("/".join(str(n) for n in sorted(n_subsets)) + " subsets" if len(n_subsets) > 1
+                   else subsets_text(*n_subsets))
         from matplotlib.ticker import MaxNLocator
 
         ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax_curve.set_xlabel("epoch (cumulative over subsets; dotted: next subset)")
         ax_curve.set_ylabel("test accuracy (%)")
-        ax_curve.set_title(f"{name} ({subsets} subsets): test accuracy while learning",
+        ax_curve.set_title(f"{name} ({subsets}): test accuracy while learning",
                            fontsize=10)
         ax_curve.grid(True, alpha=0.3)
         ax_curve.legend(fontsize=8, loc="best", framealpha=0.85)
