@@ -65,6 +65,13 @@ def test_a_run_from_before_the_cpu_was_recorded_says_so(tmp_path):
     assert times.epoch_seconds == [] and times.median is None
     assert run_times.markdown_table([times]).splitlines()[2] == (
         "| m = 0 | 0 | not recorded | reference | 1 | 0 | – | – | not recorded |")
+    # finished.json: the launch that finished it did not resume, so it was the only one
+    (run / "finished.json").write_text(json.dumps({"seconds": 60.0, "resumed": False}))
+    assert run_times.run_times("m = 0", run).launches == 1
+    (run / "finished.json").write_text(json.dumps({"seconds": 60.0, "resumed": True}))
+    assert run_times.run_times("m = 0", run).launches is None     # two or more
+    (run / "finished.json").write_text("{not json")
+    assert run_times.run_times("m = 0", run).launches is None
 
 
 def test_a_cpu_run_on_a_machine_with_a_gpu_is_not_called_a_gpu_run(tmp_path):

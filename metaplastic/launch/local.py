@@ -27,9 +27,8 @@ from metaplastic.fileio import open_append
 from metaplastic.method import published
 from metaplastic.runs import records, rundir, runlock
 from metaplastic.runs.checkpoint import CHECKPOINT_FILE
-from metaplastic.runs.folders import SEED_PREFIX
+from metaplastic.runs.folders import FINISHED_FILE, SEED_PREFIX
 
-FINISHED_FILE = "finished.json"
 LOG_FILE = "log.txt"
 LOCK_FILE = runlock.LOCK_FILE
 REPO_ROOT = PACKAGE_PARENT  # where the experiment folders are

@@ -3,8 +3,8 @@
 Read from the run's own files, as committed under docs/reproduction/: config.json's
 ``launches`` (one entry per start or resume since the run last started afresh: device, CPU,
 threads and the implementation that ``--impl`` chose; :func:`metaplastic.runs.rundir.launches_of`;
-a run saved before that record existed has only its environment, so its number of launches is
-not recorded),
+a run saved before that record existed has only its environment: one launch where its
+``finished.json`` says the finishing launch did not resume, else its number is not recorded),
 log.txt's epoch lines (their seconds: :func:`metaplastic.progress.epoch_seconds`). The time in
 epochs is the sum of every epoch's seconds the log holds (the run's wall time less start-up,
 data loading and the pauses between sittings); epochs run again after a resume (those after the
@@ -12,6 +12,7 @@ last checkpoint) count each time they ran, so "epochs timed" can exceed the CSV'
 """
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Sequence
 
 from metaplastic.progress import duration, epoch_seconds
 from metaplastic.runs import records
-from metaplastic.runs.folders import SEED_PREFIX
+from metaplastic.runs.folders import FINISHED_FILE, SEED_PREFIX
 from metaplastic.runs.rundir import launch_device, launches_of
 
 NOT_RECORDED = "not recorded"
@@ -32,7 +33,7 @@ class RunTimes:
     machines: list[str]           # distinct, in launch order
     implementations: list[str]    # distinct, in launch order
     threads: list[int]            # distinct, in launch order
-    launches: int | None          # None: saved before config.json counted them
+    launches: int | None          # None: not recorded (see the module's docstring)
     epoch_seconds: list[float]    # every epoch's total, in log order
 
     @property
@@ -68,6 +69,19 @@ def log_epoch_seconds(log: Path) -> list[float]:
     return [timing[0] for timing in map(epoch_seconds, lines) if timing]
 
 
+def launch_count(config: dict, seed_dir: Path) -> int | None:
+    """Launches since the run last started afresh: config.json's record of them; for a run
+    saved before that record, 1 where finished.json says its finishing launch did not resume,
+    else None (not recorded)."""
+    if config.get("launches"):
+        return len(config["launches"])
+    try:
+        finished = json.loads((seed_dir / FINISHED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return 1 if isinstance(finished, dict) and finished.get("resumed") is False else None
+
+
 def run_times(label: str, seed_dir: Path) -> RunTimes:
     """The times of the run in ``seed_dir`` (its config.json and log.txt)."""
     try:
@@ -81,8 +95,7 @@ def run_times(label: str, seed_dir: Path) -> RunTimes:
                     _distinct(machine(launch) for launch in launches),
                     _distinct(launch.get("implementation") for launch in launches),
                     _distinct(launch.get("threads") for launch in launches),
-                    len(launches) if config.get("launches") else None,
-                    log_epoch_seconds(seed_dir / "log.txt"))
+                    launch_count(config, seed_dir), log_epoch_seconds(seed_dir / "log.txt"))
 
 
 def markdown_table(times: Sequence[RunTimes]) -> str:

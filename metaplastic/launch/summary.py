@@ -25,11 +25,10 @@ from typing import Sequence
 from metaplastic import paper
 from metaplastic.errors import ConfigError, MetaplasticError
 from metaplastic.launch import run_times
-from metaplastic.launch.local import FINISHED_FILE
 from metaplastic.launch.sign_switch_table import sign_switch_table
 from metaplastic.method import published
 from metaplastic.runs import records
-from metaplastic.runs.folders import SEED_PREFIX, seed_folders
+from metaplastic.runs.folders import FINISHED_FILE, SEED_PREFIX, seed_folders
 from metaplastic.runs.forgetting import (COURSE_EPOCHS, COURSE_THRESHOLD, METRIC_NAMES,
                                          accuracy_matrix, first_task_course, sequence_metrics)
 from metaplastic.runs.hidden_spread import hidden_weight_spread

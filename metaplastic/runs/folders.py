@@ -16,6 +16,9 @@ from metaplastic.errors import ConfigError
 RESULTS_ROOT = Path("results")
 #: The folder of seed k of a configuration is ``seed-<k>``.
 SEED_PREFIX = "seed-"
+#: Written into a paper run's seed folder by the launcher when the run has finished
+#: (metaplastic.launch.local.mark_finished).
+FINISHED_FILE = "finished.json"
 
 
 def run_folder(out: str | os.PathLike[str], experiment: str, name: str, seed: int | None = None) -> Path:
